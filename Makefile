@@ -1,0 +1,67 @@
+# gigaam-api — every entry point a person or CI needs. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+HOST ?= 0.0.0.0
+PORT ?= 8000
+
+.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker up down logs clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+ffmpeg:  ## make sure ffmpeg is installed (apt-get where possible)
+	@scripts/ensure-ffmpeg.sh
+
+$(BIN)/gigaam-api: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: ffmpeg $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
+
+run: install  ## install and start the server (settings from .env / environment)
+	$(BIN)/gigaam-api serve --host $(HOST) --port $(PORT)
+
+test: install  ## install everything and run the whole suite: lint, format, types, tests
+	$(MAKE) check
+
+check: lint typecheck pytest  ## lint + format check + types + tests (needs `make install`)
+
+lint:
+	$(BIN)/ruff check gigaam_api tests benchmarks
+	$(BIN)/ruff format --check gigaam_api tests benchmarks
+
+format:  ## apply ruff formatting and autofixes
+	$(BIN)/ruff format gigaam_api tests benchmarks
+	$(BIN)/ruff check --fix gigaam_api tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest -q
+
+bench: install  ## speed and memory benchmarks (reported, never asserted)
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/memory.py
+
+download-weights-local: install  ## download MODEL's weights into MODELS_DIR (default ./models)
+	MODELS_DIR=$${MODELS_DIR:-./models} $(BIN)/gigaam-api download
+
+build-docker:  ## build the Docker image
+	docker build -t gigaam-api:latest .
+
+up:  ## start with docker compose
+	docker compose up -d
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs -f
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

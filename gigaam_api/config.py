@@ -1,0 +1,123 @@
+"""Settings: every variable of SPEC §6, read from the environment and `.env`, validated.
+
+Invalid values stop start-up with a message that names the variable (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
+
+#: Models that transcribe. `*_ssl` and `emo` produce embeddings/emotions, not text.
+TRANSCRIPTION_MODELS = (
+    "v3_ctc",
+    "v3_rnnt",
+    "v3_e2e_ctc",
+    "v3_e2e_rnnt",
+    "v2_ctc",
+    "v2_rnnt",
+    "v1_ctc",
+    "v1_rnnt",
+)
+NON_TRANSCRIPTION_MODELS = ("v1_ssl", "v2_ssl", "v3_ssl", "emo")
+
+ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+CsvList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Service configuration. Field names are the environment variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    model: str = "v3_ctc"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    api_key: str = Field(default="", repr=False)
+    models_dir: Path = Path("/data/models")
+    weights_url: str = OFFICIAL_WEIGHTS_URL
+    quantize_int8: bool = False
+    batch_size: int = Field(default=4, ge=1, le=64)
+    num_threads: int = Field(default=4, ge=1, le=256)
+    max_upload_mb: int = Field(default=2048, ge=1)
+    max_audio_seconds: float = Field(default=36000, ge=0)
+    max_queue: int = Field(default=8, ge=1)
+    vad_min_duration: float = Field(default=15.0, gt=0)
+    vad_max_duration: float = Field(default=22.0, gt=0)
+    vad_strict_limit: float = Field(default=30.0, gt=0)
+    vad_new_chunk_threshold: float = Field(default=0.2, ge=0)
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    log_json: bool = False
+    default_response_format: ResponseFormat = "json"
+    allowed_models: CsvList = ["v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt"]
+    model_aliases: CsvList = ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]
+    #: Use this local checkpoint instead of downloading `MODEL` (fine-tunes, air-gapped, tests).
+    checkpoint_path: Path | None = None
+    #: SentencePiece tokenizer for an e2e `CHECKPOINT_PATH` (default: `<stem>_tokenizer.model`).
+    tokenizer_path: Path | None = None
+
+    @field_validator("allowed_models", "model_aliases", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("checkpoint_path", "tokenizer_path", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.model in NON_TRANSCRIPTION_MODELS:
+            raise ValueError(
+                f"MODEL={self.model} is not a transcription model; "
+                f"choose one of {', '.join(TRANSCRIPTION_MODELS)}"
+            )
+        if self.checkpoint_path is None and self.model not in TRANSCRIPTION_MODELS:
+            raise ValueError(
+                f"MODEL={self.model} is unknown; choose one of {', '.join(TRANSCRIPTION_MODELS)} "
+                "or set CHECKPOINT_PATH to a local checkpoint"
+            )
+        if self.model not in self.allowed_models:
+            raise ValueError(f"MODEL={self.model} must be listed in ALLOWED_MODELS")
+        if not self.vad_min_duration <= self.vad_max_duration <= self.vad_strict_limit:
+            raise ValueError(
+                "VAD_MIN_DURATION <= VAD_MAX_DURATION <= VAD_STRICT_LIMIT must hold "
+                f"(got {self.vad_min_duration}, {self.vad_max_duration}, {self.vad_strict_limit})"
+            )
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's report into one line per offending variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{location}: {message}" if location else message)
+        raise SettingsError("invalid settings: " + "; ".join(lines)) from None
