@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP layer: app factory, routes, uploads, errors, formats, SSE."""
