@@ -439,8 +439,10 @@ class _Progress:
         if done >= self.next_log:
             elapsed = max(time.monotonic() - self.began, 1e-6)
             speed = (done - self.start) / elapsed
+            # On a terminal the bar shows progress; keep the log quiet to not garble it.
+            emit = log.debug if self.bar is not None else log.info
             if self.total:
-                log.info(
+                emit(
                     "%s: %d%% (%s of %s, %s/s)",
                     self.name,
                     done * 100 // self.total,
@@ -449,7 +451,7 @@ class _Progress:
                     _mb(int(speed)),
                 )
             else:
-                log.info("%s: %s (%s/s)", self.name, _mb(done), _mb(int(speed)))
+                emit("%s: %s (%s/s)", self.name, _mb(done), _mb(int(speed)))
             self.next_log = self._next_mark(done)
 
     def close(self) -> None:
