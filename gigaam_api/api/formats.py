@@ -1,0 +1,246 @@
+"""The five ``response_format`` bodies, as pure functions over a :class:`Transcript`.
+
+Exact layouts are OpenAI's (``docs/openai_contract.md`` §2, checklist §7 items 18-36); the
+routes only wrap a :class:`Rendered` body in a response. Choices the contract leaves open:
+
+* ``verbose_json`` segment ``text`` keeps Whisper's leading space (``" Привет."``), so that
+  concatenating segment texts, as Whisper-era clients do, gives the top-level ``text`` back
+  once trimmed (§7 #34); the top-level ``text`` and the SRT/VTT cues have no leading space.
+* Only segments with text are emitted, in every format, so SRT/VTT cue counts equal the
+  ``verbose_json`` segment count (§7 #28) and no cue is empty (§7 #25); ids are renumbered
+  from 0 (cues from 1) in that order.
+* Times are rounded to the millisecond once (:func:`milliseconds`) and every format uses that
+  value, so cue times and segment times agree exactly.
+* No speech: ``json`` has ``text: ""``, ``text`` is ``"\\n"``, ``srt`` is an empty body (an
+  SRT file with zero cues), ``vtt`` is just the ``WEBVTT`` header, ``verbose_json`` has empty
+  lists. Each stays parseable by the SDKs and by subtitle tools.
+* ``usage.seconds`` is the duration rounded *up* to a whole second, as whisper-1 reports it.
+
+Bodies are ``str``; the caller encodes them as UTF-8 (the media types say so).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from gigaam_api.transcript import Segment, Transcript, Word
+
+RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+GRANULARITIES = ("segment", "word")
+JSON_MEDIA_TYPE = "application/json"
+#: text, srt and vtt: never a JSON type, or the Node SDK parses the body (§2.1).
+TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
+
+
+class Rendered(NamedTuple):
+    """A response body and its ``Content-Type``."""
+
+    body: str
+    media_type: str
+
+
+class FormatError(ValueError):
+    """A request asked for a format or granularity that does not exist.
+
+    ``param`` names the form field, for the OpenAI error envelope (400, ``param`` set).
+    """
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+def _dumps(payload: Any) -> str:
+    # Compact like upstream; Cyrillic as is (smaller, readable); NaN is a bug, not JSON.
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _seconds(name: str, value: float) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite, non-negative number of seconds: {value!r}")
+    return number
+
+
+def milliseconds(seconds: float) -> int:
+    """Seconds → whole milliseconds, half rounded up; negatives (should not happen) → 0."""
+    number = float(seconds)
+    if not math.isfinite(number):
+        raise ValueError(f"timestamp must be finite, got {seconds!r}")
+    return max(0, math.floor(number * 1000 + 0.5))
+
+
+def _clock(ms: int, separator: str) -> str:
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def srt_timestamp(seconds: float) -> str:
+    """``HH:MM:SS,mmm`` (hours grow past two digits only beyond 99 h)."""
+    return _clock(milliseconds(seconds), ",")
+
+
+def vtt_timestamp(seconds: float) -> str:
+    """``HH:MM:SS.mmm``: always with hours, a dot before the milliseconds."""
+    return _clock(milliseconds(seconds), ".")
+
+
+def usage_seconds(duration: float) -> int:
+    """The billed duration: seconds rounded up, as whisper-1 does (6.96 → 7, 8.47 → 9).
+
+    Float noise below a microsecond is ignored first so that an exact 7.0 s computed as
+    7.000000000000001 is not billed as 8 s (a sample at 16 kHz is 62.5 µs, so no real
+    duration is rounded away).
+    """
+    return math.ceil(round(_seconds("duration", duration), 6))
+
+
+def usage(duration: float) -> dict[str, Any]:
+    """The ``usage`` object of ``json``, ``verbose_json`` and the SSE done event."""
+    return {"type": "duration", "seconds": usage_seconds(duration)}
+
+
+def _visible(transcript: Transcript) -> list[Segment]:
+    return [s for s in transcript.segments if s.text.strip()]
+
+
+def _cue_text(segment: Segment) -> str:
+    # A line break inside a cue would end it early (or make an empty line end the cue).
+    return " ".join(segment.text.split())
+
+
+def _cue_times(segment: Segment) -> tuple[int, int]:
+    start = milliseconds(segment.start)
+    return start, max(start, milliseconds(segment.end))
+
+
+def render_json(transcript: Transcript) -> Rendered:
+    """``{"text": ..., "usage": {"type": "duration", "seconds": <int>}}``."""
+    body = {"text": transcript.text, "usage": usage(transcript.duration)}
+    return Rendered(_dumps(body), JSON_MEDIA_TYPE)
+
+
+def render_text(transcript: Transcript) -> Rendered:
+    """The transcript and one newline, unquoted (the SDKs return it as ``str``)."""
+    return Rendered(transcript.text + "\n", TEXT_MEDIA_TYPE)
+
+
+def compression_ratio(text: str) -> float:
+    """``len(b) / len(zlib.compress(b))`` over the UTF-8 bytes, as Whisper computes it.
+
+    Clients use it as Whisper's repetition alarm (> 2.4 means a looping decode), so it is
+    computed honestly rather than faked.
+    """
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
+
+
+def _segment_json(index: int, segment: Segment) -> dict[str, Any]:
+    start, end = _cue_times(segment)
+    text = " " + segment.text.strip()
+    return {
+        "id": index,
+        "seek": 0,
+        "start": start / 1000,
+        "end": end / 1000,
+        "text": text,
+        "tokens": [],
+        "temperature": 0.0,
+        "avg_logprob": 0.0,
+        "compression_ratio": compression_ratio(text),
+        "no_speech_prob": 0.0,
+    }
+
+
+def _word_json(word: Word) -> dict[str, Any]:
+    start = milliseconds(word.start)
+    end = max(start, milliseconds(word.end))
+    return {"word": word.text, "start": start / 1000, "end": end / 1000}
+
+
+def parse_granularities(values: Iterable[str] | None) -> frozenset[str]:
+    """The requested ``timestamp_granularities[]``; none given means ``{"segment"}`` (spec)."""
+    chosen = frozenset(v.strip().lower() for v in values or () if v.strip())
+    unknown = sorted(chosen - set(GRANULARITIES))
+    if unknown:
+        raise FormatError(
+            f"Invalid timestamp_granularities value(s) {', '.join(map(repr, unknown))}; "
+            f"expected any of {', '.join(GRANULARITIES)}.",
+            "timestamp_granularities[]",
+        )
+    return chosen or frozenset({"segment"})
+
+
+def render_verbose_json(
+    transcript: Transcript, granularities: Iterable[str] | None = None
+) -> Rendered:
+    """Whisper's ``verbose_json``: ``segments`` and/or ``words`` as requested (default segments).
+
+    ``tokens`` is ``[]`` and ``temperature``/``avg_logprob``/``no_speech_prob`` are ``0.0``,
+    values that pass Whisper clients' quality thresholds; ``seek`` is 0.
+    """
+    wanted = parse_granularities(granularities)
+    body: dict[str, Any] = {
+        "task": "transcribe",
+        "language": transcript.language,
+        "duration": _seconds("duration", transcript.duration),
+        "text": transcript.text,
+    }
+    segments = _visible(transcript)
+    if "word" in wanted:
+        body["words"] = [_word_json(w) for s in segments for w in s.words if w.text.strip()]
+    if "segment" in wanted:
+        body["segments"] = [_segment_json(i, s) for i, s in enumerate(segments)]
+    body["usage"] = usage(transcript.duration)
+    return Rendered(_dumps(body), JSON_MEDIA_TYPE)
+
+
+def render_srt(transcript: Transcript) -> Rendered:
+    """SubRip: cues numbered from 1, ``HH:MM:SS,mmm``, a blank line after every cue, LF only."""
+    cues = []
+    for number, segment in enumerate(_visible(transcript), start=1):
+        start, end = _cue_times(segment)
+        cues.append(
+            f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{_cue_text(segment)}\n\n"
+        )
+    return Rendered("".join(cues), TEXT_MEDIA_TYPE)
+
+
+def render_vtt(transcript: Transcript) -> Rendered:
+    """WebVTT: the ``WEBVTT`` header, then cues without ids, ``HH:MM:SS.mmm``."""
+    cues = ["WEBVTT\n\n"]
+    for segment in _visible(transcript):
+        start, end = _cue_times(segment)
+        cues.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{_cue_text(segment)}\n\n")
+    return Rendered("".join(cues), TEXT_MEDIA_TYPE)
+
+
+def render(
+    transcript: Transcript, response_format: str, granularities: Iterable[str] | None = None
+) -> Rendered:
+    """Dispatch on ``response_format``; ``granularities`` matter only for ``verbose_json``.
+
+    Raises :class:`FormatError` (``param="response_format"``) for an unknown format.
+    """
+    if response_format == "json":
+        return render_json(transcript)
+    if response_format == "text":
+        return render_text(transcript)
+    if response_format == "verbose_json":
+        return render_verbose_json(transcript, granularities)
+    if response_format == "srt":
+        return render_srt(transcript)
+    if response_format == "vtt":
+        return render_vtt(transcript)
+    raise FormatError(
+        f"Invalid response_format {response_format!r}; expected one of "
+        f"{', '.join(RESPONSE_FORMATS)}.",
+        "response_format",
+    )
