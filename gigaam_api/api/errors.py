@@ -1,0 +1,167 @@
+"""Every error the service returns, in OpenAI's envelope.
+
+OpenAI clients read ``error.message`` (and ``type``/``param``/``code``) from
+``{"error": {...}}``; FastAPI's default ``{"detail": ...}`` leaves them with a bare status
+code, so every path out of the app — our own errors, unknown routes, wrong methods,
+validation failures and unexpected crashes — goes through :func:`error_response`.
+
+Status matters as much as the body: the SDKs retry 5xx (three uploads of the same file), so
+anything the client got wrong is 4xx and 5xx is kept for our own failures and overload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client should wait before retrying when we are busy or still loading.
+RETRY_AFTER_BUSY_S = 2
+RETRY_AFTER_LOADING_S = 10
+
+_DEFAULT_TYPE = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class ApiError(Exception):
+    """An error with its HTTP status and the four OpenAI envelope fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or _DEFAULT_TYPE.get(status, "server_error")
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The envelope: all four keys always present (``param``/``code`` may be null)."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+# -- the errors the routes raise, named so call sites read as the contract ---------------
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def not_found(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(404, message, param=param, code=code)
+
+
+def too_large(limit_bytes: int) -> ApiError:
+    mib = limit_bytes / (1024 * 1024)
+    return ApiError(
+        413,
+        f"Maximum content size limit ({limit_bytes} bytes, MAX_UPLOAD_MB={mib:g}) exceeded",
+        code="request_too_large",
+    )
+
+
+def queue_full(limit: int) -> ApiError:
+    return ApiError(
+        503,
+        f"The server is busy: {limit} requests are already queued or running "
+        f"(MAX_QUEUE={limit}); retry in a few seconds",
+        code="server_busy",
+        headers={"Retry-After": str(RETRY_AFTER_BUSY_S)},
+    )
+
+
+def model_not_loaded(detail: str | None = None) -> ApiError:
+    message = "The model is still loading; retry in a few seconds"
+    if detail:
+        message = f"The model is not available: {detail}"
+    return ApiError(
+        503,
+        message,
+        code="model_not_loaded",
+        headers={"Retry-After": str(RETRY_AFTER_LOADING_S)},
+    )
+
+
+def internal_error(message: str = "Internal server error", *, code: str | None = None) -> ApiError:
+    return ApiError(500, message, code=code)
+
+
+# -- handlers that replace FastAPI's {"detail": ...} ---------------------------------------
+
+
+async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        error = not_found(f"Unknown route: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        allowed = headers.get("Allow", "")
+        error = ApiError(
+            405,
+            f"Method {request.method} is not allowed on {request.url.path}"
+            + (f" (allowed: {allowed})" if allowed else ""),
+        )
+    else:
+        error = ApiError(exc.status_code, str(exc.detail))
+    error.headers.update(headers)
+    return error_response(error)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    message = str(first.get("msg", "invalid request"))
+    return error_response(bad_request(message, param=".".join(location) or None))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every framework error through the envelope (crashes are handled in middleware)."""
+    app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
