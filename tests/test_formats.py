@@ -29,6 +29,7 @@ from gigaam_api.api.formats import (
     render_verbose_json,
     render_vtt,
     srt_timestamp,
+    transcript_text,
     usage_seconds,
     vtt_timestamp,
 )
@@ -275,6 +276,23 @@ def test_verbose_json_segments_have_all_ten_fields() -> None:
 
 def test_verbose_json_text_is_the_segments_joined_and_trimmed() -> None:
     body = json.loads(render_verbose_json(sample()).body)
+    assert body["text"] == "".join(s["text"] for s in body["segments"]).strip()
+
+
+def test_padded_or_blank_segment_texts_keep_every_format_consistent() -> None:
+    transcript = Transcript(
+        segments=[
+            Segment(0, 0.0, 1.0, " Да. "),
+            Segment(1, 1.0, 2.0, " "),
+            Segment(2, 2.0, 3.0, "Нет."),
+        ],
+        duration=3.0,
+    )
+    assert transcript_text(transcript) == "Да. Нет."
+    assert json.loads(render_json(transcript).body)["text"] == "Да. Нет."
+    assert render_text(transcript).body == "Да. Нет.\n"
+    body = json.loads(render_verbose_json(transcript).body)
+    assert [s["text"] for s in body["segments"]] == [" Да.", " Нет."]
     assert body["text"] == "".join(s["text"] for s in body["segments"]).strip()
 
 

@@ -111,6 +111,16 @@ def _visible(transcript: Transcript) -> list[Segment]:
     return [s for s in transcript.segments if s.text.strip()]
 
 
+def transcript_text(transcript: Transcript) -> str:
+    """The top-level ``text``: segment texts, trimmed, joined by single spaces.
+
+    Equal to ``Transcript.text`` for segments from ``build_segments``; defined here from the
+    visible segments so that every format and the SSE deltas (:class:`sse.DeltaJoiner`) agree
+    even on a hand-made transcript with blank or padded segment texts.
+    """
+    return " ".join(s.text.strip() for s in _visible(transcript))
+
+
 def _cue_text(segment: Segment) -> str:
     # A line break inside a cue would end it early (or make an empty line end the cue).
     return " ".join(segment.text.split())
@@ -123,13 +133,13 @@ def _cue_times(segment: Segment) -> tuple[int, int]:
 
 def render_json(transcript: Transcript) -> Rendered:
     """``{"text": ..., "usage": {"type": "duration", "seconds": <int>}}``."""
-    body = {"text": transcript.text, "usage": usage(transcript.duration)}
+    body = {"text": transcript_text(transcript), "usage": usage(transcript.duration)}
     return Rendered(_dumps(body), JSON_MEDIA_TYPE)
 
 
 def render_text(transcript: Transcript) -> Rendered:
     """The transcript and one newline, unquoted (the SDKs return it as ``str``)."""
-    return Rendered(transcript.text + "\n", TEXT_MEDIA_TYPE)
+    return Rendered(transcript_text(transcript) + "\n", TEXT_MEDIA_TYPE)
 
 
 def compression_ratio(text: str) -> float:
@@ -191,7 +201,7 @@ def render_verbose_json(
         "task": "transcribe",
         "language": transcript.language,
         "duration": _seconds("duration", transcript.duration),
-        "text": transcript.text,
+        "text": transcript_text(transcript),
     }
     segments = _visible(transcript)
     if "word" in wanted:

@@ -1,0 +1,90 @@
+"""Server-Sent Events for ``stream=true``: pure builders of each block (SPEC §3).
+
+Every block is one ``data: <compact JSON>`` line and a blank line, the only framing both SDKs
+accept (a block without ``data`` makes the Python SDK raise). Keep-alives are SSE comments,
+which clients skip. A delta goes out per finished segment; the space that separates two
+segments starts the *next* delta, so the concatenated deltas equal the done event's text and
+the non-streaming ``text`` exactly (checklist §7 #39) — :class:`DeltaJoiner` keeps that
+bookkeeping in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from gigaam_api.api.formats import usage
+
+SSE_MEDIA_TYPE = "text/event-stream"
+#: Headers for the streaming response: no caching, and no buffering by nginx-style proxies.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_DONE = "data: [DONE]\n\n"
+SSE_KEEPALIVE = ": keep-alive\n\n"
+
+
+def sse_event(payload: Mapping[str, Any]) -> str:
+    """One ``data:`` block. JSON escapes newlines, so a payload can never split the block."""
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return f"data: {data}\n\n"
+
+
+def sse_delta(text: str) -> str:
+    """``transcript.text.delta`` carrying one increment of the transcript."""
+    return sse_event({"type": "transcript.text.delta", "delta": text})
+
+
+def sse_done(text: str, seconds: float | None) -> str:
+    """``transcript.text.done`` with the full text and the duration usage (seconds, rounded up).
+
+    SPEC §3 sends ``usage`` as in ``json``. The SDKs' done-event type only models *token*
+    usage: default clients keep the object as is, but a client built with strict response
+    validation rejects it, so ``seconds=None`` leaves ``usage`` out (always safe, §3.2).
+    """
+    payload: dict[str, Any] = {"type": "transcript.text.done", "text": text}
+    if seconds is not None:
+        payload["usage"] = usage(seconds)
+    return sse_event(payload)
+
+
+def sse_error(envelope: Mapping[str, Any]) -> str:
+    """An error after the stream started: ``{"type": "error", "error": {...}}``.
+
+    ``envelope`` is the usual ``{"error": {"message", "type", "param", "code"}}``; the SDKs
+    raise ``APIError`` on the truthy ``error`` key. The caller then closes the stream without
+    :data:`SSE_DONE`.
+    """
+    inner = envelope.get("error") if isinstance(envelope, Mapping) else None
+    if not isinstance(inner, Mapping) or not isinstance(inner.get("message"), str):
+        raise ValueError(f"not an OpenAI error envelope: {envelope!r}")
+    return sse_event({"type": "error", "error": dict(inner)})
+
+
+def delta_text(segment_text: str, *, first: bool) -> str:
+    """The delta for one segment: its trimmed text, after a space unless it is the first one.
+
+    Empty for a segment without text (send nothing then, and it does not count as first).
+    """
+    text = segment_text.strip()
+    if not text or first:
+        return text
+    return " " + text
+
+
+class DeltaJoiner:
+    """Turns finished segments' texts into deltas and remembers the full text for ``done``."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def delta(self, segment_text: str) -> str:
+        """The delta to send for this segment ("" means send nothing)."""
+        piece = delta_text(segment_text, first=not self._parts)
+        if piece:
+            self._parts.append(piece)
+        return piece
+
+    @property
+    def text(self) -> str:
+        """Everything sent so far, joined: the ``done`` event's text."""
+        return "".join(self._parts)

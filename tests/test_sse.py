@@ -1,0 +1,182 @@
+"""SSE blocks (SPEC §3, openai_contract.md §3 and checklist #37-43) and the delta invariant."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from openai.types.audio import TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
+
+from gigaam_api.api.errors import error_body
+from gigaam_api.api.formats import render_json
+from gigaam_api.api.sse import (
+    SSE_DONE,
+    SSE_HEADERS,
+    SSE_KEEPALIVE,
+    SSE_MEDIA_TYPE,
+    DeltaJoiner,
+    delta_text,
+    sse_delta,
+    sse_done,
+    sse_error,
+    sse_event,
+)
+from gigaam_api.transcript import Segment, Transcript, Word, build_segments
+
+
+def data_of(block: str) -> Any:
+    """The JSON of one block, checking the framing: exactly one ``data:`` line, blank line."""
+    assert block.startswith("data: ")
+    assert block.endswith("\n\n")
+    line = block[len("data: ") : -2]
+    assert "\n" not in line and "\r" not in line
+    return json.loads(line)
+
+
+def test_constants() -> None:
+    assert SSE_DONE == "data: [DONE]\n\n"
+    assert SSE_KEEPALIVE == ": keep-alive\n\n"
+    assert SSE_MEDIA_TYPE == "text/event-stream"
+    assert SSE_HEADERS["Cache-Control"] == "no-cache"
+
+
+def test_delta_block() -> None:
+    block = sse_delta(" как дела")
+    assert block == 'data: {"type":"transcript.text.delta","delta":" как дела"}\n\n'
+    assert data_of(block) == {"type": "transcript.text.delta", "delta": " как дела"}
+
+
+def test_a_newline_in_the_text_cannot_split_the_block() -> None:
+    assert data_of(sse_delta("раз\n\nдва\r"))["delta"] == "раз\n\nдва\r"
+
+
+def test_done_block_with_and_without_usage() -> None:
+    assert data_of(sse_done("привет", 6.96)) == {
+        "type": "transcript.text.done",
+        "text": "привет",
+        "usage": {"type": "duration", "seconds": 7},
+    }
+    assert data_of(sse_done("привет", None)) == {"type": "transcript.text.done", "text": "привет"}
+
+
+def test_error_block_carries_the_envelope() -> None:
+    envelope = error_body("Inference failed", "server_error")
+    assert data_of(sse_error(envelope)) == {
+        "type": "error",
+        "error": {
+            "message": "Inference failed",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        },
+    }
+
+
+@pytest.mark.parametrize("bad", [{}, {"error": "boom"}, {"error": {"type": "x"}}, {"message": "x"}])
+def test_error_block_rejects_what_is_not_an_envelope(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="envelope"):
+        sse_error(bad)
+
+
+def test_non_finite_values_are_rejected_not_sent_as_invalid_json() -> None:
+    with pytest.raises(ValueError):
+        sse_event({"type": "x", "value": float("nan")})
+    with pytest.raises(ValueError):
+        sse_done("", float("inf"))
+
+
+def test_delta_text_puts_the_separating_space_first() -> None:
+    assert delta_text(" Привет. ", first=True) == "Привет."
+    assert delta_text("Как дела?", first=False) == " Как дела?"
+    assert delta_text("   ", first=False) == ""
+
+
+def long_transcript() -> Transcript:
+    words = []
+    t = 0.0
+    for i, token in enumerate(("Раз, два, три. Четыре пять " * 12).split()):
+        words.append(Word(token, t, t + 0.3))
+        t += 0.35 if i % 9 else 1.0
+    return Transcript(segments=build_segments(words, start_id=0), duration=t + 1.0)
+
+
+def test_joined_deltas_equal_done_text_and_the_non_streaming_text() -> None:
+    transcript = long_transcript()
+    assert len(transcript.segments) > 5
+    joiner = DeltaJoiner()
+    deltas = [d for d in (joiner.delta(s.text) for s in transcript.segments) if d]
+    assert len(deltas) == len(transcript.segments)
+    assert "".join(deltas) == joiner.text == transcript.text
+    assert joiner.text == json.loads(render_json(transcript).body)["text"]
+    assert deltas[0][0] != " " and all(d.startswith(" ") for d in deltas[1:])
+
+
+def test_segments_without_text_send_nothing() -> None:
+    joiner = DeltaJoiner()
+    texts = ["", "Да.", "  ", "Нет."]
+    deltas = [joiner.delta(t) for t in texts]
+    assert deltas == ["", "Да.", "", " Нет."]
+    transcript = Transcript(segments=[Segment(i, i, i + 1, t) for i, t in enumerate(texts)])
+    assert joiner.text == "Да. Нет."
+    # The non-streaming body agrees even for such a malformed transcript.
+    assert json.loads(render_json(transcript).body)["text"] == joiner.text
+
+
+# --- the official SDK iterates the stream (checklist #37-43) ------------------------------------
+
+
+def stream_body(transcript: Transcript, *, usage: bool) -> Iterator[str]:
+    joiner = DeltaJoiner()
+    yield SSE_KEEPALIVE
+    for segment in transcript.segments:
+        delta = joiner.delta(segment.text)
+        if delta:
+            yield sse_delta(delta)
+            yield SSE_KEEPALIVE
+    yield sse_done(joiner.text, transcript.duration if usage else None)
+    yield SSE_DONE
+
+
+def sdk_stream(body: str, *, strict: bool) -> Any:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200,
+            content=body.encode("utf-8"),
+            headers={"content-type": SSE_MEDIA_TYPE, **SSE_HEADERS},
+        )
+
+    client = openai.OpenAI(
+        api_key="test",
+        base_url="http://testserver/v1",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
+        max_retries=0,
+        _strict_response_validation=strict,
+    )
+    return client.audio.transcriptions.create(
+        file=("a.wav", b"RIFF", "audio/wav"), model="whisper-1", stream=True
+    )
+
+
+@pytest.mark.parametrize(("usage", "strict"), [(True, False), (False, True)])
+def test_official_sdk_iterates_deltas_then_done(usage: bool, strict: bool) -> None:
+    transcript = long_transcript()
+    events = list(sdk_stream("".join(stream_body(transcript, usage=usage)), strict=strict))
+    *deltas, done = events
+    assert deltas and all(isinstance(e, TranscriptionTextDeltaEvent) for e in deltas)
+    assert all(e.type == "transcript.text.delta" for e in deltas)
+    assert isinstance(done, TranscriptionTextDoneEvent)
+    assert "".join(e.delta for e in deltas) == done.text == transcript.text
+
+
+def test_official_sdk_raises_on_a_mid_stream_error() -> None:
+    body = sse_delta("Привет.") + sse_error(error_body("The model crashed", "server_error"))
+    stream = sdk_stream(body, strict=False)
+    received = []
+    with pytest.raises(openai.APIError, match="The model crashed"):
+        for event in stream:
+            received.append(event)
+    assert [e.delta for e in received] == ["Привет."]
