@@ -16,7 +16,7 @@ Why it is built this way:
 * **Channels that cancel.** ffmpeg's ``-ac 1`` averages the channels, which turns a stereo file
   whose right channel is the inverted left into silence. We let ffmpeg resample but keep the
   channels, and mix them ourselves as the *mean of polarity-aligned channels*: each channel's
-  polarity relative to the loudest one is estimated from a running (~4 s) correlation, and a
+  polarity relative to the loudest one is estimated from a running (~1 s) correlation, and a
   clearly anti-correlated channel (r < -0.3) is flipped before averaging (flipped back once
   clearly correlated again, r > 0.3). Ordinary stereo (r > 0) therefore gets exactly ffmpeg's
   average, independent channels (a call recorded one speaker per channel, r ≈ 0) are left
@@ -328,8 +328,10 @@ def _too_long(seconds: float, limit: float, *, at_least: bool = False) -> AudioT
 class _PolarityMixer:
     """Mean of polarity-aligned channels (see the module docstring for the reasoning)."""
 
-    #: Time constant (seconds) of the running covariance the polarity decisions use.
-    TAU_S = 4.0
+    #: Time constant (seconds) of the running covariance the polarity decisions use: short
+    #: enough to follow a polarity change within about a second, long enough that the
+    #: near-zero correlation of independent channels does not flip-flop.
+    TAU_S = 1.0
     #: Correlation beyond which a channel is considered clearly anti-/correlated.
     FLIP_AT = 0.3
 

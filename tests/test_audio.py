@@ -1,0 +1,517 @@
+"""Streaming ffmpeg decoding: every corpus file, typed errors, limits, mixdown, child lifetime.
+
+Reference durations are the corpus' own 16 kHz mono copies (``wav16k/``) where they exist:
+the manifest lists container durations, and an MP3's container duration includes the
+encoder's padding (``pisets.mp3``: 3.312 s listed, 3.234 s of audio).
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import os
+import shutil
+import struct
+import subprocess
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from gigaam_api import audio
+from gigaam_api.audio import (
+    AudioError,
+    AudioInfo,
+    AudioNotFound,
+    AudioTooLong,
+    EmptyAudio,
+    FfmpegMissing,
+    NoAudioStream,
+    PcmReader,
+    UnsupportedAudio,
+    decode_pcm,
+    probe,
+)
+from tests.conftest import CORPUS_DIR
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+SR = 16000
+#: A decode that takes longer than this is treated as hung (the watchdog closes the reader).
+WATCHDOG_S = 30.0
+#: Files whose reference status says they are not audio at all, and the error they must give.
+INVALID = {
+    "pisets/empty_mono.wav": EmptyAudio,  # valid 44-byte header, zero samples
+    "pisets/incorrect_sampling_freq.wav": EmptyAudio,  # header only, declares 8 kHz
+    "pisets/notsound.wav": UnsupportedAudio,  # text bytes named .wav
+    "pisets/unknown_sound": UnsupportedAudio,  # non-audio bytes, no extension
+}
+
+
+def _manifest() -> dict[str, dict[str, str]]:
+    path = CORPUS_DIR / "manifest.tsv"
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+
+MANIFEST = _manifest()
+CORPUS_FILES = sorted(
+    rel for rel in MANIFEST if rel.startswith(("edge_cases/", "pisets/")) and "/wav16k/" not in rel
+)
+
+
+def _wav16k_copy(rel: str) -> Path | None:
+    folder, name = rel.rsplit("/", 1)
+    for candidate in (f"{name}.wav", name):
+        path = CORPUS_DIR / folder / "wav16k" / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_wav(path: Path) -> NDArray[np.int16]:
+    with wave.open(str(path)) as handle:
+        assert handle.getsampwidth() == 2 and handle.getnchannels() == 1
+        return np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def _write_wav(path: Path, frames: NDArray[Any], rate: int = SR) -> Path:
+    """``frames``: ``[n]`` or ``[n, channels]`` int16."""
+    data = np.asarray(frames, dtype=np.int16)
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(data.astype("<i2").tobytes())
+    return path
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, stdin=subprocess.DEVNULL)
+
+
+def _rms(x: NDArray[Any]) -> float:
+    return float(np.sqrt(np.mean(np.asarray(x, dtype=np.float64) ** 2))) if len(x) else 0.0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _decode_all(path: Path, **kwargs: Any) -> tuple[NDArray[np.int16], PcmReader]:
+    """Decode with a watchdog: a reader still running after WATCHDOG_S is closed (= hung)."""
+    reader = decode_pcm(path, stall_timeout=WATCHDOG_S, **kwargs)
+    watchdog = threading.Timer(WATCHDOG_S, reader.close)
+    watchdog.start()
+    try:
+        with reader:
+            blocks = list(reader)
+    finally:
+        watchdog.cancel()
+    assert reader.completed, f"{path.name}: decoding hung and was stopped by the watchdog"
+    pcm = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+    return pcm, reader
+
+
+@pytest.fixture
+def pisets(corpus_dir: Path) -> Path:
+    return corpus_dir / "pisets" / "test_sound_ru.wav"
+
+
+@pytest.fixture
+def long_silence(corpus_dir: Path) -> Path:
+    return corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"
+
+
+# --- every corpus file -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rel", CORPUS_FILES)
+def test_corpus_file_decodes_to_its_duration_or_fails_typed(corpus_dir: Path, rel: str) -> None:
+    path = corpus_dir / rel
+    expected_error = INVALID.get(rel)
+    if expected_error is not None:
+        with pytest.raises(expected_error) as caught:
+            _decode_all(path)
+        assert caught.value.message and caught.value.user_error
+        assert str(path.parent) not in caught.value.message  # no server paths leak out
+        return
+    row = MANIFEST[rel]
+    pcm, reader = _decode_all(path)
+    copy = _wav16k_copy(rel)
+    expected = len(_read_wav(copy)) / SR if copy else float(row["duration_s"])
+    assert pcm.dtype == np.int16 and pcm.ndim == 1
+    assert len(pcm) == reader.total_samples
+    assert reader.duration == pytest.approx(expected, abs=0.05)
+    info = reader.info
+    assert info.sample_rate == int(row["sample_rate"])
+    assert info.channels == int(row["channels"])
+    if info.duration is not None and float(row["duration_s"]) > 0:
+        assert info.duration == pytest.approx(float(row["duration_s"]), abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [rel for rel in CORPUS_FILES if _wav16k_copy(rel) is not None and rel not in INVALID],
+)
+def test_decoded_samples_match_ffmpeg_reference_copy(corpus_dir: Path, rel: str) -> None:
+    """Mono files are ffmpeg's own output; stereo ones may differ by rounding only."""
+    copy = _wav16k_copy(rel)
+    assert copy is not None
+    pcm, _ = _decode_all(corpus_dir / rel)
+    reference = _read_wav(copy)
+    assert len(pcm) == len(reference)
+    assert np.abs(pcm.astype(np.int32) - reference).max() <= 1
+
+
+def test_format_is_sniffed_from_content_not_name(corpus_dir: Path) -> None:
+    named_wav = corpus_dir / "edge_cases" / "pisets_mp3_named_as.wav"
+    info = probe(named_wav)
+    assert info.codec == "mp3" and info.format_name == "mp3"
+    pcm, _ = _decode_all(named_wav)
+    mp3, _ = _decode_all(corpus_dir / "edge_cases" / "pisets.mp3")
+    assert len(pcm) == len(mp3) and _rms(pcm) > 500
+
+
+def test_odd_file_names_are_not_options_or_protocols(pisets: Path, tmp_path: Path) -> None:
+    for name in ("-y.wav", "http:example.wav", "a b%20c.wav"):
+        target = tmp_path / name
+        shutil.copy(pisets, target)
+        _, reader = _decode_all(target)
+        assert reader.duration == pytest.approx(3.234, abs=0.001)
+
+
+# --- multichannel ------------------------------------------------------------------------------
+
+
+def test_phase_inverted_stereo_is_not_cancelled(corpus_dir: Path, pisets: Path) -> None:
+    inverted, _ = _decode_all(corpus_dir / "edge_cases" / "stereo_phase_inverted_pisets_16k.wav")
+    mono, _ = _decode_all(pisets)
+    assert _rms(inverted) > 0.9 * _rms(mono) > 0
+    assert np.abs(inverted.astype(np.int32) - mono).max() <= 1  # right = -left → left
+
+
+def test_dual_mono_and_one_sided_stereo_mix_like_ffmpeg(corpus_dir: Path, pisets: Path) -> None:
+    mono, _ = _decode_all(pisets)
+    dual, _ = _decode_all(corpus_dir / "edge_cases" / "stereo_dual_mono_pisets_16k.wav")
+    assert np.array_equal(dual, mono)
+    left_only, _ = _decode_all(
+        corpus_dir / "edge_cases" / "stereo_left_speech_right_silent_16k.wav"
+    )
+    assert _rms(left_only) == pytest.approx(_rms(mono) / 2, rel=0.01)
+
+
+def test_polarity_flip_in_the_middle_is_followed(tmp_path: Path) -> None:
+    """Normal stereo for 6 s, then the right channel inverted: neither half may go silent."""
+    rng = np.random.default_rng(1)
+    t = np.arange(12 * SR) / SR
+    speechlike = (np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))) * 8000
+    speechlike += rng.normal(0, 300, t.size)
+    left = speechlike.astype(np.int16)
+    right = left.copy()
+    right[6 * SR :] = -right[6 * SR :]
+    path = _write_wav(tmp_path / "flip.wav", np.stack([left, right], axis=1))
+    pcm, _ = _decode_all(path, block_samples=4096)
+    per_second = [_rms(pcm[i * SR : (i + 1) * SR]) for i in range(12)]
+    # One second of adaptation is allowed around the flip, nowhere else may it fall silent.
+    allowed_dip = {6}
+    for second, level in enumerate(per_second):
+        if second not in allowed_dip:
+            assert level > 0.5 * _rms(left[second * SR : (second + 1) * SR]), (second, per_second)
+
+
+def test_independent_channels_are_plainly_averaged(tmp_path: Path) -> None:
+    """A call recorded one speaker per channel (uncorrelated): no channel is flipped."""
+    rng = np.random.default_rng(2)
+    left = rng.normal(0, 3000, 5 * SR).astype(np.int16)
+    right = rng.normal(0, 3000, 5 * SR).astype(np.int16)
+    path = _write_wav(tmp_path / "call.wav", np.stack([left, right], axis=1))
+    pcm, _ = _decode_all(path)
+    average = np.rint((left.astype(np.int32) + right) / 2)
+    assert np.abs(pcm - average).max() <= 1
+
+
+def test_four_channels_with_one_inverted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 4000, 3 * SR)
+    channels = np.stack([base, base * 0.8, -base, base * 0.5], axis=1).astype(np.int16)
+    path = _write_wav(tmp_path / "quad.wav", channels)
+    assert probe(path).channels == 4
+    pcm, _ = _decode_all(path)
+    # aligned mean = (1 + 0.8 + 1 + 0.5) / 4 of the base; a plain mean would be 0.325
+    assert _rms(pcm) == pytest.approx(_rms(base) * 3.3 / 4, rel=0.02)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_zero_byte_file_is_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(EmptyAudio):
+        probe(empty)
+    with pytest.raises(EmptyAudio):
+        decode_pcm(empty)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(AudioNotFound, match="not found"):
+        probe(tmp_path / "nope.wav")
+    with pytest.raises(AudioNotFound, match="not a regular file"):
+        decode_pcm(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00" * 4096,
+        bytes(np.random.default_rng(4).integers(0, 256, 20000, dtype=np.uint8)),
+        b"RIFF\xff\xff\xff\xffWAVEfmt garbage",
+        b"<html><body>not audio</body></html>",
+    ],
+    ids=["zeros", "random", "broken-riff", "html"],
+)
+def test_non_audio_bytes_are_unsupported(tmp_path: Path, payload: bytes) -> None:
+    path = tmp_path / "upload.mp3"
+    path.write_bytes(payload)
+    with pytest.raises((UnsupportedAudio, NoAudioStream)) as caught:
+        _decode_all(path)
+    assert str(tmp_path) not in caught.value.message
+
+
+def test_truncated_container_is_unsupported(corpus_dir: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.m4a"
+    cut.write_bytes((corpus_dir / "edge_cases" / "pisets.m4a").read_bytes()[:5000])
+    with pytest.raises(UnsupportedAudio):
+        _decode_all(cut)
+
+
+def test_truncated_stream_decodes_what_is_there(corpus_dir: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes((corpus_dir / "edge_cases" / "pisets.mp3").read_bytes()[:10000])
+    pcm, reader = _decode_all(cut)
+    assert 0.5 < reader.duration < 3.3 and _rms(pcm) > 0
+
+
+def test_garbage_in_the_middle_neither_hangs_nor_crashes(corpus_dir: Path, tmp_path: Path) -> None:
+    """Thousands of decoder errors on stderr must not block the pipe (stderr is drained)."""
+    data = bytearray((corpus_dir / "edge_cases" / "pisets.mp3").read_bytes())
+    rng = np.random.default_rng(5)
+    data[3000:20000] = bytes(rng.integers(0, 256, 17000, dtype=np.uint8))
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(data))
+    try:
+        _, reader = _decode_all(bad)
+    except AudioError as exc:  # a typed error is fine; a hang or crash is not
+        assert exc.message
+    else:
+        assert reader.completed and 0 < reader.duration < 3.4
+
+
+def test_video_without_audio_has_no_audio_stream(tmp_path: Path) -> None:
+    image = tmp_path / "picture.wav"  # a PNG named .wav
+    _ffmpeg("-f", "lavfi", "-i", "color=c=red:s=8x8", "-frames:v", "1", "-f", "image2", str(image))
+    with pytest.raises(NoAudioStream, match="video"):
+        decode_pcm(image)
+
+
+def test_playlists_and_concat_scripts_are_refused(pisets: Path, tmp_path: Path) -> None:
+    """Demuxers that open other files named inside the upload must never run."""
+    shutil.copy(pisets, tmp_path / "other_upload.wav")
+    concat = tmp_path / "upload1.wav"
+    concat.write_text("ffconcat version 1.0\nfile 'other_upload.wav'\n")
+    with pytest.raises(UnsupportedAudio, match="concat format refers to other files"):
+        decode_pcm(concat)
+
+    _ffmpeg("-i", str(pisets), "-c:a", "aac", "-f", "mpegts", str(tmp_path / "seg0.ts"))
+    playlist = tmp_path / "upload2.mp3"
+    playlist.write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nseg0.ts\n"
+        "#EXT-X-ENDLIST\n"
+    )
+    with pytest.raises(UnsupportedAudio, match="hls format refers to other files"):
+        decode_pcm(playlist)
+
+
+def test_missing_ffmpeg_names_the_fix(pisets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = probe(pisets)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(FfmpegMissing, match="apt-get install ffmpeg") as caught:
+        probe(pisets)
+    assert not caught.value.user_error  # a server problem: HTTP 500, not 400
+    with pytest.raises(FfmpegMissing, match="ffmpeg"):
+        decode_pcm(pisets, info=info)  # skips ffprobe, fails on ffmpeg itself
+
+
+def test_bad_arguments(pisets: Path) -> None:
+    with pytest.raises(ValueError, match="max_seconds"):
+        decode_pcm(pisets, max_seconds=-1)
+    with pytest.raises(ValueError, match="block_samples"):
+        decode_pcm(pisets, block_samples=0)
+
+
+# --- MAX_AUDIO_SECONDS -------------------------------------------------------------------------
+
+
+def test_limit_from_the_probe_refuses_before_decoding(long_silence: Path) -> None:
+    with pytest.raises(AudioTooLong, match="MAX_AUDIO_SECONDS=30") as caught:
+        decode_pcm(long_silence, max_seconds=30)
+    assert "1.0 min" in caught.value.message
+
+
+def test_limit_is_inclusive_and_zero_means_unlimited(long_silence: Path) -> None:
+    assert _decode_all(long_silence, max_seconds=60)[1].duration == 60.0
+    assert _decode_all(long_silence, max_seconds=0)[1].duration == 60.0
+
+
+def _lying_matroska(tmp_path: Path, seconds: int, claimed_ms: float) -> Path:
+    """A Matroska file whose header claims ``claimed_ms`` but which holds ``seconds`` of audio."""
+    real = tmp_path / "real.mka"
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"sine=f=300:d={seconds}", "-ar", "16000", "-c:a", "pcm_s16le",
+        str(real),
+    )  # fmt: skip
+    data = bytearray(real.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Segment Info › Duration, 8-byte float (milliseconds)
+    assert at > 0
+    data[at + 3 : at + 11] = struct.pack(">d", claimed_ms)
+    liar = tmp_path / "liar.mka"
+    liar.write_bytes(bytes(data))
+    return liar
+
+
+def test_limit_enforced_while_decoding_a_file_that_lies(tmp_path: Path) -> None:
+    liar = _lying_matroska(tmp_path, seconds=30, claimed_ms=1000.0)
+    assert probe(liar).duration == pytest.approx(1.0)
+    assert _decode_all(liar)[1].duration == pytest.approx(30.0)  # it really holds 30 s
+    reader = decode_pcm(liar, max_seconds=10, block_samples=SR)
+    pid = reader.pid
+    decoded = 0
+    with pytest.raises(AudioTooLong, match=r"more than 10\.0 s"), reader:
+        for block in reader:
+            decoded += len(block)
+    assert decoded <= 10 * SR  # stopped within one block of the limit
+    assert reader.closed and not reader.completed and _gone(pid)
+
+
+def test_limit_when_the_duration_is_unknown(long_silence: Path) -> None:
+    unknown = AudioInfo(None, 16000, 1, "pcm_s16le", "wav")
+    with pytest.raises(AudioTooLong):
+        _decode_all(long_silence, max_seconds=5.5, info=unknown)
+
+
+# --- blocks, lifetime of the ffmpeg child --------------------------------------------------------
+
+
+def test_blocks_are_bounded_and_add_up(long_silence: Path) -> None:
+    reader = decode_pcm(long_silence, block_samples=10000)
+    with reader:
+        sizes = [len(block) for block in reader]
+    assert all(size == 10000 for size in sizes[:-1]) and 0 < sizes[-1] <= 10000
+    assert sum(sizes) == reader.total_samples == 60 * SR
+    assert reader.completed and _gone(reader.pid)
+
+
+@pytest.mark.parametrize(
+    ("rel", "samples"),
+    [
+        ("edge_cases/one_sample_16k.wav", 1),
+        ("edge_cases/noise_burst_50ms_16k.wav", 800),
+        ("edge_cases/truncated_250ms_pisets_16k.wav", 4000),
+    ],
+)
+def test_tiny_files(corpus_dir: Path, rel: str, samples: int) -> None:
+    pcm, reader = _decode_all(corpus_dir / rel)
+    assert len(pcm) == samples and reader.duration == samples / SR
+
+
+def _closing_scenarios() -> Iterator[tuple[str, Callable[[PcmReader], None]]]:
+    def close(reader: PcmReader) -> None:
+        next(reader)
+        reader.close()
+
+    def exception_in_with(reader: PcmReader) -> None:
+        with pytest.raises(KeyError), reader:
+            next(reader)
+            raise KeyError("consumer failed")
+
+    def break_out(reader: PcmReader) -> None:
+        with reader:
+            for _ in reader:
+                break
+
+    yield "close", close
+    yield "exception", exception_in_with
+    yield "break", break_out
+
+
+@pytest.mark.parametrize(("name", "scenario"), list(_closing_scenarios()))
+def test_ffmpeg_dies_when_the_reader_is_left_early(
+    long_silence: Path, name: str, scenario: Callable[[PcmReader], None]
+) -> None:
+    reader = decode_pcm(long_silence, block_samples=1600)
+    pid = reader.pid
+    assert not _gone(pid)
+    scenario(reader)
+    assert _gone(pid), name
+    assert not reader.completed
+    assert list(reader) == []  # a closed reader yields nothing more
+
+
+def test_ffmpeg_dies_when_the_reader_is_garbage_collected(long_silence: Path) -> None:
+    reader = decode_pcm(long_silence, block_samples=1600)
+    pid = reader.pid
+    next(reader)
+    del reader
+    gc.collect()
+    assert _gone(pid)
+
+
+def test_close_from_another_thread_cancels_the_decode(long_silence: Path) -> None:
+    reader = decode_pcm(long_silence, block_samples=SR)
+    seen: list[int] = []
+    finished = threading.Event()
+
+    def consume() -> None:  # a slow consumer: ffmpeg is blocked on a full pipe meanwhile
+        for block in reader:
+            seen.append(len(block))
+            time.sleep(0.05)
+        finished.set()
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    threading.Timer(0.2, reader.close).start()
+    worker.join(timeout=WATCHDOG_S)
+    assert finished.is_set() and not reader.completed
+    assert 0 < sum(seen) < 60 * SR and _gone(reader.pid)
+
+
+def test_a_decoder_that_produces_nothing_is_killed(
+    pisets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stall watchdog, exercised with a real child that never writes (as a hung ffmpeg)."""
+    monkeypatch.setattr(PcmReader, "_command", lambda self: ["sleep", "30"])
+    started = time.monotonic()
+    with pytest.raises(UnsupportedAudio, match="stalled"):
+        decode_pcm(pisets, stall_timeout=0.5)
+    assert time.monotonic() - started < 10
+
+
+def test_load_audio_equals_the_stream(corpus_dir: Path) -> None:
+    path = corpus_dir / "edge_cases" / "pisets.opus"
+    whole = audio.load_audio(path)
+    pcm, _ = _decode_all(path, block_samples=777)
+    assert np.array_equal(whole, pcm)
