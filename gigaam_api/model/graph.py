@@ -1,0 +1,601 @@
+"""GigaAM v3 encoder and heads as ONNX graphs, built from the checkpoint's numpy weights.
+
+No torch and no exporter: every node is written here with the ``onnx`` helpers, so the graph
+has exactly the shape we want ONNX Runtime to see (``../shared/docs/performance.md``):
+
+* the residual stream is kept 2-D ``[B·T, D]`` so every linear layer is one ``Gemm`` (bias
+  fused) or, with int8, one ``DynamicQuantizeMatMul`` — the 1×1 convolutions too;
+* rotary position encoding is ORT's fused ``RotaryEmbedding`` (NeoX half split) applied to the
+  layer-normed input before ``linear_q``/``linear_k``, as GigaAM does; the cos/sin tables are
+  computed in-graph for the actual length, so there is no 5000-frame limit;
+* attention is ORT's fused ``MultiHeadAttention`` with a ``[B, T]`` key-padding mask — no
+  ``[B, H, T, T]`` masks and no ``Where``;
+* constant factors are folded into weights where that is exact (the macaron ½).
+
+Masking follows the reference exactly on valid frames: features and both subsampling outputs
+are zeroed past each item's length, the conv module zeroes padded frames before the depthwise
+convolution, and padded keys get no attention weight. Padded frames carry finite garbage that
+never reaches a valid frame.
+
+A graph is returned as a :class:`GraphBundle` (a weight-less ``ModelProto`` plus its numpy
+initializers) and written with :func:`save_bundle`, large weights in one page-aligned external
+data file that ONNX Runtime can memory-map.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from gigaam_api.model.spec import (
+    GRAPH_VERSION,
+    EncoderSpec,
+    ModelSpec,
+    UnsupportedModelError,
+    model_spec,
+)
+
+__all__ = [
+    "GRAPH_VERSION",
+    "EncoderSpec",
+    "GraphBundle",
+    "ModelSpec",
+    "UnsupportedModelError",
+    "build_encoder",
+    "build_step",
+    "model_spec",
+    "save_bundle",
+]
+
+OPSET = 17  # LayerNormalization
+MS_DOMAIN = "com.microsoft"
+LN_EPS = 1e-5
+#: Weights at least this large go to the external data file, each at a page-aligned offset.
+EXTERNAL_MIN_BYTES = 4096
+ALIGNMENT = 4096
+
+
+@dataclass
+class GraphBundle:
+    """An ONNX model whose initializers live in ``weights`` (the proto holds no tensor data)."""
+
+    model: onnx.ModelProto
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# a tiny graph builder
+
+
+class _Builder:
+    """Collects nodes and numpy initializers; names values uniquely."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self._count = 0
+
+    def _name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        if name in self.weights:
+            raise ValueError(f"duplicate initializer {name}")
+        # (np.ascontiguousarray would turn a scalar into shape [1])
+        self.weights[name] = array if array.flags.c_contiguous else array.copy()
+        return name
+
+    def const(self, values: Sequence[int] | int | float, dtype: Any = np.int64) -> str:
+        array = np.asarray(values, dtype=dtype)
+        return self.weight(self._name("const"), array)
+
+    def op(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        *,
+        outputs: int | Sequence[str] = 1,
+        domain: str = "",
+        name: str | None = None,
+        **attrs: Any,
+    ) -> Any:
+        if isinstance(outputs, int):
+            out_names = [self._name(op_type.lower()) for _ in range(outputs)]
+        else:
+            out_names = list(outputs)
+        node = helper.make_node(
+            op_type,
+            list(inputs),
+            out_names,
+            name=name or self._name(op_type),
+            domain=domain or None,
+            **attrs,
+        )
+        self.nodes.append(node)
+        return out_names[0] if len(out_names) == 1 else out_names
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return np.array(array, dtype=np.float32, order="C", copy=None)
+
+
+def _quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """Symmetric per-tensor int8 (as ``quantize_dynamic(weight_type=QInt8)``): zero point 0."""
+    amax = float(np.max(np.abs(w)))
+    scale = np.float32(amax / 127.0 if amax > 0 else 1.0)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+class _Linear:
+    """Emits ``y = x @ W.T + b`` for 2-D ``x`` as Gemm (fp32) or DynamicQuantizeMatMul (int8)."""
+
+    def __init__(self, builder: _Builder, quantize: bool) -> None:
+        self.b = builder
+        self.quantize = quantize
+
+    def __call__(
+        self,
+        x: str,
+        name: str,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        *,
+        scale: float = 1.0,
+        quantize: bool | None = None,
+    ) -> str:
+        w = _f32(weight.reshape(weight.shape[0], -1).T * np.float32(scale))  # [in, out]
+        bias_arr = None if bias is None else _f32(bias * np.float32(scale))
+        if self.quantize if quantize is None else quantize:
+            q, w_scale = _quantize_weight(w)
+            inputs = [
+                x,
+                self.b.weight(f"{name}.weight_q", q),
+                self.b.weight(f"{name}.weight_scale", np.asarray(w_scale, dtype=np.float32)),
+                self.b.weight(f"{name}.weight_zp", np.zeros((), dtype=np.int8)),
+            ]
+            if bias_arr is not None:
+                inputs.append(self.b.weight(f"{name}.bias", bias_arr))
+            return str(self.b.op("DynamicQuantizeMatMul", inputs, domain=MS_DOMAIN))
+        inputs = [x, self.b.weight(f"{name}.weight", w)]
+        if bias_arr is not None:
+            inputs.append(self.b.weight(f"{name}.bias", bias_arr))
+        return str(self.b.op("Gemm", inputs))
+
+
+# --------------------------------------------------------------------------------------------
+# the encoder
+
+
+def _layer_norm(b: _Builder, x: str, sd: Mapping[str, np.ndarray], prefix: str) -> str:
+    return str(
+        b.op(
+            "LayerNormalization",
+            [
+                x,
+                b.weight(f"{prefix}.weight", _f32(sd[f"{prefix}.weight"])),
+                b.weight(f"{prefix}.bias", _f32(sd[f"{prefix}.bias"])),
+            ],
+            axis=-1,
+            epsilon=LN_EPS,
+        )
+    )
+
+
+def _silu(b: _Builder, x: str) -> str:
+    # QuickGelu(alpha=1) is x·sigmoid(x): one fused kernel instead of Sigmoid + Mul.
+    return str(b.op("QuickGelu", [x], domain=MS_DOMAIN, alpha=1.0))
+
+
+def _time_mask(b: _Builder, x: str, axis: int, lengths: str) -> tuple[str, str]:
+    """(float mask [B, T] with 1 for frames < length, T as an int64 scalar) for ``x``'s axis."""
+    t = b.op("Gather", [b.op("Shape", [x]), b.const(axis)], axis=0)
+    frames = b.op("Range", [b.const(0), t, b.const(1)])
+    valid = b.op(
+        "Less",
+        [b.op("Unsqueeze", [frames, b.const([0])]), b.op("Unsqueeze", [lengths, b.const([1])])],
+    )
+    return str(b.op("Cast", [valid], to=TensorProto.FLOAT)), str(t)
+
+
+def _subsampling(
+    b: _Builder, spec: EncoderSpec, sd: Mapping[str, np.ndarray], features: str, lengths: str
+) -> tuple[str, str, str]:
+    """Strided conv1d stack; returns (x [B, D, T'], mask [B, T'], lengths [B] int64)."""
+    mask, _ = _time_mask(b, features, 2, lengths)
+    x = b.op("Mul", [features, b.op("Unsqueeze", [mask, b.const([1])])])
+    pad = (spec.subs_kernel - 1) // 2
+    for stage in range(spec.subs_stages):
+        key = f"encoder.pre_encode.conv.{2 * stage}"
+        x = b.op(
+            "Conv",
+            [
+                x,
+                b.weight(f"{key}.weight", _f32(sd[f"{key}.weight"])),
+                b.weight(f"{key}.bias", _f32(sd[f"{key}.bias"])),
+            ],
+            kernel_shape=[spec.subs_kernel],
+            strides=[2],
+            pads=[pad, pad],
+        )
+        # floor((L + 2p - k) / 2 + 1) with odd k = 2p + 1 is (L + 1) // 2 for L >= 0
+        lengths = b.op("Div", [b.op("Add", [lengths, b.const(1)]), b.const(2)])
+        mask, _ = _time_mask(b, x, 2, lengths)
+        x = b.op("Relu", [b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([1])])])])
+    return str(x), mask, str(lengths)
+
+
+def _rotary_tables(b: _Builder, spec: EncoderSpec, t: str) -> tuple[str, str]:
+    """cos/sin caches [T', head_dim/2] for positions 0..T'-1, computed for this run's length.
+
+    Same arithmetic as the reference's table (float32 ``t * inv_freq`` then cos/sin), so the
+    values agree to the last ulp or two, at any length.
+    """
+    dim = spec.head_dim
+    inv_freq = (
+        np.float32(1.0)
+        / (np.float32(spec.pos_base) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim)))
+    ).astype(np.float32)
+    positions = b.op("Cast", [b.op("Range", [b.const(0), t, b.const(1)])], to=TensorProto.FLOAT)
+    freqs = b.op(
+        "Mul",
+        [
+            b.op("Unsqueeze", [positions, b.const([1])]),
+            b.weight("rotary.inv_freq", inv_freq.reshape(1, -1)),
+        ],
+    )
+    return str(b.op("Cos", [freqs])), str(b.op("Sin", [freqs]))
+
+
+def _add_layer_norm(
+    b: _Builder, x: str, skip: str, sd: Mapping[str, np.ndarray], prefix: str
+) -> tuple[str, str]:
+    """Residual add then LayerNorm: returns (LN(x + skip), x + skip).
+
+    Plain Add + LayerNormalization: ORT's fused SkipLayerNormalization measured 2.5× slower
+    than the pair on CPU (3.8 vs 1.5 ms at [1500, 768]).
+    """
+    total = str(b.op("Add", [x, skip]))
+    return _layer_norm(b, total, sd, prefix), total
+
+
+def _attention(b: _Builder, spec: EncoderSpec, q: str, k: str, v: str, ctx: dict[str, str]) -> str:
+    """Fused multi-head attention; the key-padding mask is only applied when a batch has padding.
+
+    An ``If`` on "every item is full length" picks the unmasked kernel (the common batch-of-one
+    case, and ORT's faster path) or the masked one; both give the same valid frames.
+    """
+    attrs: dict[str, Any] = {"num_heads": spec.n_heads, "scale": 1.0 / math.sqrt(spec.head_dim)}
+    out = b._name("attention")
+    branches = {}
+    for branch, extra in (("full", []), ("padded", ["", ctx["key_mask"]])):
+        node = helper.make_node(
+            "MultiHeadAttention",
+            [q, k, v, *extra],
+            [f"{out}_{branch}"],
+            name=f"{out}_{branch}_mha",
+            domain=MS_DOMAIN,
+            **attrs,
+        )
+        branches[branch] = helper.make_graph(
+            [node],
+            f"{out}_{branch}",
+            [],
+            [helper.make_tensor_value_info(f"{out}_{branch}", TensorProto.FLOAT, None)],
+        )
+    b.op(
+        "If",
+        [ctx["no_padding"]],
+        outputs=[out],
+        then_branch=branches["full"],
+        else_branch=branches["padded"],
+    )
+    return out
+
+
+def _conformer_layer(
+    b: _Builder,
+    lin: _Linear,
+    spec: EncoderSpec,
+    sd: Mapping[str, np.ndarray],
+    i: int,
+    x: str,
+    ctx: dict[str, str],
+) -> str:
+    """One Conformer layer on the 2-D residual stream ``x`` [B·T, D]; returns its norm_out."""
+    p = f"encoder.layers.{i}"
+    d = spec.d_model
+
+    def feed_forward(h: str, which: str) -> str:
+        w = f"{p}.{which}"
+        h = lin(h, f"{w}.linear1", sd[f"{w}.linear1.weight"], sd[f"{w}.linear1.bias"])
+        h = _silu(b, h)
+        # the macaron ½ folded into linear2: exact, a power of two
+        return lin(h, f"{w}.linear2", sd[f"{w}.linear2.weight"], sd[f"{w}.linear2.bias"], scale=0.5)
+
+    # --- ½ feed-forward 1
+    h = _layer_norm(b, x, sd, f"{p}.norm_feed_forward1")
+    h, x = _add_layer_norm(b, x, feed_forward(h, "feed_forward1"), sd, f"{p}.norm_self_att")
+
+    # --- rotary self-attention: rotate the normed input, project q/k from it, v from h
+    a = f"{p}.self_attn"
+    rot = b.op(
+        "RotaryEmbedding",
+        [b.op("Reshape", [h, ctx["btd"]]), ctx["pos0"], ctx["cos"], ctx["sin"]],
+        domain=MS_DOMAIN,
+        num_heads=spec.n_heads,
+        rotary_embedding_dim=spec.head_dim,
+        interleaved=0,
+    )
+    rot = b.op("Reshape", [rot, ctx["nd"]])
+    q = lin(rot, f"{a}.linear_q", sd[f"{a}.linear_q.weight"], sd[f"{a}.linear_q.bias"])
+    k = lin(rot, f"{a}.linear_k", sd[f"{a}.linear_k.weight"], sd[f"{a}.linear_k.bias"])
+    v = lin(h, f"{a}.linear_v", sd[f"{a}.linear_v.weight"], sd[f"{a}.linear_v.bias"])
+    q, k, v = (b.op("Reshape", [t, ctx["btd"]]) for t in (q, k, v))
+    att = b.op("Reshape", [_attention(b, spec, q, k, v, ctx), ctx["nd"]])
+    att = lin(att, f"{a}.linear_out", sd[f"{a}.linear_out.weight"], sd[f"{a}.linear_out.bias"])
+    h, x = _add_layer_norm(b, x, att, sd, f"{p}.norm_conv")
+
+    # --- convolution module
+    c = f"{p}.conv"
+    w1, b1 = sd[f"{c}.pointwise_conv1.weight"], sd[f"{c}.pointwise_conv1.bias"]
+    value = lin(h, f"{c}.pointwise_conv1.value", w1[:d], b1[:d])
+    gate = lin(h, f"{c}.pointwise_conv1.gate", w1[d:], b1[d:])
+    glu = b.op("Mul", [value, b.op("Sigmoid", [gate])])
+    glu = b.op("Mul", [glu, ctx["mask_n1"]])  # zero padded frames before the depthwise conv
+    dw = b.op("Transpose", [b.op("Reshape", [glu, ctx["btd"]])], perm=[0, 2, 1])
+    kk = spec.conv_kernel
+    dw = b.op(
+        "Conv",
+        [
+            dw,
+            b.weight(f"{c}.depthwise_conv.weight", _f32(sd[f"{c}.depthwise_conv.weight"])),
+            b.weight(f"{c}.depthwise_conv.bias", _f32(sd[f"{c}.depthwise_conv.bias"])),
+        ],
+        kernel_shape=[kk],
+        pads=[(kk - 1) // 2, (kk - 1) // 2],
+        group=d,
+        name=f"{c}.depthwise_conv",
+    )
+    dw = b.op("Reshape", [b.op("Transpose", [dw], perm=[0, 2, 1]), ctx["nd"]])
+    h = _silu(b, _layer_norm(b, dw, sd, f"{c}.batch_norm"))
+    h = lin(
+        h,
+        f"{c}.pointwise_conv2",
+        sd[f"{c}.pointwise_conv2.weight"],
+        sd[f"{c}.pointwise_conv2.bias"],
+    )
+    h, x = _add_layer_norm(b, x, h, sd, f"{p}.norm_feed_forward2")
+
+    # --- ½ feed-forward 2, then the layer's output norm
+    out, _ = _add_layer_norm(b, x, feed_forward(h, "feed_forward2"), sd, f"{p}.norm_out")
+    return out
+
+
+def build_encoder(
+    spec: ModelSpec,
+    state_dict: Mapping[str, np.ndarray],
+    *,
+    quantize_int8: bool = False,
+    debug_outputs: bool = False,
+) -> GraphBundle:
+    """The encoder + head graph.
+
+    Inputs ``features`` f32 [B, F, T] and ``feature_lengths`` i64 [B]. Outputs ``encoded``
+    f32 [B, T', D] (time-major: transpose for the reference's channels-first view),
+    ``encoded_lengths`` i32 [B], then ``log_probs`` f32 [B, T', C] (CTC) or ``enc_proj``
+    f32 [B, T', J] (RNN-T: the joint's encoder projection per frame). With
+    ``debug_outputs`` also ``pre_encode`` and ``layer_<i>`` [B, T', D].
+
+    ``quantize_int8`` turns every large linear layer of the encoder body into a dynamic int8
+    ``DynamicQuantizeMatMul`` (QInt8 weights, symmetric per-tensor); the subsampling
+    convolutions and the heads stay fp32.
+    """
+    enc = spec.encoder
+    b = _Builder()
+    lin = _Linear(b, quantize_int8)
+    features, lengths = "features", "feature_lengths"
+    x, mask, enc_len = _subsampling(b, enc, state_dict, features, lengths)
+
+    batch = b.op("Shape", [features], start=0, end=1)
+    t = b.op("Gather", [b.op("Shape", [x]), b.const(2)], axis=0)
+    ctx: dict[str, str] = {}
+    ctx["btd"] = b.op(
+        "Concat", [batch, b.op("Unsqueeze", [t, b.const([0])]), b.const([enc.d_model])], axis=0
+    )
+    ctx["nd"] = b.const([-1, enc.d_model])
+    ctx["mask_n1"] = b.op("Reshape", [mask, b.const([-1, 1])])
+    ctx["key_mask"] = b.op("Cast", [mask], to=TensorProto.INT32)
+    ctx["cos"], ctx["sin"] = _rotary_tables(b, enc, t)
+    ctx["pos0"] = b.const([0])
+    shortest = b.op("ReduceMin", [enc_len], keepdims=0)
+    ctx["no_padding"] = b.op("Equal", [shortest, t])
+
+    x3 = b.op("Transpose", [x], perm=[0, 2, 1])  # [B, T', D]
+    outputs: list[onnx.ValueInfoProto] = []
+    dyn: list[str | int | None] = ["batch", "frames", enc.d_model]
+    if debug_outputs:
+        b.op("Identity", [x3], outputs=["pre_encode"])
+        outputs.append(helper.make_tensor_value_info("pre_encode", TensorProto.FLOAT, dyn))
+    h = str(b.op("Reshape", [x3, ctx["nd"]]))
+    for i in range(enc.n_layers):
+        h = _conformer_layer(b, lin, enc, state_dict, i, h, ctx)
+        if debug_outputs:
+            b.op("Reshape", [h, ctx["btd"]], outputs=[f"layer_{i}"])
+            outputs.append(helper.make_tensor_value_info(f"layer_{i}", TensorProto.FLOAT, dyn))
+
+    b.op("Reshape", [h, ctx["btd"]], outputs=["encoded"])
+    b.op("Cast", [enc_len], to=TensorProto.INT32, outputs=["encoded_lengths"])
+    outputs[:0] = [
+        helper.make_tensor_value_info("encoded", TensorProto.FLOAT, dyn),
+        helper.make_tensor_value_info("encoded_lengths", TensorProto.INT32, ["batch"]),
+    ]
+    if spec.kind == "ctc":
+        w = state_dict["head.decoder_layers.0.weight"]
+        logits = lin(h, "head.ctc", w, state_dict["head.decoder_layers.0.bias"], quantize=False)
+        shape = b.op("Concat", [batch, b.const([-1, spec.num_classes])], axis=0)
+        b.op("LogSoftmax", [b.op("Reshape", [logits, shape])], axis=-1, outputs=["log_probs"])
+        outputs.insert(
+            2,
+            helper.make_tensor_value_info(
+                "log_probs", TensorProto.FLOAT, ["batch", "frames", spec.num_classes]
+            ),
+        )
+    else:
+        proj = lin(
+            h,
+            "head.joint.enc",
+            state_dict["head.joint.enc.weight"],
+            state_dict["head.joint.enc.bias"],
+            quantize=False,
+        )
+        shape = b.op("Concat", [batch, b.const([-1, spec.joint_hidden])], axis=0)
+        b.op("Reshape", [proj, shape], outputs=["enc_proj"])
+        outputs.insert(
+            2,
+            helper.make_tensor_value_info(
+                "enc_proj", TensorProto.FLOAT, ["batch", "frames", spec.joint_hidden]
+            ),
+        )
+
+    inputs = [
+        helper.make_tensor_value_info(features, TensorProto.FLOAT, ["batch", enc.feat_in, "time"]),
+        helper.make_tensor_value_info(lengths, TensorProto.INT64, ["batch"]),
+    ]
+    return _bundle(b, "gigaam_encoder", inputs, outputs)
+
+
+def build_step(spec: ModelSpec, state_dict: Mapping[str, np.ndarray]) -> GraphBundle:
+    """One RNN-T greedy step for a whole batch: prediction network + joint.
+
+    ``step(labels i64 [B], h f32 [1, B, H], c f32 [1, B, H], enc f32 [B, J])
+    -> (log_probs f32 [B, C], h, c)``. The blank row of the embedding is forced to zero, so
+    ``labels = blank`` with zero state is the reference's "nothing emitted yet" start.
+    """
+    if spec.kind != "rnnt":
+        raise ValueError("build_step is only for RNN-T models")
+    sd = state_dict
+    hid = spec.pred_hidden
+    b = _Builder()
+    lin = _Linear(b, False)
+    embed = np.array(sd["head.decoder.embed.weight"], dtype=np.float32)
+    embed[spec.blank_id] = 0.0
+    emb = b.op("Gather", [b.weight("head.decoder.embed", embed), "labels"], axis=0)
+    emb = b.op("Unsqueeze", [emb, b.const([0])])  # [1, B, H]: one time step
+
+    def gates(w: np.ndarray) -> np.ndarray:  # torch (i, f, g, o) → ONNX (i, o, f, c)
+        i, f, g, o = np.split(np.asarray(w, dtype=np.float32), 4, axis=0)
+        return np.concatenate([i, o, f, g], axis=0)
+
+    w = gates(sd["head.decoder.lstm.weight_ih_l0"])[None]
+    r = gates(sd["head.decoder.lstm.weight_hh_l0"])[None]
+    bias = np.concatenate(
+        [gates(sd["head.decoder.lstm.bias_ih_l0"]), gates(sd["head.decoder.lstm.bias_hh_l0"])]
+    )[None]
+    _, h_out, _ = b.op(
+        "LSTM",
+        [emb, b.weight("lstm.W", w), b.weight("lstm.R", r), b.weight("lstm.B", bias), "", "h", "c"],
+        outputs=["lstm_y", "h_out", "c_out"],
+        hidden_size=hid,
+    )
+    g = b.op("Reshape", [h_out, b.const([-1, hid])])
+    pred = lin(g, "head.joint.pred", sd["head.joint.pred.weight"], sd["head.joint.pred.bias"])
+    z = b.op("Relu", [b.op("Add", ["enc", pred])])
+    logits = lin(
+        z, "head.joint.out", sd["head.joint.joint_net.1.weight"], sd["head.joint.joint_net.1.bias"]
+    )
+    b.op("LogSoftmax", [logits], axis=-1, outputs=["log_probs"])
+    f32 = TensorProto.FLOAT
+    inputs = [
+        helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch"]),
+        helper.make_tensor_value_info("h", f32, [1, "batch", hid]),
+        helper.make_tensor_value_info("c", f32, [1, "batch", hid]),
+        helper.make_tensor_value_info("enc", f32, ["batch", spec.joint_hidden]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("log_probs", f32, ["batch", spec.num_classes]),
+        helper.make_tensor_value_info("h_out", f32, [1, "batch", hid]),
+        helper.make_tensor_value_info("c_out", f32, [1, "batch", hid]),
+    ]
+    return _bundle(b, "gigaam_rnnt_step", inputs, outputs)
+
+
+def _bundle(
+    b: _Builder,
+    name: str,
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+) -> GraphBundle:
+    # Initializers are declared with their type and shape only; the data is attached when
+    # the bundle is saved (or handed to ORT directly).
+    inits = []
+    for key, arr in b.weights.items():
+        t = TensorProto()
+        t.name = key
+        t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
+        t.dims.extend(arr.shape)
+        inits.append(t)
+    graph = helper.make_graph(b.nodes, name, inputs, outputs, initializer=inits)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+        producer_name="gigaam-api",
+    )
+    model.ir_version = 8
+    return GraphBundle(model=model, weights=dict(b.weights))
+
+
+def save_bundle(bundle: GraphBundle, path: Path) -> None:
+    """Write ``path`` (the graph) and ``path + '.weights'`` (page-aligned external data).
+
+    Weights are streamed one at a time, so writing costs no second copy of the model in
+    memory; aligned offsets let ONNX Runtime memory-map them instead of reading into the heap.
+    Small tensors stay inline in the proto.
+    """
+    path = Path(path)
+    data_name = path.name + ".weights"
+    model = onnx.ModelProto()
+    model.CopyFrom(bundle.model)
+    with open(path.parent / data_name, "wb") as data:
+        for tensor in model.graph.initializer:
+            arr = bundle.weights[tensor.name]
+            if arr.nbytes < EXTERNAL_MIN_BYTES:
+                tensor.raw_data = arr.tobytes()
+                continue
+            offset = -data.tell() % ALIGNMENT
+            if offset:
+                data.write(b"\0" * offset)
+            start = data.tell()
+            data.write(np.ascontiguousarray(arr).data.cast("B"))
+            tensor.data_location = TensorProto.EXTERNAL
+            for key, value in (
+                ("location", data_name),
+                ("offset", str(start)),
+                ("length", str(arr.nbytes)),
+            ):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+        data.flush()
+        os.fsync(data.fileno())
+    with open(path, "wb") as fh:
+        fh.write(model.SerializeToString())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def bundle_to_bytes(bundle: GraphBundle) -> bytes:
+    """The whole model with weights inline (for tiny graphs and tests)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(bundle.model)
+    for tensor in model.graph.initializer:
+        tensor.raw_data = bundle.weights[tensor.name].tobytes()
+    return bytes(model.SerializeToString())
