@@ -77,8 +77,8 @@ DEFAULT_BLOCK_SAMPLES: Final = 32768
 PROBE_TIMEOUT_S: Final = 30.0
 #: Seconds the decoder may go without producing any output before it is declared stuck.
 STALL_TIMEOUT_S: Final = 60.0
-#: Channels we mix ourselves; files with more are first downmixed to stereo by ffmpeg.
-MAX_MIX_CHANNELS: Final = 8
+#: Most channels accepted (ffmpeg's own limit for a channel layout); all are mixed by us.
+MAX_CHANNELS: Final = 64
 #: Bytes of ffmpeg's stderr kept for error messages (the rest is drained and dropped).
 STDERR_KEEP_BYTES: Final = 8192
 
@@ -445,12 +445,13 @@ class PcmReader:
             raise _too_long(duration, self.max_seconds)
 
         channels = self.info.channels
-        if channels > MAX_MIX_CHANNELS:
-            self._out_channels = 2
-        elif channels >= 1:
-            self._out_channels = channels
-        else:
-            self._out_channels = 1
+        if channels > MAX_CHANNELS:
+            raise UnsupportedAudio(
+                f"{channels} audio channels are more than the {MAX_CHANNELS} supported"
+            )
+        # Keep every channel (same count in and out: ffmpeg never has to guess a downmix for
+        # an unknown layout) unless the probe did not say, then let ffmpeg make mono.
+        self._out_channels = channels if channels >= 1 else 1
         self._mixer = _PolarityMixer(self._out_channels) if self._out_channels > 1 else None
         self._frame_bytes = 2 * self._out_channels
 

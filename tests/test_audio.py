@@ -244,15 +244,28 @@ def test_independent_channels_are_plainly_averaged(tmp_path: Path) -> None:
     assert np.abs(pcm - average).max() <= 1
 
 
-def test_four_channels_with_one_inverted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "gains",
+    [(1.0, 0.8, -1.0, 0.5), (1.0, -1.0) * 6],
+    ids=["4ch-one-inverted", "12ch-every-other-inverted"],
+)
+def test_many_channels_with_inverted_ones(tmp_path: Path, gains: tuple[float, ...]) -> None:
     rng = np.random.default_rng(3)
     base = rng.normal(0, 4000, 3 * SR)
-    channels = np.stack([base, base * 0.8, -base, base * 0.5], axis=1).astype(np.int16)
-    path = _write_wav(tmp_path / "quad.wav", channels)
-    assert probe(path).channels == 4
+    channels = np.stack([base * g for g in gains], axis=1).astype(np.int16)
+    path = _write_wav(tmp_path / "multi.wav", channels)
+    assert probe(path).channels == len(gains)
     pcm, _ = _decode_all(path)
-    # aligned mean = (1 + 0.8 + 1 + 0.5) / 4 of the base; a plain mean would be 0.325
-    assert _rms(pcm) == pytest.approx(_rms(base) * 3.3 / 4, rel=0.02)
+    # polarity-aligned mean = mean(|gain|) of the base; a plain mean would be mean(gain)
+    aligned = float(np.mean(np.abs(gains)))
+    assert _rms(pcm) == pytest.approx(_rms(base) * aligned, rel=0.02)
+    assert abs(np.mean(gains)) < 0.7 * aligned  # a plain mean would have lost a lot
+
+
+def test_too_many_channels_is_a_typed_error(tmp_path: Path) -> None:
+    path = _write_wav(tmp_path / "many.wav", np.zeros((1600, 65), dtype=np.int16))
+    with pytest.raises(UnsupportedAudio, match="65 audio channels"):
+        decode_pcm(path)
 
 
 # --- errors ------------------------------------------------------------------------------------
