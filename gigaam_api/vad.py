@@ -17,16 +17,18 @@ probabilities as the window-by-window model (max difference ~3e-6, tested) sever
 
 **The region logic is ``get_speech_timestamps``'s**, with the package defaults (threshold 0.5,
 negative threshold = threshold - 0.15, min speech 250 ms, min silence 100 ms, speech pad 30 ms,
-no max speech duration: long regions are the chunker's job), run window by window as the
+optional max speech duration cut at the longest pause), run window by window as the
 probabilities arrive. A region is reported as soon as it is closed and its padding is known
 (with the defaults: at the window that closes it), so memory stays constant and the chunker
-can start before the file ends. Regions are identical to the package's offline function on the
+can start before the file ends; :attr:`SileroVad.pending_start` tells the caller how much
+audio it still has to keep. Regions are identical to the package's offline function on the
 whole file (tested).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -57,6 +59,8 @@ SAMPLE_RATE: Final = 16000
 WINDOW: Final = 512
 #: Samples of the previous window prepended to each window.
 CONTEXT: Final = 64
+#: A pause must be longer than this to be a cut point for ``max_speech_s`` (package default).
+MIN_SILENCE_AT_MAX_SPEECH_MS: Final = 98
 #: Windows per ONNX Runtime call (8.2 s of audio); bounds memory, amortises call overhead.
 BATCH_WINDOWS: Final = 256
 #: The package and the file inside it; the 16 kHz-only opset-15 export has the plain graph
@@ -431,6 +435,11 @@ class SileroVad:
     is bounded by the block size: nothing but the LSTM state, < 1 window of samples and at most
     one region awaiting its padding is kept between calls. One instance per stream; the model
     behind it is shared.
+
+    ``max_speech_s`` (default: none) is the package's ``max_speech_duration_s``: a region that
+    grows longer is cut at its longest inner pause (> 98 ms), or right there if it has none.
+    Without it one endless region (hours of music or noise scored as speech) would stay open,
+    and everything after its start would have to be kept by the caller.
     """
 
     def __init__(
@@ -441,6 +450,7 @@ class SileroVad:
         min_speech_ms: float = 250,
         min_silence_ms: float = 100,
         speech_pad_ms: float = 30,
+        max_speech_s: float | None = None,
         model: SileroModel | None = None,
     ) -> None:
         if not 0.0 < threshold < 1.0:
@@ -461,6 +471,15 @@ class SileroVad:
         self._min_speech = SAMPLE_RATE * min_speech_ms / 1000
         self._min_silence = SAMPLE_RATE * min_silence_ms / 1000
         self._pad = round(SAMPLE_RATE * speech_pad_ms / 1000)
+        if max_speech_s is not None and not max_speech_s > 0:
+            raise ValueError(f"max_speech_s must be > 0 or None, got {max_speech_s!r}")
+        self.max_speech_s = max_speech_s
+        self._max_speech = (
+            math.inf
+            if max_speech_s is None
+            else SAMPLE_RATE * max_speech_s - WINDOW - 2 * self._pad
+        )
+        self._min_silence_at_max_speech = SAMPLE_RATE * MIN_SILENCE_AT_MAX_SPEECH_MS / 1000
         self._model = model or default_model()
         self.reset()
 
@@ -474,12 +493,29 @@ class SileroVad:
         self._start = 0  # speech start (samples) of the open region
         self._temp_end = 0  # first silent window inside the open region, 0 when none
         self._held: tuple[int, int] | None = None  # closed region waiting for its end padding
+        self._possible_ends: list[tuple[int, int]] = []  # pauses in the open region: (at, length)
         self._flushed = False
 
     @property
     def seconds(self) -> float:
         """Seconds of audio fed so far."""
         return self._samples / SAMPLE_RATE
+
+    @property
+    def pending_start(self) -> float:
+        """No region reported from now on starts before this time (seconds).
+
+        Audio before it is no longer needed by anything downstream of the VAD, so a caller
+        that keeps PCM for the chunks it will cut can drop everything earlier. It is the
+        padded start of the region held for its padding, else of the open region, else of a
+        region that would start at the next window.
+        """
+        earliest = self._windows * WINDOW - self._pad
+        if self._triggered:
+            earliest = min(earliest, self._start - self._pad)
+        if self._held is not None:
+            earliest = min(earliest, self._held[0])
+        return max(0, earliest) / SAMPLE_RATE
 
     def feed(self, pcm: NDArray[Any]) -> list[SpeechRegion]:
         """Score the new samples; return the regions that became final (in order)."""
@@ -524,25 +560,49 @@ class SileroVad:
     # -- get_speech_timestamps, one window at a time --------------------------------------------
 
     def _advance(self, probs: Float32Array, out: list[SpeechRegion], final: bool = False) -> None:
-        threshold, negative = self.threshold, self.neg_threshold
         for prob in probs.tolist():
             sample = self._windows * WINDOW
             self._windows += 1
-            if prob >= threshold:
-                self._temp_end = 0
-                if not self._triggered:
-                    self._triggered = True
-                    self._start = sample
-            elif prob < negative and self._triggered:
-                if not self._temp_end:
-                    self._temp_end = sample
-                if sample - self._temp_end >= self._min_silence:
-                    if self._temp_end - self._start > self._min_speech:
-                        self._accept(self._start, self._temp_end, out)
-                    self._temp_end = 0
-                    self._triggered = False
+            self._step(prob, sample, out)
             if self._held is not None and not final:
                 self._release_held(out)
+
+    def _step(self, prob: float, sample: int, out: list[SpeechRegion]) -> None:
+        """One window of ``get_speech_timestamps`` (its default max-speech strategy included)."""
+        speech = prob >= self.threshold
+        if speech and self._temp_end:
+            silence = sample - self._temp_end
+            if self._max_speech != math.inf and silence > self._min_silence_at_max_speech:
+                self._possible_ends.append((self._temp_end, silence))
+            self._temp_end = 0
+        if speech and not self._triggered:
+            self._triggered = True
+            self._start = sample
+            return
+        if self._triggered and sample - self._start > self._max_speech:
+            if self._possible_ends:
+                # cut at the longest pause inside the region; the region goes on after it
+                end, silence = max(self._possible_ends, key=lambda item: item[1])
+                self._accept(self._start, end, out)  # no min-speech filter here, as upstream
+                self._start = end + silence
+                self._temp_end = 0
+                self._possible_ends = []
+            else:
+                self._accept(self._start, sample, out)
+                self._triggered = False
+                self._temp_end = 0
+                self._possible_ends = []
+                return
+        if prob < self.neg_threshold and self._triggered:
+            if not self._temp_end:
+                self._temp_end = sample
+            if sample - self._temp_end < self._min_silence:
+                return
+            if self._temp_end - self._start > self._min_speech:
+                self._accept(self._start, self._temp_end, out)
+            self._temp_end = 0
+            self._triggered = False
+            self._possible_ends = []
 
     def _accept(self, start: int, end: int, out: list[SpeechRegion]) -> None:
         """A region passed the min-speech filter: pad its neighbour and hold it for its own end."""

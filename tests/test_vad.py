@@ -170,6 +170,10 @@ def test_model_run_checks_its_input() -> None:
             {"min_silence_duration_ms": 20, "speech_pad_ms": 200, "min_speech_duration_ms": 60},
         ),
         ("edge_cases/pisets_padded_5s_silence_16k.wav", {"speech_pad_ms": 0}),
+        # long regions cut at their longest pause, or bluntly when they have none
+        ("longform/longform_espeak_ru.wav", {"max_speech_duration_s": 2.0}),
+        ("longform/longform_mix_dev_ru.wav", {"max_speech_duration_s": 0.8}),
+        ("pisets/stereo_sound.wav", {"max_speech_duration_s": 3.0, "speech_pad_ms": 100}),
     ],
 )
 def test_streamed_regions_equal_the_package_offline_function(
@@ -182,6 +186,7 @@ def test_streamed_regions_equal_the_package_offline_function(
         min_speech_ms=kwargs.get("min_speech_duration_ms", 250),
         min_silence_ms=kwargs.get("min_silence_duration_ms", 100),
         speech_pad_ms=kwargs.get("speech_pad_ms", 30),
+        max_speech_s=kwargs.get("max_speech_duration_s"),
     )
     got = _stream(vad, pcm, seed=len(pcm), max_block=40000)
     assert expected, "the reference found no speech: the comparison would be vacuous"
@@ -195,6 +200,39 @@ def test_block_boundaries_do_not_matter(decoded: _Decoded) -> None:
     assert reference
     for seed, max_block in ((1, 1), (2, 7), (3, 513), (4, 5000)):
         assert _stream(SileroVad(), pcm, seed, max_block) == reference, max_block
+
+
+@pytest.mark.parametrize("max_speech_s", [None, 1.5])
+def test_pending_start_bounds_every_later_region(
+    decoded: _Decoded, max_speech_s: float | None
+) -> None:
+    """Audio before ``pending_start`` can be dropped: no region reported later reaches into it."""
+    pcm = decoded["longform/longform_mix_dev_ru.wav"]
+    vad = SileroVad(max_speech_s=max_speech_s)
+    bound = vad.pending_start
+    regions = 0
+    for at in range(0, len(pcm), 3000):
+        for region in vad.feed(pcm[at : at + 3000]):
+            assert region.start >= bound - 1e-9
+            regions += 1
+        assert vad.pending_start >= bound  # never moves backwards
+        bound = vad.pending_start
+        assert bound <= vad.seconds
+    for region in vad.flush():
+        assert region.start >= bound - 1e-9
+        regions += 1
+    assert regions > 10
+
+
+def test_max_speech_bounds_region_length(decoded: _Decoded) -> None:
+    """With a limit no region stays open for ever (a caller's buffer stays bounded)."""
+    pcm = decoded["pisets/stereo_sound.wav"]
+    unlimited = list(speech_regions([pcm]))
+    assert max(r.end - r.start for r in unlimited) > 6.0  # one long region without a limit
+    vad = SileroVad(max_speech_s=2.0)
+    limited = vad.feed(pcm) + vad.flush()
+    assert len(limited) > len(unlimited)
+    assert max(r.end - r.start for r in limited) <= 2.0 + 1e-9
 
 
 def test_float_input_equals_int16_input(decoded: _Decoded) -> None:
@@ -343,6 +381,7 @@ def test_reset_allows_a_new_stream(decoded: _Decoded) -> None:
         ({"threshold": 1.0}, ValueError),
         ({"threshold": 0.5, "neg_threshold": 0.6}, ValueError),
         ({"threshold": 0.5, "min_silence_ms": -1}, ValueError),
+        ({"threshold": 0.5, "max_speech_s": 0}, ValueError),
     ],
 )
 def test_bad_parameters(kwargs: dict[str, Any], error: type[Exception]) -> None:
