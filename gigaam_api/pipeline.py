@@ -1,0 +1,302 @@
+"""One file → a stream of transcript segments: decode → VAD → chunks → batches → model.
+
+Everything streams (DESIGN.md decision 4). ffmpeg decodes into small PCM blocks; each block
+goes to the Silero VAD and into a rolling buffer; the chunker turns closed speech regions into
+recognition chunks; chunks are cut out of the buffer, grouped into batches of ``BATCH_SIZE``
+and handed to ``infer``; the decoded words become subtitle-grade segments that are yielded at
+once. The buffer only keeps audio that a future chunk may still need (from the earliest
+speech that is not yet chunked), so a 10-hour file costs about what a 1-minute file costs.
+
+``infer`` is ``model.transcribe`` for the CLI, or a scheduler ticket's ``infer`` in the server
+(which waits for its round-robin turn on the single inference worker). Cancellation is checked
+between blocks and before every batch; closing the iterator stops ffmpeg.
+
+Short audio (≤ 25 s) is recognised in one pass, like the reference's short-form ``transcribe``:
+one chunk from just before the first speech to just after the last, when the VAD finds any.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gigaam_api import audio
+from gigaam_api.chunking import SHORT_AUDIO_LIMIT, Chunk, plan_chunks, short_audio_chunk
+from gigaam_api.config import Settings
+from gigaam_api.model.decoding import Result
+from gigaam_api.transcript import Segment, build_segments, place_words
+from gigaam_api.vad import SileroVad
+
+__all__ = ["Cancelled", "Infer", "Transcription", "transcribe_file"]
+
+SAMPLE_RATE = 16000
+#: Silence kept around the speech of a short file (seconds).
+SHORT_AUDIO_MARGIN = 0.3
+
+#: Recognise a batch of waves (float32, 16 kHz mono) and return one result per wave.
+Infer = Callable[[list[NDArray[np.float32]]], Sequence[Result]]
+
+
+class Cancelled(Exception):
+    """The transcription was cancelled (client gone, shutdown) before it finished."""
+
+
+class _PcmBuffer:
+    """The recent part of the decoded stream, addressable by absolute sample index."""
+
+    def __init__(self) -> None:
+        self._blocks: deque[NDArray[np.int16]] = deque()
+        self.start = 0  # absolute index of the first sample held
+        self.end = 0  # absolute index one past the last sample held
+
+    def append(self, block: NDArray[np.int16]) -> None:
+        if block.size:
+            self._blocks.append(block)
+            self.end += block.size
+
+    def trim(self, keep_from: int) -> None:
+        """Forget whole blocks that end before ``keep_from``."""
+        while self._blocks and self.start + self._blocks[0].size <= keep_from:
+            self.start += self._blocks.popleft().size
+
+    def slice(self, first: int, last: int) -> NDArray[np.float32]:
+        """Samples ``[first, last)`` as float32 in [-1, 1] (the reference's int16 / 32768)."""
+        first, last = max(first, self.start), min(last, self.end)
+        out = np.empty(max(last - first, 0), dtype=np.float32)
+        position, filled = self.start, 0
+        for block in self._blocks:
+            block_end = position + block.size
+            if block_end > first and position < last:
+                lo, hi = max(first - position, 0), min(last - position, block.size)
+                out[filled : filled + hi - lo] = block[lo:hi]
+                filled += hi - lo
+            position = block_end
+            if position >= last:
+                break
+        out *= 1.0 / 32768.0
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return sum(block.nbytes for block in self._blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    chunk: Chunk
+    wave: NDArray[np.float32]
+
+
+class Transcription:
+    """Iterate to get the file's :class:`Segment` s in order, as each batch is recognised.
+
+    ``duration`` is the probed duration at first and the exact decoded duration once the
+    iteration has finished. ``cancel()`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        infer: Infer,
+        settings: Settings,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self._infer = infer
+        self._cancel = cancel or threading.Event()
+        self._reader: audio.PcmReader | None = None
+        self.info = audio.probe(self.path)
+        if settings.max_audio_seconds and (self.info.duration or 0) > settings.max_audio_seconds:
+            # the reader would refuse too; failing here keeps the error before any output
+            audio.decode_pcm(self.path, max_seconds=settings.max_audio_seconds, info=self.info)
+        self.duration: float = self.info.duration or 0.0
+        self.chunks_recognised = 0
+        #: Largest amount of PCM (bytes) held in the rolling buffer: the memory bound in action.
+        self.peak_buffer_bytes = 0
+        self._segments = self._run()
+        self._next_id = 0
+        self._last_word_end = 0.0
+
+    def __iter__(self) -> Iterator[Segment]:
+        return self
+
+    def __next__(self) -> Segment:
+        return next(self._segments)
+
+    def cancel(self) -> None:
+        """Stop as soon as possible: between blocks, or before the next batch."""
+        self._cancel.set()
+        reader = self._reader
+        if reader is not None:
+            reader.close()
+
+    def close(self) -> None:
+        """Release ffmpeg and the buffers (also what happens when iteration ends)."""
+        self._segments.close()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- the stream ------------------------------------------------------------------------
+
+    def _run(self) -> Generator[Segment, None, None]:
+        settings = self.settings
+        reader = audio.decode_pcm(self.path, max_seconds=settings.max_audio_seconds, info=self.info)
+        self._reader = reader
+        if self._cancel.is_set():  # cancelled before we got here
+            reader.close()
+        with reader:
+            buffer = _PcmBuffer()
+            vad = SileroVad(settings.vad_threshold, max_speech_s=settings.vad_strict_limit)
+            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE)
+            regions: list[tuple[float, float]] = []
+            blocks = iter(reader)
+            for block in blocks:
+                self._check_cancel()
+                buffer.append(block)
+                regions.extend(vad.feed(block))
+                if buffer.end > short_limit:
+                    break
+            else:
+                self._check_cancel()
+                regions.extend(vad.flush())
+                self.duration = reader.total_samples / SAMPLE_RATE
+                chunk = short_audio_chunk(self.duration, regions)
+                if chunk is not None:
+                    # One pass like the reference, minus the silence around the speech (with a
+                    # margin well beyond the VAD's own padding), so nothing is "heard" there.
+                    chunk = Chunk(
+                        max(chunk.start, regions[0][0] - SHORT_AUDIO_MARGIN),
+                        min(chunk.end, regions[-1][1] + SHORT_AUDIO_MARGIN),
+                    )
+                    first = round(chunk.start * SAMPLE_RATE)
+                    work = _Work(chunk, buffer.slice(first, round(chunk.end * SAMPLE_RATE)))
+                    self.peak_buffer_bytes = buffer.nbytes
+                    yield from self._recognise([work])
+                return
+            yield from self._long_form(blocks, buffer, vad, regions)
+            self.duration = reader.total_samples / SAMPLE_RATE
+
+    def _long_form(
+        self,
+        blocks: Iterator[NDArray[np.int16]],
+        buffer: _PcmBuffer,
+        vad: SileroVad,
+        first_regions: list[tuple[float, float]],
+    ) -> Iterator[Segment]:
+        settings = self.settings
+        open_regions: deque[tuple[float, float]] = deque(first_regions)
+
+        def region_stream() -> Iterator[tuple[float, float]]:
+            """Regions in order, decoding and scanning more audio only when asked for one."""
+            while True:
+                while open_regions:
+                    yield open_regions[0]
+                    # keep it until a chunk covers it: its audio may still be needed
+                    consumed.append(open_regions.popleft())
+                block = next(blocks, None)
+                if block is None:
+                    open_regions.extend(vad.flush())
+                    if not open_regions:
+                        return
+                    continue
+                self._check_cancel()
+                buffer.append(block)
+                open_regions.extend(vad.feed(block))
+                self._trim(buffer, vad, open_regions, consumed, chunked_until)
+                self.peak_buffer_bytes = max(self.peak_buffer_bytes, buffer.nbytes)
+
+        consumed: deque[tuple[float, float]] = deque()
+        chunked_until = [0.0]
+        batch: list[_Work] = []
+        for chunk in plan_chunks(
+            region_stream(),
+            min_duration=settings.vad_min_duration,
+            max_duration=settings.vad_max_duration,
+            strict_limit=settings.vad_strict_limit,
+            new_chunk_threshold=settings.vad_new_chunk_threshold,
+        ):
+            first = round(chunk.start * SAMPLE_RATE)
+            last = round(chunk.end * SAMPLE_RATE)
+            if last <= first:
+                continue
+            batch.append(_Work(chunk, buffer.slice(first, last)))
+            chunked_until[0] = max(chunked_until[0], chunk.end)
+            while consumed and consumed[0][1] <= chunked_until[0]:
+                consumed.popleft()
+            if len(batch) >= settings.batch_size:
+                yield from self._recognise(batch)
+                batch = []
+        if batch:
+            yield from self._recognise(batch)
+
+    @staticmethod
+    def _trim(
+        buffer: _PcmBuffer,
+        vad: SileroVad,
+        reported: deque[tuple[float, float]],
+        consumed: deque[tuple[float, float]],
+        chunked_until: list[float],
+    ) -> None:
+        """Drop audio that no future chunk can start in.
+
+        A future chunk starts at the start of a region the chunker has taken but not yet
+        closed into a chunk (``consumed``), at a region reported but not yet taken
+        (``reported``), or at a region the VAD has not reported yet (which
+        cannot start before ``vad.pending_start``), and never before the end of the last chunk.
+        """
+        keep = vad.pending_start
+        for regions in (consumed, reported):
+            if regions:
+                keep = min(keep, max(regions[0][0], chunked_until[0]))
+        buffer.trim(int(keep * SAMPLE_RATE) - 1)
+
+    def _recognise(self, batch: list[_Work]) -> Iterator[Segment]:
+        self._check_cancel()
+        results = self._infer([work.wave for work in batch])
+        self._check_cancel()
+        for work, result in zip(batch, results, strict=True):
+            self.chunks_recognised += 1
+            words = place_words(
+                result.words,
+                offset=work.chunk.start,
+                duration=work.chunk.end,
+                previous_end=self._last_word_end,
+            )
+            if words:
+                self._last_word_end = words[-1].end
+            segments = build_segments(
+                words,
+                start_id=self._next_id,
+                max_duration=7.0,
+                max_chars=84,
+                gap=0.6,
+            )
+            self._next_id += len(segments)
+            yield from segments
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("transcription cancelled")
+
+
+def transcribe_file(
+    path: str | Path,
+    infer: Infer,
+    settings: Settings,
+    cancel: threading.Event | None = None,
+) -> Transcription:
+    """Start transcribing ``path``; iterate the result for its segments.
+
+    Probing happens here, so a missing, corrupt, empty or over-long file raises its typed
+    :class:`gigaam_api.audio.AudioError` before any segment is produced.
+    """
+    return Transcription(path, infer, settings, cancel)
