@@ -109,6 +109,11 @@ class AsrModel:
         precision = "int8" if self.quantized else "fp32"
         return f"<AsrModel {self.name} {self.kind} {precision} on {self.device}>"
 
+    @property
+    def step(self) -> StepSession | None:
+        """The RNN-T step function ``step(labels, h, c, enc)`` (``None`` for CTC models)."""
+        return self._step
+
     # -- pieces, for tests and tools
 
     def features(
