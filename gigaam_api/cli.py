@@ -1,0 +1,317 @@
+"""``gigaam-api`` command line: ``serve``, ``download`` and ``transcribe``.
+
+One entry point for every way people run this: the server (also what the Docker image runs),
+pre-fetching weights for an offline box, and transcribing files locally without a server
+(same pipeline and formatters as the HTTP API, so the output is identical).
+
+Exit codes: 0 success, 1 a runtime failure (weights, audio, model), 2 a usage or settings
+error (the message names the variable), 130 interrupted. Heavy modules (ONNX Runtime, the
+HTTP stack) are imported only by the command that needs them, so ``--help`` and ``download``
+start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from gigaam_api import __version__
+from gigaam_api.config import TRANSCRIPTION_MODELS, Settings, SettingsError, load_settings
+from gigaam_api.weights import MODEL_NAMES, WeightsError, ensure_model, model_paths
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+#: File extension per output format (``--output DIR`` writes ``<stem>.<ext>``).
+EXTENSIONS = {"json": "json", "text": "txt", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+#: Files at least this long get a progress bar (on a terminal); short ones finish at once.
+PROGRESS_MIN_SECONDS = 30.0
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A failure to report as ``error: <message>`` with an exit code, without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate from :func:`main` so tests and docs can inspect it)."""
+    parser = argparse.ArgumentParser(
+        prog="gigaam-api",
+        description=(
+            "OpenAI-compatible Russian speech recognition on GigaAM models. Settings come "
+            "from the environment and .env (see .env.example); flags override them."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP server",
+        description="Start the OpenAI-compatible HTTP server (POST /v1/audio/transcriptions).",
+    )
+    serve.add_argument("--host", help="listen address (default: HOST setting, 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (default: PORT setting, 8000)")
+
+    download = commands.add_parser(
+        "download",
+        help="download model weights into MODELS_DIR",
+        description=(
+            "Download and verify official weights into MODELS_DIR so the server starts "
+            "offline later. Default: the MODEL setting."
+        ),
+    )
+    download.add_argument(
+        "models", nargs="*", metavar="MODEL", help=f"model names ({', '.join(MODEL_NAMES)})"
+    )
+    download.add_argument("--models-dir", type=Path, help="target folder (default: MODELS_DIR)")
+
+    transcribe = commands.add_parser(
+        "transcribe",
+        help="transcribe audio files locally, without a server",
+        description=(
+            "Transcribe audio/video files with the local model and print the result (or write "
+            "<name>.<ext> files with --output). Any format ffmpeg decodes works."
+        ),
+    )
+    transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    transcribe.add_argument(
+        "-f", "--format", choices=FORMATS, default="text", help="output format (default: text)"
+    )
+    transcribe.add_argument(
+        "-o", "--output", type=Path, metavar="DIR", help="write one file per input into DIR"
+    )
+    transcribe.add_argument(
+        "--words",
+        action="store_true",
+        help="include word timestamps (verbose_json)",
+    )
+    which = transcribe.add_mutually_exclusive_group()
+    which.add_argument(
+        "--model", choices=TRANSCRIPTION_MODELS, help="model to use (default: MODEL setting)"
+    )
+    which.add_argument(
+        "--checkpoint", type=Path, metavar="PATH", help="local .ckpt file (like CHECKPOINT_PATH)"
+    )
+    transcribe.add_argument(
+        "--tokenizer", type=Path, metavar="PATH", help="tokenizer for an e2e --checkpoint"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    handlers = {"serve": _serve, "download": _download, "transcribe": _transcribe}
+    try:
+        return handlers[args.command](args)
+    except CliError as exc:
+        print(f"gigaam-api: error: {exc.message}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("gigaam-api: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from env/.env with command-line overrides; invalid → exit code 2."""
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    from gigaam_api.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(host=args.host, port=args.port)
+    import uvicorn
+
+    from gigaam_api.api.app import create_app
+
+    app = create_app(settings)
+    log.info("listening on http://%s:%d", settings.host, settings.port)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
+    return EXIT_OK
+
+
+def _download(args: argparse.Namespace) -> int:
+    unknown = [name for name in args.models if name not in MODEL_NAMES]
+    if unknown:
+        raise CliError(
+            f"unknown model {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}",
+            EXIT_USAGE,
+        )
+    settings = _settings(models_dir=args.models_dir)
+    for name in args.models or [settings.model]:
+        try:
+            checkpoint, tokenizer = ensure_model(name, settings.models_dir, settings.weights_url)
+        except WeightsError as exc:
+            raise CliError(str(exc)) from None
+        for path in (checkpoint, tokenizer):
+            if path is not None:
+                print(path)
+    return EXIT_OK
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.model is not None:
+        # This run only: the model need not be in ALLOWED_MODELS (an API setting), and a
+        # CHECKPOINT_PATH from the environment must not shadow the explicit choice.
+        overrides.update(model=args.model, allowed_models=[args.model], checkpoint_path="")
+    if args.checkpoint is not None:
+        overrides.update(checkpoint_path=args.checkpoint)
+    if args.tokenizer is not None:
+        overrides.update(tokenizer_path=args.tokenizer)
+    settings = _settings(**overrides)
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        raise CliError(f"no such file: {', '.join(missing)}", EXIT_USAGE)
+
+    model = _load_model(settings)
+    failures = 0
+    written: set[Path] = set()
+    for path in args.files:
+        try:
+            body = transcribe_to_text(path, model.transcribe, settings, args.format, args.words)
+        except CliError as exc:
+            print(f"gigaam-api: error: {path}: {exc.message}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.output is None:
+            _emit(body, sys.stdout)
+        else:
+            target = _output_path(args.output, path, args.format, written)
+            target.write_text(body if body.endswith("\n") or not body else body + "\n", "utf-8")
+            log.info("wrote %s", target)
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _load_model(settings: Settings) -> Any:
+    try:
+        checkpoint, tokenizer = model_paths(settings)
+    except WeightsError as exc:
+        raise CliError(str(exc)) from None
+    from gigaam_api.model import load_model
+
+    try:
+        return load_model(
+            checkpoint,
+            tokenizer,
+            quantize_int8=settings.quantize_int8,
+            num_threads=settings.num_threads,
+            device=settings.device,
+            cache_dir=_cache_dir(settings),
+        )
+    except (OSError, ValueError) as exc:  # checkpoint/tokenizer/provider problems are typed
+        raise CliError(f"cannot load the model from {checkpoint}: {exc}") from None
+
+
+def _cache_dir(settings: Settings) -> Path | None:
+    """MODELS_DIR for built graphs when usable; else none (a read-only or absent /data)."""
+    folder = settings.models_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        log.info("MODELS_DIR=%s is not writable; graphs will not be cached", folder)
+        return None
+    return folder
+
+
+def transcribe_to_text(
+    path: Path,
+    infer: Any,
+    settings: Settings,
+    response_format: str,
+    words: bool = False,
+    *,
+    progress: bool | None = None,
+) -> str:
+    """Run the pipeline on one file and render it like the HTTP API would.
+
+    ``infer`` is ``model.transcribe``. Audio problems (not audio, no stream, too long,
+    ffmpeg missing) come back as :class:`CliError` with the pipeline's message.
+    """
+    from gigaam_api import audio, pipeline
+    from gigaam_api.api.formats import render
+    from gigaam_api.transcript import Transcript
+
+    try:
+        job = pipeline.transcribe_file(path, infer, settings)  # probes: bad files fail here
+        segments = list(_with_progress(job, job.duration, path.name, progress))
+    except audio.AudioError as exc:
+        raise CliError(exc.message) from None
+    # Exact decoded duration once the iteration finished (the probe may not know it).
+    duration = job.duration
+    transcript = Transcript(segments=segments, duration=duration)
+    granularities = ("segment", "word") if words else ("segment",)
+    return render(transcript, response_format, granularities).body
+
+
+def _with_progress(
+    segments: Iterator[Any], duration: float, name: str, progress: bool | None
+) -> Iterator[Any]:
+    """Pass segments through, advancing a bar over audio seconds on long files (TTY only)."""
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show or duration < PROGRESS_MIN_SECONDS:
+        yield from segments
+        return
+    from tqdm import tqdm
+
+    total = round(duration, 1)
+    with tqdm(total=total, unit="s", desc=name, file=sys.stderr, leave=False) as bar:
+        for segment in segments:
+            # Absolute positions, not increments: float steps would drift past the total.
+            done = min(round(float(segment.end), 1), total)
+            if done > bar.n:
+                bar.n = done
+                bar.refresh()
+            yield segment
+        bar.n = total  # trailing silence has no segment: the file is done, so is the bar
+        bar.refresh()
+
+
+def _emit(body: str, stream: TextIO) -> None:
+    stream.write(body if body.endswith("\n") or not body else body + "\n")
+    stream.flush()
+
+
+def _output_path(folder: Path, source: Path, response_format: str, taken: set[Path]) -> Path:
+    """``folder/<stem>.<ext>``, numbered when two inputs share a stem in one run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create output folder {folder}: {exc.strerror}") from None
+    ext = EXTENSIONS[response_format]
+    target = folder / f"{source.stem}.{ext}"
+    number = 2
+    while target in taken:
+        target = folder / f"{source.stem}-{number}.{ext}"
+        number += 1
+    taken.add(target)
+    return target
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""The ``gigaam-api`` command line, run as a user would: ``python -m gigaam_api`` subprocesses.
+
+``transcribe`` runs the real pipeline on corpus audio with the golden v3_ctc fixture checkpoint
+(random weights, so the words are nonsense: the tests check the output formats and timings,
+not the text). ``download`` talks to the loopback file server from ``test_weights``. ``serve``
+is started on a free port and must answer ``/health``, the documented offline path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gigaam_api import __version__, cli, weights
+from gigaam_api.config import Settings
+from tests.test_weights import PREFIX, FileServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPEECH = "constructed_digits/digits_temperature_8k.wav"  # 6.8 s, 8 kHz telephony prompt
+LONG = "asterisk_ru/prompts/demo-congrats.wav"  # 31 s: goes through VAD chunking
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m gigaam_api ARGS`` in ``cwd`` (no stray .env) with a clean-ish env."""
+    base = {k: v for k, v in os.environ.items() if not _is_setting(k)}
+    base.update(PYTHONPATH=str(REPO_ROOT), NO_PROXY="127.0.0.1,localhost")
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "gigaam_api", *args],
+        cwd=cwd,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _is_setting(name: str) -> bool:
+    return name.lower() in Settings.model_fields
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In-process runs read no developer .env and no stray setting variables."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def fixture_env(golden_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """The offline path: a local checkpoint instead of downloaded weights."""
+    return {
+        "CHECKPOINT_PATH": str(golden_dir / "v3_ctc" / "v3_ctc.ckpt"),
+        "MODELS_DIR": str(tmp_path / "models"),
+        "NUM_THREADS": "1",
+    }
+
+
+# --- basics ---------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "download", "transcribe"):
+        assert command in result.stdout
+    for command, flag in (("serve", "--port"), ("download", "MODEL"), ("transcribe", "--format")):
+        sub = run_cli(command, "--help", cwd=tmp_path)
+        assert sub.returncode == 0 and flag in sub.stdout, sub.stderr
+
+
+def test_console_script_points_at_main() -> None:
+    with (REPO_ROOT / "pyproject.toml").open("rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    module, _, attr = scripts["gigaam-api"].partition(":")
+    assert (module, attr) == ("gigaam_api.cli", "main")
+    assert cli.main is getattr(sys.modules[module], attr)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gigaam-api {__version__}"
+
+
+def test_invalid_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run_cli("download", env={"BATCH_SIZE": "0"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "BATCH_SIZE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_setting_in_dotenv_exits_2(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("MODEL=v3_ssl\n", encoding="utf-8")
+    result = run_cli("transcribe", "x.wav", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "MODEL=v3_ssl is not a transcription model" in result.stderr
+
+
+def test_missing_command_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 2
+    assert "COMMAND" in result.stderr
+
+
+# --- download -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def weights_server(golden_dir: Path) -> Iterator[FileServer]:
+    data = (golden_dir / "v3_ctc" / "v3_ctc.ckpt").read_bytes()
+    srv = FileServer({f"{PREFIX}/v3_ctc.ckpt": data}).start()
+    yield srv
+    srv.stop()
+
+
+def test_download_fetches_into_models_dir(
+    weights_server: FileServer,
+    golden_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fixture = (golden_dir / "v3_ctc" / "v3_ctc.ckpt").read_bytes()
+    # The fixture is not the official file: accept its checksum for this test only.
+    table = {**weights.OFFICIAL_CHECKSUMS, "v3_ctc.ckpt": hashlib.md5(fixture).hexdigest()}
+    monkeypatch.setattr(weights, "OFFICIAL_CHECKSUMS", table)
+    monkeypatch.setenv("WEIGHTS_URL", weights_server.base_url)
+    models = tmp_path / "models"
+    assert cli.main(["download", "--models-dir", str(models)]) == 0  # default: MODEL=v3_ctc
+    assert capsys.readouterr().out.strip() == str(models / "v3_ctc.ckpt")
+    assert (models / "v3_ctc.ckpt").read_bytes() == fixture
+    # Already there: a second run makes no request.
+    assert cli.main(["download", "v3_ctc", "--models-dir", str(models)]) == 0
+    assert weights_server.gets("v3_ctc.ckpt") == [None]
+
+
+def test_download_rejects_a_file_with_the_wrong_checksum(
+    weights_server: FileServer, tmp_path: Path
+) -> None:
+    env = {"WEIGHTS_URL": weights_server.base_url, "MODELS_DIR": str(tmp_path / "m")}
+    result = run_cli("download", "v3_ctc", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "checksum mismatch for v3_ctc.ckpt" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m" / "v3_ctc.ckpt").exists()
+
+
+def test_download_offline_explains_what_to_do(tmp_path: Path) -> None:
+    env = {"WEIGHTS_URL": f"http://127.0.0.1:{_free_port()}/GigaAM", "MODELS_DIR": str(tmp_path)}
+    result = run_cli("download", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "gigaam-api download v3_ctc" in result.stderr
+    assert "CHECKPOINT_PATH" in result.stderr
+
+
+def test_download_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("download", "v9_ctc", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown model v9_ctc" in result.stderr
+
+
+# --- transcribe -----------------------------------------------------------------------------
+
+
+def _srt_cues(body: str) -> list[tuple[float, float, str]]:
+    cues = []
+    for block in body.strip().split("\n\n"):
+        number, times, *text = block.split("\n")
+        assert number.isdigit()
+        start, end = (_clock(t) for t in times.split(" --> "))
+        cues.append((start, end, "\n".join(text)))
+    return cues
+
+
+def _clock(value: str) -> float:
+    match = re.fullmatch(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d)", value.strip())
+    assert match is not None, value
+    h, m, s, ms = (int(g) for g in match.groups())
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def test_transcribe_prints_srt(
+    corpus_dir: Path, fixture_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = run_cli(
+        "transcribe", str(corpus_dir / SPEECH), "--format", "srt", env=fixture_env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    cues = _srt_cues(result.stdout)
+    assert cues, result.stdout
+    assert all(0 <= start < end <= 6.8 + 0.05 and text for start, end, text in cues)
+    assert [c[0] for c in cues] == sorted(c[0] for c in cues)
+
+
+def test_transcribe_writes_vtt_files(
+    corpus_dir: Path, fixture_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "subs"
+    files = [str(corpus_dir / SPEECH), str(corpus_dir / LONG)]
+    result = run_cli(
+        "transcribe", *files, "-f", "vtt", "-o", str(out), env=fixture_env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["demo-congrats.vtt", "digits_temperature_8k.vtt"]
+    long_vtt = (out / "demo-congrats.vtt").read_text(encoding="utf-8")
+    assert long_vtt.startswith("WEBVTT\n")
+    times = re.findall(r"(\d\d:\d\d:\d\d\.\d\d\d) --> (\d\d:\d\d:\d\d\.\d\d\d)", long_vtt)
+    assert times
+    ends = [_clock(end) for _, end in times]
+    assert max(ends) <= 31.308 + 0.05
+    assert max(ends) > 22.0  # cues from after the first VAD chunk: absolute times
+
+
+def test_transcribe_json_formats_in_process(
+    corpus_dir: Path,
+    fixture_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in fixture_env.items():
+        monkeypatch.setenv(key, value)
+    path = str(corpus_dir / SPEECH)
+    assert cli.main(["transcribe", path, "--format", "json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert set(plain) == {"text", "usage"}
+    assert plain["usage"] == {"type": "duration", "seconds": 7}
+
+    assert cli.main(["transcribe", path, "--format", "verbose_json", "--words"]) == 0
+    verbose = json.loads(capsys.readouterr().out)
+    assert verbose["task"] == "transcribe" and verbose["language"] == "russian"
+    assert verbose["duration"] == pytest.approx(6.787, abs=0.01)
+    assert verbose["text"] == plain["text"]
+    words = verbose["words"]
+    assert words and all(0 <= w["start"] <= w["end"] <= verbose["duration"] for w in words)
+
+    assert cli.main(["transcribe", path, "--format", "text"]) == 0
+    assert capsys.readouterr().out == plain["text"] + "\n"
+
+
+def test_progress_bar_over_audio_seconds(
+    corpus_dir: Path,
+    fixture_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in fixture_env.items():
+        monkeypatch.setenv(key, value)
+    settings = cli._settings()
+    model = cli._load_model(settings)
+    body = cli.transcribe_to_text(
+        corpus_dir / LONG, model.transcribe, settings, "srt", progress=True
+    )
+    assert _srt_cues(body)
+    bar = capsys.readouterr().err
+    assert "demo-congrats.wav" in bar and "31.3/31.3" in bar, bar
+
+
+def test_transcribe_bad_input_is_a_clear_error(
+    fixture_env: dict[str, str], tmp_path: Path, corpus_dir: Path
+) -> None:
+    junk = tmp_path / "notes.wav"
+    junk.write_text("this is not audio\n" * 50, encoding="utf-8")
+    good = corpus_dir / SPEECH
+    result = run_cli("transcribe", str(junk), str(good), env=fixture_env, cwd=tmp_path)
+    assert result.returncode == 1  # one file failed, the other was still transcribed
+    assert "notes.wav" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.strip()
+
+    missing = run_cli("transcribe", str(tmp_path / "nope.mp3"), env=fixture_env, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+
+
+def test_transcribe_missing_checkpoint_path(tmp_path: Path) -> None:
+    env = {"CHECKPOINT_PATH": str(tmp_path / "absent.ckpt")}
+    (tmp_path / "a.wav").write_bytes(b"")
+    result = run_cli("transcribe", str(tmp_path / "a.wav"), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "CHECKPOINT_PATH=" in result.stderr and "does not exist" in result.stderr
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+def test_serve_answers_health_with_a_fixture_checkpoint(
+    fixture_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    base = {k: v for k, v in os.environ.items() if not _is_setting(k)}
+    env = {**base, **fixture_env, "PYTHONPATH": str(REPO_ROOT), "NO_PROXY": "127.0.0.1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gigaam_api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            if response.status_code == 200:
+                health = response.json()
+                break
+            assert response.status_code == 503  # still loading
+            time.sleep(0.2)
+        if health is None:
+            proc.kill()
+            pytest.fail(f"no healthy server: {proc.communicate()[0]}")
+        assert health["status"] == "ok" and health["loaded"] is True
+        assert health["device"] == "cpu"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
