@@ -3,8 +3,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-HOST ?= 0.0.0.0
-PORT ?= 8000
+# Empty: the HOST/PORT settings (.env / environment, default 0.0.0.0:8000) decide.
+HOST ?=
+PORT ?=
+# Native runs keep weights in ./models unless MODELS_DIR is set in the environment or .env:
+# the settings default, /data/models, is the Docker volume path and needs root elsewhere.
+NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .env; then export MODELS_DIR=./models; fi
 
 .PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker up down logs clean
 
@@ -23,7 +27,7 @@ $(BIN)/gigaam-api: pyproject.toml
 install: ffmpeg $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
 
 run: install  ## install and start the server (settings from .env / environment)
-	$(BIN)/gigaam-api serve --host $(HOST) --port $(PORT)
+	@$(NATIVE_MODELS_DIR); exec $(BIN)/gigaam-api serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: install  ## install everything and run the whole suite: lint, format, types, tests
 	$(MAKE) check
@@ -49,7 +53,7 @@ bench: install  ## speed and memory benchmarks (reported, never asserted)
 	$(BIN)/python benchmarks/memory.py
 
 download-weights-local: install  ## download MODEL's weights into MODELS_DIR (default ./models)
-	MODELS_DIR=$${MODELS_DIR:-./models} $(BIN)/gigaam-api download
+	@$(NATIVE_MODELS_DIR); exec $(BIN)/gigaam-api download
 
 build-docker:  ## build the Docker image
 	docker build -t gigaam-api:latest .
