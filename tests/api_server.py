@@ -15,9 +15,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from gigaam_api.config import Settings, load_settings
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -84,3 +87,74 @@ def ffmpeg_children(pid: int | None = None) -> list[int]:
     """ffmpeg/ffprobe processes started by ``pid`` (default: this test process)."""
     parent = os.getpid() if pid is None else pid
     return [p for p in child_pids(parent) if process_name(p).startswith(("ffmpeg", "ffprobe"))]
+
+
+def real_model_settings(golden_dir: Path, models_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a server on the tiny v3_ctc golden checkpoint (random weights: its text is
+    nonsense but deterministic, which is all these tests need)."""
+    values: dict[str, Any] = {
+        "_env_file": None,
+        "checkpoint_path": golden_dir / "v3_ctc" / "v3_ctc.ckpt",
+        "models_dir": models_dir,
+        "num_threads": 1,
+        **overrides,
+    }
+    return load_settings(**values)
+
+
+def tiled_wav(source: Path, target: Path, seconds: float) -> Path:
+    """A ``seconds``-long 16 kHz mono WAV made by repeating ``source`` (decoded by ffmpeg)."""
+    import subprocess
+    import wave
+
+    pcm = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(source),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    total = int(seconds * 16000) * 2
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        written = 0
+        while written < total:
+            piece = pcm[: total - written]
+            out.writeframes(piece)
+            written += len(piece)
+    return target
+
+
+BOUNDARY = "gigaam-test-boundary"
+MULTIPART_HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def form_part(
+    name: str, payload: bytes, filename: str | None = None, ctype: str | None = None
+) -> bytes:
+    """One hand-built multipart part (so tests control order and headers exactly)."""
+    disposition = f'form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    head = f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
+    if ctype is not None:
+        head += f"Content-Type: {ctype}\r\n"
+    return head.encode() + b"\r\n" + payload + b"\r\n"
+
+
+def form_body(*parts: bytes) -> bytes:
+    """Parts joined and closed with the final boundary; send with :data:`MULTIPART_HEADERS`."""
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()

@@ -1,0 +1,324 @@
+"""The HTTP routes (SPEC §1). Mounted twice by the app: under ``/v1`` and at the root,
+because clients disagree on whether the base URL includes ``/v1``.
+
+Handlers stay thin: authenticate, admit, receive the upload, validate, then hand the file to
+a :class:`~gigaam_api.api.jobs.TranscriptionJob` and turn its events into one of the five
+formats or an SSE stream. Order matters and is deliberate:
+
+1. the API key is checked before the body is read (401 beats any complaint about the audio);
+2. the request is admitted before the upload, so a busy server answers 503 at once instead
+   of after receiving a large file;
+3. the body is received (413 as soon as it passes ``MAX_UPLOAD_MB``), then the fields are
+   validated, then the audio is decoded by the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from gigaam_api.api import sse
+from gigaam_api.api.auth import check_api_key
+from gigaam_api.api.errors import ApiError, bad_request, not_found
+from gigaam_api.api.formats import render
+from gigaam_api.api.jobs import DoneEvent, FailedEvent, JobEvent, SegmentEvent, TranscriptionJob
+from gigaam_api.api.metrics import Metrics
+from gigaam_api.api.params import (
+    TranscriptionParams,
+    parse_transcription_params,
+    translation_unsupported,
+)
+from gigaam_api.api.service import ModelService
+from gigaam_api.api.transcribe import map_pipeline_error, pipeline_producer
+from gigaam_api.api.uploads import FormData, read_form
+from gigaam_api.config import Settings
+from gigaam_api.transcript import Segment, Transcript
+
+log = logging.getLogger(__name__)
+
+#: How often a waiting request checks whether its client is still connected.
+DISCONNECT_POLL_S = 0.5
+
+
+@dataclass
+class AppContext:
+    """What the handlers need, stored on ``app.state.ctx`` by :func:`create_app`."""
+
+    settings: Settings
+    service: ModelService
+    metrics: Metrics
+    created: int
+    keepalive_seconds: float = 10.0  # SPEC: a keep-alive at least every 15 s
+    tmp_dir: Path | None = None
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def _authenticate(request: Request) -> AppContext:
+    ctx = _ctx(request)
+    check_api_key(request.headers, ctx.settings.api_key)
+    return ctx
+
+
+router = APIRouter()
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+def _model_ids(settings: Settings) -> list[str]:
+    return list(dict.fromkeys([*settings.allowed_models, *settings.model_aliases]))
+
+
+def _model_card(model_id: str, created: int) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "gigaam"}
+
+
+@router.get("/models")
+async def list_models(request: Request) -> JSONResponse:
+    ctx = _authenticate(request)
+    data = [_model_card(m, ctx.created) for m in _model_ids(ctx.settings)]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
+    ctx = _authenticate(request)
+    if model_id not in _model_ids(ctx.settings):
+        raise not_found(
+            f"The model '{model_id}' does not exist", param="model", code="model_not_found"
+        )
+    return JSONResponse(_model_card(model_id, ctx.created))
+
+
+# -- health and metrics (no auth: Docker HEALTHCHECK and Prometheus scrape them) -------------
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    ctx = _ctx(request)
+    service = ctx.service
+    loaded = service.state == "ready"
+    body: dict[str, Any] = {
+        "status": {"ready": "ok", "loading": "loading"}.get(service.state, "error"),
+        "model": ctx.settings.model,
+        "device": service.device,
+        "loaded": loaded,
+    }
+    if service.error:
+        body["error"] = service.error
+    return JSONResponse(body, status_code=200 if loaded else 503)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    body, media_type = _ctx(request).metrics.render()
+    return Response(body, media_type=media_type)
+
+
+# -- translations: out of scope ----------------------------------------------------------------
+
+
+@router.post("/audio/translations")
+async def translations(request: Request) -> Response:
+    _authenticate(request)
+    raise translation_unsupported()
+
+
+# -- transcriptions ----------------------------------------------------------------------------
+
+
+@router.post("/audio/transcriptions")
+async def transcriptions(request: Request) -> Response:
+    ctx = _authenticate(request)
+    request_id: str = request.state.request_id
+    ticket = ctx.service.admit(request_id)
+    form: FormData | None = None
+    job: TranscriptionJob | None = None
+    try:
+        form = await read_form(
+            request, max_bytes=ctx.settings.max_upload_bytes, tmp_dir=ctx.tmp_dir
+        )
+        params = parse_transcription_params(form.fields, ctx.settings)
+        request.state.response_format = params.response_format
+        request.state.stream = params.wants_sse
+        upload = form.file
+        if upload is None:
+            raise bad_request(
+                "Missing required parameter: 'file'",
+                param="file",
+                code="missing_required_parameter",
+            )
+        if upload.size == 0:
+            raise bad_request("The uploaded file is empty", param="file", code="empty_audio")
+        job = _start_job(upload.path, ticket, form, ctx.settings, request_id)
+    except ClientDisconnect:
+        request.state.client_disconnected = True
+        return Response(status_code=400)
+    finally:
+        if job is None:  # nothing was handed over: release here
+            ticket.close()
+            if form is not None:
+                form.cleanup()
+
+    started = time.perf_counter()
+    try:
+        if params.wants_sse:
+            return await _stream(request, ctx, job, started)
+        return await _respond(request, ctx, job, params, started)
+    except BaseException:
+        job.cancel()
+        raise
+
+
+def _start_job(
+    path: Path, ticket: Any, form: FormData, settings: Settings, request_id: str
+) -> TranscriptionJob:
+    def release() -> None:
+        ticket.close()
+        form.cleanup()
+
+    job = TranscriptionJob(
+        pipeline_producer(path, ticket, settings),
+        on_cancel=ticket.cancel,
+        on_exit=release,
+        name=f"transcribe-{request_id[-8:]}",
+    )
+    job.start()
+    return job
+
+
+async def _next_event(request: Request, job: TranscriptionJob, timeout: float) -> JobEvent | None:
+    """Wait up to ``timeout`` for the job, checking the client before every wait.
+
+    Returns None on timeout. A disconnected client cancels the job (which stops the pipeline
+    and ffmpeg) and raises ``ClientDisconnect``. The check runs even while events keep
+    coming, so a client that leaves a long transcription stops it within one segment.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if await request.is_disconnected():
+            request.state.client_disconnected = True
+            job.cancel()
+            raise ClientDisconnect()
+        remaining = deadline - time.monotonic()
+        event = await job.next(min(DISCONNECT_POLL_S, max(remaining, 0.0)))
+        if event is not None or remaining <= DISCONNECT_POLL_S:
+            return event
+
+
+def _finish(request: Request, ctx: AppContext, duration: float, started: float) -> None:
+    request.state.audio_seconds = duration
+    ctx.metrics.observe_transcription(duration, time.perf_counter() - started)
+
+
+def _failure(request: Request, ctx: AppContext, error: BaseException) -> ApiError:
+    api_error = map_pipeline_error(error, request.state.request_id)
+    request.state.error_code = api_error.code
+    outcome = "client_error" if api_error.status < 500 else "error"
+    ctx.metrics.transcriptions.labels(outcome=outcome).inc()
+    return api_error
+
+
+async def _respond(
+    request: Request,
+    ctx: AppContext,
+    job: TranscriptionJob,
+    params: TranscriptionParams,
+    started: float,
+) -> Response:
+    segments: list[Segment] = []
+    try:
+        while True:
+            event = await _next_event(request, job, ctx.keepalive_seconds)
+            if event is None:
+                continue
+            if isinstance(event, SegmentEvent):
+                segments.append(event.segment)
+            elif isinstance(event, DoneEvent):
+                duration = event.duration
+                break
+            else:
+                raise _failure(request, ctx, event.error)
+    except ClientDisconnect:
+        ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
+        return Response(status_code=400)
+    transcript = Transcript(segments=segments, duration=duration)
+    rendered = render(transcript, params.response_format, params.granularities)
+    _finish(request, ctx, duration, started)
+    return Response(rendered.body, media_type=rendered.media_type)
+
+
+async def _stream(
+    request: Request, ctx: AppContext, job: TranscriptionJob, started: float
+) -> Response:
+    """SSE response. Waits (up to one keep-alive interval) for the first event first, so an
+    input that fails at once (not audio, too long) still gets a plain 4xx envelope."""
+    try:
+        first = await _next_event(request, job, ctx.keepalive_seconds)
+    except ClientDisconnect:
+        ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
+        return Response(status_code=400)
+    if isinstance(first, FailedEvent):
+        raise _failure(request, ctx, first.error)
+    return StreamingResponse(
+        _sse_events(request, ctx, job, first, started),
+        media_type=sse.SSE_MEDIA_TYPE,
+        headers=sse.SSE_HEADERS,
+    )
+
+
+async def _sse_events(
+    request: Request,
+    ctx: AppContext,
+    job: TranscriptionJob,
+    first: JobEvent | None,
+    started: float,
+) -> AsyncIterator[str]:
+    joiner = sse.DeltaJoiner()
+    sent_delta = False
+    ended = False
+    pending = first
+    try:
+        while True:
+            event, pending = pending, None
+            if event is None:
+                event = await job.next(ctx.keepalive_seconds)
+            if event is None:
+                yield sse.SSE_KEEPALIVE
+            elif isinstance(event, SegmentEvent):
+                delta = joiner.delta(event.segment.text)
+                if delta:
+                    sent_delta = True
+                    yield sse.sse_delta(delta)
+            elif isinstance(event, DoneEvent):
+                if not sent_delta:  # no speech: still one delta before done (checklist #38)
+                    yield sse.sse_delta("")
+                yield sse.sse_done(joiner.text, event.duration)
+                yield sse.SSE_DONE
+                ended = True
+                _finish(request, ctx, event.duration, started)
+                return
+            else:
+                ended = True
+                error = _failure(request, ctx, event.error)
+                yield sse.sse_error(error.body())
+                return
+    finally:
+        # Reached on completion, on error and when Starlette cancels us because the client
+        # disconnected: in the last case this is what stops the pipeline and ffmpeg.
+        if not ended:
+            request.state.client_disconnected = True
+            ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
+        job.cancel()
