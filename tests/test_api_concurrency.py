@@ -1,0 +1,227 @@
+"""Admission, fairness and cancellation on the real server with the real model and pipeline.
+
+Nothing here asserts on wall-clock time. Requests are held at well-defined points instead
+(an upload paused half-way keeps its admission slot; a request is dropped only after the
+worker has served one of its batches) and fairness is read from the order of batches the
+scheduler recorded, with request ids chosen by the test (``x-request-id``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from gigaam_api.api.app import create_app
+from gigaam_api.scheduler import Scheduler
+from tests.api_server import (
+    MULTIPART_HEADERS,
+    ffmpeg_children,
+    form_body,
+    form_part,
+    real_model_settings,
+    serve,
+    tiled_wav,
+)
+from tests.conftest import CORPUS_DIR
+
+TIMEOUT = 120.0
+SHORT = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
+LONG_SECONDS = 600.0  # ten minutes of tiled speech: dozens of batches
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def long_wav(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = corpus_dir / "longform" / "longform_espeak_ru.wav"
+    return tiled_wav(source, tmp_path_factory.mktemp("long") / "long.wav", LONG_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    settings = real_model_settings(
+        golden_dir, tmp_path_factory.mktemp("models"), max_queue=2, batch_size=1
+    )
+    return create_app(settings, keepalive_seconds=0.5)
+
+
+@pytest.fixture(scope="module")
+def url(app: FastAPI) -> Iterator[str]:
+    with serve(app) as base:
+        assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        yield base
+
+
+def scheduler(app: FastAPI) -> Scheduler[Any]:
+    sched: Scheduler[Any] | None = app.state.ctx.service.scheduler
+    assert sched is not None
+    return sched
+
+
+def served_for(app: FastAPI, request_id: str) -> int:
+    return sum(1 for b in scheduler(app).served if b.request_id == request_id)
+
+
+def multipart_body(path: Path, **fields: str) -> bytes:
+    parts = [form_part(name, value.encode()) for name, value in fields.items()]
+    return form_body(*parts, form_part("file", path.read_bytes(), path.name))
+
+
+@pytest.fixture(autouse=True)
+def idle_afterwards(app: FastAPI, url: str) -> Iterator[None]:
+    """Each test starts and ends with a free worker and no ffmpeg left running."""
+    yield
+    wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
+    wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg children to exit")
+
+
+def test_queue_full_is_503_and_admitted_requests_complete(app: FastAPI, url: str) -> None:
+    short_text = httpx.post(
+        f"{url}/v1/audio/transcriptions", files={"file": SHORT.open("rb")}, timeout=TIMEOUT
+    ).json()
+    body = multipart_body(SHORT)
+    release = threading.Event()
+    results: list[httpx.Response] = []
+
+    def paused_upload() -> None:
+        def chunks() -> Iterator[bytes]:
+            yield body[:1000]
+            release.wait(TIMEOUT)  # the request holds its slot while its upload is paused
+            yield body[1000:]
+
+        results.append(
+            httpx.post(
+                f"{url}/v1/audio/transcriptions",
+                content=chunks(),
+                headers=MULTIPART_HEADERS,
+                timeout=TIMEOUT,
+            )
+        )
+
+    threads = [threading.Thread(target=paused_upload) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: scheduler(app).active == 2, what="two admitted requests")
+    third = httpx.post(
+        f"{url}/v1/audio/transcriptions", files={"file": SHORT.open("rb")}, timeout=TIMEOUT
+    )
+    assert third.status_code == 503
+    assert int(third.headers["retry-after"]) >= 1
+    assert third.json()["error"]["code"] == "server_busy"
+    depth = [
+        line
+        for line in httpx.get(f"{url}/metrics").text.splitlines()
+        if line.startswith("gigaam_queue_depth ")
+    ]
+    assert depth == ["gigaam_queue_depth 2.0"]
+    release.set()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert [r.status_code for r in results] == [200, 200]
+    assert all(r.json() == short_text for r in results)
+
+
+def test_short_request_waits_at_most_one_batch_of_a_long_one(
+    app: FastAPI, url: str, long_wav: Path
+) -> None:
+    reference = httpx.post(
+        f"{url}/v1/audio/transcriptions", files={"file": SHORT.open("rb")}, timeout=TIMEOUT
+    ).json()
+    long_result: list[httpx.Response] = []
+
+    def long_request() -> None:
+        with long_wav.open("rb") as fh:
+            long_result.append(
+                httpx.post(
+                    f"{url}/v1/audio/transcriptions",
+                    files={"file": fh},
+                    headers={"x-request-id": "long-fair"},
+                    timeout=TIMEOUT,
+                )
+            )
+
+    runner = threading.Thread(target=long_request)
+    runner.start()
+    wait_until(lambda: served_for(app, "long-fair") >= 2, what="the long request to be under way")
+    short = httpx.post(
+        f"{url}/v1/audio/transcriptions",
+        files={"file": SHORT.open("rb")},
+        headers={"x-request-id": "short-fair"},
+        timeout=TIMEOUT,
+    )
+    assert short.status_code == 200 and short.json() == reference
+    runner.join(TIMEOUT)
+    assert long_result and long_result[0].status_code == 200 and long_result[0].json()["text"]
+
+    order = [b for b in scheduler(app).served if b.request_id in ("long-fair", "short-fair")]
+    short_at = next(i for i, b in enumerate(order) if b.request_id == "short-fair")
+    assert [b.request_id for b in order].count("short-fair") == 1  # short audio: one pass
+    assert order[short_at].waited <= 1  # behind at most the batch already running
+    # the long request was running before and kept running after: it was interleaved
+    assert any(b.request_id == "long-fair" for b in order[:short_at])
+    assert any(b.request_id == "long-fair" for b in order[short_at + 1 :])
+
+
+def raw_request(port: int, body: bytes, request_id: str, headers: dict[str, str]) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: test\r\nx-request-id: {request_id}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def cancelled_count(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith('gigaam_transcriptions_total{outcome="cancelled"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_disconnect_cancels_and_frees_the_worker(
+    app: FastAPI, url: str, long_wav: Path, stream: bool
+) -> None:
+    request_id = f"drop-{'sse' if stream else 'plain'}"
+    before = cancelled_count(url)
+    port = int(url.rsplit(":", 1)[1])
+    body = multipart_body(long_wav, stream="true" if stream else "false")
+    sock = raw_request(port, body, request_id, MULTIPART_HEADERS)
+    try:
+        if stream:  # read until the first delta has arrived, as a client reading the stream
+            received = b""
+            while b"transcript.text.delta" not in received:
+                chunk = sock.recv(65536)
+                assert chunk, "stream closed early"
+                received += chunk
+            assert b"200 OK" in received.split(b"\r\n", 1)[0]
+        wait_until(lambda: served_for(app, request_id) >= 1, what="the first batch")
+        assert ffmpeg_children(), "ffmpeg should be decoding the long file"
+    finally:
+        sock.close()  # the client goes away mid-transcription
+    wait_until(lambda: scheduler(app).active == 0, timeout=30, what="the slot to be freed")
+    wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg to be killed")
+    assert cancelled_count(url) == before + 1  # stopped, not finished
+    done = served_for(app, request_id)
+    time.sleep(0.5)
+    assert served_for(app, request_id) == done  # and nothing more ran for it
+    # the worker is free: the next request starts and completes at once
+    after = httpx.post(
+        f"{url}/v1/audio/transcriptions", files={"file": SHORT.open("rb")}, timeout=TIMEOUT
+    )
+    assert after.status_code == 200 and after.json()["text"]

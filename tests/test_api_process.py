@@ -1,0 +1,94 @@
+"""The server as its own process, configured only by environment variables.
+
+Starts ``uvicorn --factory gigaam_api.api.app:create_app_from_env`` (what a deployment runs)
+with ``CHECKPOINT_PATH`` on the golden fixture, waits for ``/health`` to turn 200, transcribes
+with the official SDK, and reads the JSON request log the process wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from openai import OpenAI
+
+from tests.api_server import free_port
+from tests.conftest import CORPUS_DIR, REPO_ROOT
+
+KEY = "process-key-0042"
+
+
+def test_server_process_from_environment(
+    golden_dir: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "CHECKPOINT_PATH": str(golden_dir / "v3_ctc" / "v3_ctc.ckpt"),
+        "MODELS_DIR": str(tmp_path / "models"),
+        "API_KEY": KEY,
+        "LOG_JSON": "true",
+        "NUM_THREADS": "1",
+    }
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "gigaam_api.api.app:create_app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=tmp_path,  # no stray .env from the repository
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            status = None
+            while status != 200:
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "server never became healthy"
+                try:
+                    health = httpx.get(f"{base}/health", timeout=5)
+                    status = health.status_code
+                    assert status in (200, 503)
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            assert health.json()["loaded"] is True
+
+            with OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0) as client:
+                raw = client.audio.transcriptions.with_raw_response.create(
+                    file=CORPUS_DIR / "pisets" / "test_sound_ru.wav", model="whisper-1"
+                )
+                result = raw.parse()
+            assert result.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught
+            assert proc.wait(30) in (0, -signal.SIGTERM)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    access = [entry for entry in lines if entry.get("request_id") == raw.request_id]
+    assert len(access) == 1
+    entry = access[0]
+    assert entry["status"] == 200 and entry["path"] == "/v1/audio/transcriptions"
+    assert entry["audio_seconds"] > 3 and entry["processing_seconds"] > 0
+    assert any("ready" in entry.get("message", "") for entry in lines)
+    assert "Application shutdown complete" in log_path.read_text()
+    assert KEY not in log_path.read_text()
