@@ -16,8 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from gigaam_api.api.app import create_app
+from gigaam_api.api.errors import install_error_handlers
+from gigaam_api.api.metrics import Metrics
+from gigaam_api.api.middleware import RequestContextMiddleware
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import JsonFormatter, TextFormatter, configure_logging
 from tests.api_server import serve
@@ -222,6 +226,21 @@ def test_a_failed_load_is_reported_not_hidden() -> None:
         response = client.post("/v1/audio/transcriptions", files={"file": ("a", b"x")})
         error = assert_envelope(response, 503)
         assert "checkpoint is corrupt" in error["message"]
+
+
+def test_unexpected_crash_is_a_500_envelope_with_request_id() -> None:
+    app = FastAPI()  # wired as create_app wires it
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=Metrics())
+
+    @app.get("/anything")
+    async def crashing() -> None:
+        raise ZeroDivisionError("bug")
+
+    with serve(app) as url:
+        response = httpx.get(f"{url}/anything", timeout=30)
+    error = assert_envelope(response, 500)
+    assert error["type"] == "server_error" and "bug" not in error["message"]
 
 
 def test_access_log_lines(caplog: pytest.LogCaptureFixture, http: httpx.Client) -> None:

@@ -57,7 +57,7 @@ def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     settings = real_model_settings(
         golden_dir, tmp_path_factory.mktemp("models"), max_queue=2, batch_size=1
     )
-    return create_app(settings, keepalive_seconds=0.5)
+    return create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp_path_factory.mktemp("uploads"))
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +84,12 @@ def multipart_body(path: Path, **fields: str) -> bytes:
 
 @pytest.fixture(autouse=True)
 def idle_afterwards(app: FastAPI, url: str) -> Iterator[None]:
-    """Each test starts and ends with a free worker and no ffmpeg left running."""
+    """Each test ends with a free worker, no ffmpeg left running and no upload left on disk."""
     yield
+    uploads: Path = app.state.ctx.tmp_dir
     wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
     wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg children to exit")
+    wait_until(lambda: not list(uploads.iterdir()), timeout=10, what="uploads to be removed")
 
 
 def test_queue_full_is_503_and_admitted_requests_complete(app: FastAPI, url: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from tests.conftest import CORPUS_DIR
 KEY = "e2e-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 UPLOAD_LIMIT_MB = 3
+MAX_AUDIO_SECONDS = 70
 TIMEOUT = 120.0
 
 
@@ -57,9 +59,10 @@ def server(
         tmp_path_factory.mktemp("models"),
         api_key=KEY,
         max_upload_mb=UPLOAD_LIMIT_MB,
+        max_audio_seconds=MAX_AUDIO_SECONDS,
         model_aliases="whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,openai/whisper-large-v3",
     )
-    app = create_app(settings, keepalive_seconds=0.5)
+    app = create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp_path_factory.mktemp("uploads"))
     with serve(app) as url:
         assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
         yield Server(url, app)
@@ -315,6 +318,24 @@ def test_junk_bytes_are_400_and_not_retried(server: Server, http: httpx.Client) 
     assert info.value.param == "file"
     after = metric(http, "gigaam_http_requests_total", route="/audio/transcriptions", status="400")
     assert after == before + 1  # one attempt: 4xx is not retried
+
+
+def test_audio_over_max_audio_seconds_is_400(client: OpenAI) -> None:
+    longform = CORPUS_DIR / "longform" / "longform_espeak_ru.wav"  # 81 s > MAX_AUDIO_SECONDS
+    with pytest.raises(openai.BadRequestError) as info:
+        client.audio.transcriptions.create(file=longform, model="whisper-1")
+    assert info.value.code == "audio_too_long" and info.value.param == "file"
+
+
+def test_missing_ffmpeg_is_a_500_that_says_so(
+    client: OpenAI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # the server looks ffmpeg up per request
+    with pytest.raises(openai.InternalServerError) as info:
+        client.audio.transcriptions.create(file=SPEECH, model="whisper-1")
+    assert info.value.status_code == 500
+    assert "not found on PATH" in info.value.message and "ffmpeg" in info.value.message
+    assert info.value.code == "ffmpeg_missing"
 
 
 def test_wrong_key_is_authentication_error(server: Server) -> None:  # 17
@@ -673,3 +694,13 @@ def test_speech_files_give_text(client: OpenAI) -> None:
         CORPUS_DIR / "edge_cases" / "stereo_phase_inverted_pisets_16k.wav",
     ):
         assert client.audio.transcriptions.create(file=path, model="whisper-1").text
+
+
+def test_no_upload_is_left_behind(server: Server) -> None:
+    """Runs last: after every outcome above (200s, 4xx, 413, errors mid-stream, 500), the
+    upload folder is empty once the requests are over."""
+    uploads: Path = server.app.state.ctx.tmp_dir
+    deadline = time.monotonic() + 10
+    while list(uploads.iterdir()):
+        assert time.monotonic() < deadline, list(uploads.iterdir())
+        time.sleep(0.05)
