@@ -207,30 +207,76 @@ def _time_mask(b: _Builder, x: str, axis: int, lengths: str) -> tuple[str, str]:
     return str(b.op("Cast", [valid], to=TensorProto.FLOAT)), str(t)
 
 
+def _strided_conv(
+    b: _Builder,
+    lin: _Linear,
+    x: str,
+    batch: str,
+    name: str,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    *,
+    quantize: bool,
+) -> str:
+    """Conv1d (kernel k, stride 2, padding (k-1)/2) on time-major ``x`` [B, T, C] as one GEMM.
+
+    The k strided time slices are concatenated into [B, T_out, k·C] columns and multiplied by
+    the kernel laid out as [k·C, O]: the same products as ``Conv``, but in the layout the rest
+    of the encoder uses (no transposes) and quantizable as a plain matrix product.
+    """
+    out_ch, in_ch, k = weight.shape
+    pad = (k - 1) // 2
+    t = b.op("Gather", [b.op("Shape", [x]), b.const(1)], axis=0)
+    t_out = b.op("Div", [b.op("Add", [t, b.const(1)]), b.const(2)])  # = floor((T-1)/2) + 1
+    padded = b.op("Pad", [x, b.const([0, pad, 0, 0, pad, 0])])
+    span = b.op("Mul", [t_out, b.const(2)])
+    columns = []
+    for tap in range(k):
+        end = b.op("Unsqueeze", [b.op("Add", [span, b.const(tap - 1)]), b.const([0])])
+        columns.append(b.op("Slice", [padded, b.const([tap]), end, b.const([1]), b.const([2])]))
+    cols = b.op("Concat", columns, axis=2)
+    cols = b.op("Reshape", [cols, b.const([-1, k * in_ch])])
+    # torch [O, C, k] → [O, k·C] with tap-major columns, matching the concatenation order
+    kernel = np.ascontiguousarray(np.transpose(weight, (0, 2, 1)).reshape(out_ch, k * in_ch))
+    y = lin(cols, name, kernel, bias, quantize=quantize)
+    shape = b.op("Concat", [batch, b.const([-1, out_ch])], axis=0)
+    return str(b.op("Reshape", [y, shape]))
+
+
 def _subsampling(
-    b: _Builder, spec: EncoderSpec, sd: Mapping[str, np.ndarray], features: str, lengths: str
+    b: _Builder,
+    lin: _Linear,
+    spec: EncoderSpec,
+    sd: Mapping[str, np.ndarray],
+    features: str,
+    lengths: str,
+    batch: str,
 ) -> tuple[str, str, str]:
-    """Strided conv1d stack; returns (x [B, D, T'], mask [B, T'], lengths [B] int64)."""
+    """Strided conv1d stack; returns (x [B, T', D], mask [B, T'], lengths [B] int64).
+
+    Frames past each item's length are zeroed before the first conv and after each conv, as
+    the reference does (upstream #75). The first conv sees raw log-mel values and stays fp32;
+    the second (768·5 → 768) is quantized with the rest of the encoder.
+    """
     mask, _ = _time_mask(b, features, 2, lengths)
-    x = b.op("Mul", [features, b.op("Unsqueeze", [mask, b.const([1])])])
-    pad = (spec.subs_kernel - 1) // 2
+    x = b.op("Transpose", [features], perm=[0, 2, 1])  # [B, T, F]
+    x = b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([2])])])
     for stage in range(spec.subs_stages):
         key = f"encoder.pre_encode.conv.{2 * stage}"
-        x = b.op(
-            "Conv",
-            [
-                x,
-                b.weight(f"{key}.weight", _f32(sd[f"{key}.weight"])),
-                b.weight(f"{key}.bias", _f32(sd[f"{key}.bias"])),
-            ],
-            kernel_shape=[spec.subs_kernel],
-            strides=[2],
-            pads=[pad, pad],
+        x = _strided_conv(
+            b,
+            lin,
+            x,
+            batch,
+            key,
+            np.asarray(sd[f"{key}.weight"], dtype=np.float32),
+            np.asarray(sd[f"{key}.bias"], dtype=np.float32),
+            quantize=lin.quantize and stage > 0,
         )
         # floor((L + 2p - k) / 2 + 1) with odd k = 2p + 1 is (L + 1) // 2 for L >= 0
         lengths = b.op("Div", [b.op("Add", [lengths, b.const(1)]), b.const(2)])
-        mask, _ = _time_mask(b, x, 2, lengths)
-        x = b.op("Relu", [b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([1])])])])
+        mask, _ = _time_mask(b, x, 1, lengths)
+        x = b.op("Relu", [b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([2])])])])
     return str(x), mask, str(lengths)
 
 
@@ -393,7 +439,8 @@ def build_encoder(
     Inputs ``features`` f32 [B, F, T] and ``feature_lengths`` i64 [B]. Outputs ``encoded``
     f32 [B, T', D] (time-major: transpose for the reference's channels-first view),
     ``encoded_lengths`` i32 [B], then ``log_probs`` f32 [B, T', C] (CTC) or ``enc_proj``
-    f32 [B, T', J] (RNN-T: the joint's encoder projection per frame). With
+    f32 [B, T', J] (RNN-T: the joint's encoder projection per frame, with the prediction
+    linear's bias added, ready for :func:`build_step`). With
     ``debug_outputs`` also ``pre_encode`` and ``layer_<i>`` [B, T', D].
 
     ``quantize_int8`` turns every large linear layer of the encoder body into a dynamic int8
@@ -404,10 +451,9 @@ def build_encoder(
     b = _Builder()
     lin = _Linear(b, quantize_int8)
     features, lengths = "features", "feature_lengths"
-    x, mask, enc_len = _subsampling(b, enc, state_dict, features, lengths)
-
     batch = b.op("Shape", [features], start=0, end=1)
-    t = b.op("Gather", [b.op("Shape", [x]), b.const(2)], axis=0)
+    x3, mask, enc_len = _subsampling(b, lin, enc, state_dict, features, lengths, batch)
+    t = b.op("Gather", [b.op("Shape", [x3]), b.const(1)], axis=0)
     ctx: dict[str, str] = {}
     ctx["btd"] = b.op(
         "Concat", [batch, b.op("Unsqueeze", [t, b.const([0])]), b.const([enc.d_model])], axis=0
@@ -420,7 +466,6 @@ def build_encoder(
     shortest = b.op("ReduceMin", [enc_len], keepdims=0)
     ctx["no_padding"] = b.op("Equal", [shortest, t])
 
-    x3 = b.op("Transpose", [x], perm=[0, 2, 1])  # [B, T', D]
     outputs: list[onnx.ValueInfoProto] = []
     dyn: list[str | int | None] = ["batch", "frames", enc.d_model]
     if debug_outputs:
@@ -451,13 +496,11 @@ def build_encoder(
             ),
         )
     else:
-        proj = lin(
-            h,
-            "head.joint.enc",
-            state_dict["head.joint.enc.weight"],
-            state_dict["head.joint.enc.bias"],
-            quantize=False,
+        # the prediction linear's bias rides along: the step graph then adds nothing
+        bias = np.asarray(state_dict["head.joint.enc.bias"], dtype=np.float64) + np.asarray(
+            state_dict["head.joint.pred.bias"], dtype=np.float64
         )
+        proj = lin(h, "head.joint.enc", state_dict["head.joint.enc.weight"], bias, quantize=False)
         shape = b.op("Concat", [batch, b.const([-1, spec.joint_hidden])], axis=0)
         b.op("Reshape", [proj, shape], outputs=["enc_proj"])
         outputs.insert(
@@ -478,40 +521,57 @@ def build_step(spec: ModelSpec, state_dict: Mapping[str, np.ndarray]) -> GraphBu
     """One RNN-T greedy step for a whole batch: prediction network + joint.
 
     ``step(labels i64 [B], h f32 [1, B, H], c f32 [1, B, H], enc f32 [B, J])
-    -> (log_probs f32 [B, C], h, c)``. The blank row of the embedding is forced to zero, so
-    ``labels = blank`` with zero state is the reference's "nothing emitted yet" start.
+    -> (log_probs f32 [B, C], h, c)``, where ``enc`` is the encoder graph's ``enc_proj``.
+
+    The step is memory-bound (hundreds of calls per minute of audio, each reading the
+    weights once), so the graph reads as little as it can:
+
+    * the LSTM's input projection of every token is precomputed into a [C, 4H] table
+      (``embed @ W_ih.T + b_ih + b_hh``), leaving one [H, 4H] product per call; the blank
+      row of the embedding is zero (``padding_idx``), so ``labels = blank`` with zero state is
+      the reference's "nothing emitted yet" start;
+    * the gates are reordered (i, f, o | g) so one Sigmoid and one Tanh cover them;
+    * the prediction linear's bias is already inside ``enc_proj`` (see ``build_encoder``).
     """
     if spec.kind != "rnnt":
         raise ValueError("build_step is only for RNN-T models")
     sd = state_dict
     hid = spec.pred_hidden
     b = _Builder()
-    lin = _Linear(b, False)
-    embed = np.array(sd["head.decoder.embed.weight"], dtype=np.float32)
+    f64 = np.float64
+    embed = np.array(sd["head.decoder.embed.weight"], dtype=f64)
     embed[spec.blank_id] = 0.0
-    emb = b.op("Gather", [b.weight("head.decoder.embed", embed), "labels"], axis=0)
-    emb = b.op("Unsqueeze", [emb, b.const([0])])  # [1, B, H]: one time step
 
-    def gates(w: np.ndarray) -> np.ndarray:  # torch (i, f, g, o) → ONNX (i, o, f, c)
-        i, f, g, o = np.split(np.asarray(w, dtype=np.float32), 4, axis=0)
-        return np.concatenate([i, o, f, g], axis=0)
+    def ifog(w: np.ndarray) -> np.ndarray:  # torch gate order (i, f, g, o) → (i, f, o, g)
+        i, f, g, o = np.split(np.asarray(w, dtype=f64), 4, axis=0)
+        return np.concatenate([i, f, o, g], axis=0)
 
-    w = gates(sd["head.decoder.lstm.weight_ih_l0"])[None]
-    r = gates(sd["head.decoder.lstm.weight_hh_l0"])[None]
-    bias = np.concatenate(
-        [gates(sd["head.decoder.lstm.bias_ih_l0"]), gates(sd["head.decoder.lstm.bias_hh_l0"])]
-    )[None]
-    _, h_out, _ = b.op(
-        "LSTM",
-        [emb, b.weight("lstm.W", w), b.weight("lstm.R", r), b.weight("lstm.B", bias), "", "h", "c"],
-        outputs=["lstm_y", "h_out", "c_out"],
-        hidden_size=hid,
+    bias = ifog(sd["head.decoder.lstm.bias_ih_l0"]) + ifog(sd["head.decoder.lstm.bias_hh_l0"])
+    table = embed @ ifog(sd["head.decoder.lstm.weight_ih_l0"]).T + bias  # [C, 4H]
+    recurrent = ifog(sd["head.decoder.lstm.weight_hh_l0"]).T  # [H, 4H]
+    x_gates = b.op("Gather", [b.weight("lstm.input_table", _f32(table)), "labels"], axis=0)
+    flat = b.const([-1, hid])
+    h = b.op("Reshape", ["h", flat])
+    c = b.op("Reshape", ["c", flat])
+    gates = b.op("Gemm", [h, b.weight("lstm.recurrent", _f32(recurrent)), x_gates])
+    sig, cand = b.op("Split", [gates, b.const([3 * hid, hid])], axis=1, outputs=2)
+    i, f, o = b.op("Split", [b.op("Sigmoid", [sig]), b.const([hid, hid, hid])], axis=1, outputs=3)
+    c_new = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, b.op("Tanh", [cand])])])
+    h_new = b.op("Mul", [o, b.op("Tanh", [c_new])])
+    b.op("Unsqueeze", [h_new, b.const([0])], outputs=["h_out"])
+    b.op("Unsqueeze", [c_new, b.const([0])], outputs=["c_out"])
+    pred_w = np.asarray(sd["head.joint.pred.weight"], dtype=np.float32).T
+    z = b.op(
+        "Relu", [b.op("Gemm", [h_new, b.weight("head.joint.pred.weight", _f32(pred_w)), "enc"])]
     )
-    g = b.op("Reshape", [h_out, b.const([-1, hid])])
-    pred = lin(g, "head.joint.pred", sd["head.joint.pred.weight"], sd["head.joint.pred.bias"])
-    z = b.op("Relu", [b.op("Add", ["enc", pred])])
-    logits = lin(
-        z, "head.joint.out", sd["head.joint.joint_net.1.weight"], sd["head.joint.joint_net.1.bias"]
+    out_w = np.asarray(sd["head.joint.joint_net.1.weight"], dtype=np.float32).T
+    logits = b.op(
+        "Gemm",
+        [
+            z,
+            b.weight("head.joint.out.weight", _f32(out_w)),
+            b.weight("head.joint.out.bias", _f32(sd["head.joint.joint_net.1.bias"])),
+        ],
     )
     b.op("LogSoftmax", [logits], axis=-1, outputs=["log_probs"])
     f32 = TensorProto.FLOAT

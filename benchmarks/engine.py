@@ -1,0 +1,334 @@
+"""Engine benchmark: full-size v3_ctc / v3_rnnt (random weights), 60 s as 3 × 20 s, one batch.
+
+Run: ``.venv/bin/python benchmarks/engine.py`` (``make bench``). Prints, per model and
+precision: RTF (median of the timed runs after one warm-up, median over processes), load time
+from the cached graph in a fresh process, RSS right after loading, peak RSS, and the one-off
+graph build. Every measurement runs in a fresh subprocess so loads are cold (graph cached, page
+cache warm) and RSS figures belong to that configuration alone. ``--profile`` adds the ORT
+op-type breakdown of one run. Results are reported, never asserted (see benchmarks/README.md).
+
+The checkpoints are written once under ``benchmarks/.cache/`` from
+``../shared/golden/manifests``; for RNN-T the joint's blank bias is shifted so that greedy
+decoding emits about 0.3 tokens per frame, like real speech (random weights emit ~10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))
+CACHE = ROOT / "benchmarks" / ".cache"
+AUDIO = SHARED / "corpus" / "silero_vad" / "silero_ru.wav"
+SAMPLE_RATE = 16000
+CHUNK_SECONDS = 20
+N_CHUNKS = 3
+TARGET_TOKENS_PER_FRAME = 0.3
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def chunks() -> list[np.ndarray]:
+    """60 s of Russian speech (the corpus file, tiled) as three 20 s float32 chunks."""
+    cached = CACHE / "audio_60s.npy"
+    if cached.is_file():
+        wave = np.load(cached)
+    else:
+        pcm = subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                str(AUDIO),
+                "-f",
+                "s16le",
+                "-ac",
+                "1",
+                "-acodec",
+                "pcm_s16le",
+                "-ar",
+                str(SAMPLE_RATE),
+                "-",
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
+        speech = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+        total = N_CHUNKS * CHUNK_SECONDS * SAMPLE_RATE
+        wave = np.tile(speech, -(-total // speech.size))[:total].astype(np.float32)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.save(cached, wave)
+    n = CHUNK_SECONDS * SAMPLE_RATE
+    return [np.ascontiguousarray(wave[i * n : (i + 1) * n]) for i in range(N_CHUNKS)]
+
+
+def _writer() -> Any:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import random_checkpoint
+
+    return random_checkpoint
+
+
+def checkpoint(model: str) -> Path:
+    """The full-size random-weight checkpoint for ``model`` (written once)."""
+    path = CACHE / f"{model}.ckpt"
+    if path.is_file():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    manifest = SHARED / "golden" / "manifests" / f"{model}.json"
+    writer = _writer()
+    if "rnnt" not in model:
+        writer.write_random_checkpoint(manifest, path, seed=0)
+        return path
+    draft = CACHE / f"{model}.draft.ckpt"
+    writer.write_random_checkpoint(manifest, draft, seed=0)
+    shift = _child({"task": "calibrate", "checkpoint": str(draft)})["shift"]
+    writer.write_random_checkpoint(manifest, path, seed=0, blank_bias_shift=shift)
+    draft.unlink()
+    return path
+
+
+def _child(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one task in a fresh interpreter (cold load, its own RSS) and return its JSON."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(task)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {task}\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ------------------------------------------------------------------------------ child tasks
+
+
+def _calibrate(task: dict[str, Any]) -> dict[str, Any]:
+    """Blank-bias shift for ~0.3 tokens/frame: bisect on a wrapped step (same argmax math)."""
+    from gigaam_api.model import load_model
+    from gigaam_api.model.decoding import rnnt_greedy
+
+    model = load_model(task["checkpoint"], num_threads=2)
+    feats, lens = model.features(chunks())
+    (enc_proj, enc_lens) = model._encoder.run(feats, lens, ["enc_proj", "encoded_lengths"])
+    step, blank = model.step, model.blank_id
+    assert step is not None
+    frames = int(enc_lens.sum())
+
+    def rate(shift: float) -> float:
+        def shifted(*args: Any) -> Any:
+            log_probs, h, c = step(*args)
+            log_probs = log_probs.copy()
+            log_probs[:, blank] += shift
+            return log_probs, h, c
+
+        hyps = rnnt_greedy(enc_proj, enc_lens, shifted, blank, hidden_size=step.hidden_size)
+        return sum(len(ids) for ids, _ in hyps) / frames
+
+    low, high = -10.0, 30.0
+    for _ in range(14):
+        mid = (low + high) / 2
+        if rate(mid) > TARGET_TOKENS_PER_FRAME:
+            low = mid
+        else:
+            high = mid
+    return {"shift": (low + high) / 2, "rate": rate((low + high) / 2)}
+
+
+def _build(task: dict[str, Any]) -> dict[str, Any]:
+    from gigaam_api.model import load_model
+
+    started = time.perf_counter()
+    model = load_model(
+        task["checkpoint"], quantize_int8=task["int8"], num_threads=2, cache_dir=task["cache"]
+    )
+    seconds = time.perf_counter() - started
+    assert model.graphs is not None
+    size = sum(p.stat().st_size for p in model.graphs.directory.iterdir())
+    return {
+        "built": model.graphs.built,
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+        "graph_mb": size / 1e6,
+    }
+
+
+def _measure(task: dict[str, Any]) -> dict[str, Any]:
+    from gigaam_api.model import load_model
+
+    waves = chunks()  # before loading: the audio is not part of the model's RSS
+    base = _rss_mb()
+    started = time.perf_counter()
+    model = load_model(
+        task["checkpoint"],
+        quantize_int8=task["int8"],
+        num_threads=task["threads"],
+        cache_dir=task["cache"],
+    )
+    load_s = time.perf_counter() - started
+    assert model.graphs is not None and not model.graphs.built, "graph was not cached"
+    rss_loaded = _rss_mb()
+    model.transcribe(waves)  # warm-up
+    times, cpu = [], []
+    for _ in range(task["runs"]):
+        c0, t0 = time.process_time(), time.perf_counter()
+        results = model.transcribe(waves)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    tokens = sum(len(r.token_ids) for r in results)
+    frames = sum(int(np.ceil(((w.size - 320) // 160 + 1) / 4)) for w in waves)
+    out = {
+        "load_s": load_s,
+        "rss_base_mb": base,
+        "rss_loaded_mb": rss_loaded,
+        "rss_after_mb": _rss_mb(),
+        "peak_mb": _peak_mb(),
+        "times": times,
+        "cpu": cpu,
+        "tokens_per_frame": tokens / frames,
+    }
+    if task.get("profile"):
+        out["profile"] = _profile(model, waves)
+    return out
+
+
+def _profile(model: Any, waves: list[np.ndarray]) -> dict[str, float]:
+    """ORT op-type share of one encoder run (ms)."""
+    import onnxruntime as ort
+
+    from gigaam_api.model.engine import session_options
+
+    options = session_options(model.num_threads)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(CACHE / "ort_profile")
+    session = ort.InferenceSession(
+        str(model.graphs.encoder), options, providers=["CPUExecutionProvider"]
+    )
+    feats, lens = model.features(waves)
+    head = "log_probs" if model.kind == "ctc" else "enc_proj"
+    for _ in range(2):
+        session.run([head], {"features": feats, "feature_lengths": lens})
+    trace = json.loads(Path(session.end_profiling()).read_text())
+    totals: dict[str, float] = {}
+    for event in trace:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"].get("op_name", "?")
+            if op == "If":  # its MultiHeadAttention is listed on its own
+                continue
+            totals[op] = totals.get(op, 0.0) + event["dur"] / 1000 / 2
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="GigaAM engine benchmark (reported, not asserted)")
+    parser.add_argument("--models", nargs="+", default=["v3_ctc", "v3_rnnt"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per process")
+    parser.add_argument("--processes", type=int, default=2, help="fresh processes per config")
+    parser.add_argument("--profile", action="store_true", help="ORT op breakdown")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        task = json.loads(args.child)
+        handler = {"calibrate": _calibrate, "build": _build, "measure": _measure}[task["task"]]
+        print(json.dumps(handler(task)))
+        return
+
+    audio_s = N_CHUNKS * CHUNK_SECONDS
+    graphs = CACHE / "graphs"
+    report = []
+    print(
+        f"{N_CHUNKS} x {CHUNK_SECONDS} s in one batch, {args.threads} threads, "
+        f"{args.runs} timed runs x {args.processes} processes; {os.cpu_count()} CPUs"
+    )
+    for model in args.models:
+        ckpt = checkpoint(model)
+        for precision in args.precisions:
+            int8 = precision == "int8"
+            common = {"checkpoint": str(ckpt), "int8": int8, "cache": str(graphs)}
+            build = _child({"task": "build", **common})
+            runs = [
+                _child(
+                    {
+                        "task": "measure",
+                        "threads": args.threads,
+                        "runs": args.runs,
+                        "profile": args.profile and i == 0,
+                        **common,
+                    }
+                )
+                for i in range(args.processes)
+            ]
+            per_process = [statistics.median(r["times"]) for r in runs]
+            all_times = [t for r in runs for t in r["times"]]
+            row = {
+                "model": model,
+                "precision": precision,
+                "rtf": statistics.median(per_process) / audio_s,
+                "rtf_min": min(all_times) / audio_s,
+                "rtf_max": max(all_times) / audio_s,
+                "cpu_rtf": statistics.median([c for r in runs for c in r["cpu"]]) / audio_s,
+                "load_s": statistics.median(r["load_s"] for r in runs),
+                "rss_loaded_mb": statistics.median(r["rss_loaded_mb"] for r in runs),
+                "peak_mb": statistics.median(r["peak_mb"] for r in runs),
+                "tokens_per_frame": runs[0]["tokens_per_frame"],
+                "build_s": build["seconds"] if build["built"] else None,
+                "build_peak_mb": build["peak_mb"] if build["built"] else None,
+                "graph_mb": build["graph_mb"],
+            }
+            report.append(row)
+            print(
+                f"{model:8s} {precision}: RTF {row['rtf']:.4f} "
+                f"({row['rtf_min']:.4f}-{row['rtf_max']:.4f}), CPU-s/audio-s {row['cpu_rtf']:.4f}, "
+                f"load {row['load_s']:.2f} s, RSS after load {row['rss_loaded_mb']:.0f} MB, "
+                f"peak {row['peak_mb']:.0f} MB, graph {row['graph_mb']:.0f} MB, "
+                f"tokens/frame {row['tokens_per_frame']:.2f}"
+                + (
+                    f", build {row['build_s']:.1f} s (peak {row['build_peak_mb']:.0f} MB)"
+                    if row["build_s"]
+                    else ""
+                ),
+                flush=True,
+            )
+            if args.profile and "profile" in runs[0]:
+                prof = runs[0]["profile"]
+                total = sum(prof.values())
+                shares = ", ".join(
+                    f"{k} {100 * v / total:.1f}%" for k, v in list(prof.items())[:10]
+                )
+                print(f"    profile ({total:.0f} ms encoder): {shares}", flush=True)
+    (CACHE / "results.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
