@@ -87,12 +87,20 @@ class TranscriptionJob:
 
     async def next(self, timeout: float) -> JobEvent | None:
         """The next event, or None if none arrived within ``timeout`` seconds."""
-        if not self._events:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # A wake-up may be stale (its event was already taken), so re-check after each one.
+        while not self._events:
             self._ready.clear()
-            if not self._events:
-                try:
-                    await asyncio.wait_for(self._ready.wait(), timeout)
-                except TimeoutError:
+            if self._events:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._ready.wait(), remaining)
+            except TimeoutError:
+                if not self._events:
                     return None
         return self._events.popleft()
 
