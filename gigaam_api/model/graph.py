@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,35 @@ EXTERNAL_MIN_BYTES = 4096
 ALIGNMENT = 4096
 
 
+@dataclass(frozen=True)
+class LazyTensor:
+    """An initializer computed only when written: keeps a build's memory at one tensor.
+
+    A full-size fp32 encoder is 850 MB of transposed/scaled weights; producing each one
+    just before it is written (from the checkpoint's memory map) means the build never holds
+    them all at once.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    make: Callable[[], np.ndarray]
+
+
+Tensor = np.ndarray | LazyTensor
+
+
+def materialize(tensor: Tensor) -> np.ndarray:
+    """The array of an eager or lazy initializer (C-contiguous)."""
+    array = tensor.make() if isinstance(tensor, LazyTensor) else tensor
+    return array if array.flags.c_contiguous else array.copy()
+
+
 @dataclass
 class GraphBundle:
     """An ONNX model whose initializers live in ``weights`` (the proto holds no tensor data)."""
 
     model: onnx.ModelProto
-    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, Tensor] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,18 +103,20 @@ class _Builder:
 
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
-        self.weights: dict[str, np.ndarray] = {}
+        self.weights: dict[str, Tensor] = {}
         self._count = 0
 
     def _name(self, hint: str) -> str:
         self._count += 1
         return f"{hint}_{self._count}"
 
-    def weight(self, name: str, array: np.ndarray) -> str:
+    def weight(self, name: str, array: Tensor) -> str:
         if name in self.weights:
             raise ValueError(f"duplicate initializer {name}")
         # (np.ascontiguousarray would turn a scalar into shape [1])
-        self.weights[name] = array if array.flags.c_contiguous else array.copy()
+        if isinstance(array, np.ndarray) and not array.flags.c_contiguous:
+            array = array.copy()
+        self.weights[name] = array
         return name
 
     def const(self, values: Sequence[int] | int | float, dtype: Any = np.int64) -> str:
@@ -153,20 +178,39 @@ class _Linear:
         scale: float = 1.0,
         quantize: bool | None = None,
     ) -> str:
-        w = _f32(weight.reshape(weight.shape[0], -1).T * np.float32(scale))  # [in, out]
+        def transposed() -> np.ndarray:  # [out, in...] → [in, out], scaled
+            w = weight.reshape(weight.shape[0], -1).T
+            return _f32(w * np.float32(scale) if scale != 1.0 else w)
+
         bias_arr = None if bias is None else _f32(bias * np.float32(scale))
+        shape = (int(np.prod(weight.shape[1:])), int(weight.shape[0]))
         if self.quantize if quantize is None else quantize:
-            q, w_scale = _quantize_weight(w)
+            # Lazy as well: the int8 tensor and its scale come from one pass over the weight,
+            # made when the int8 tensor is written (just before its scale).
+            done: dict[str, Any] = {}
+
+            def quantized() -> np.ndarray:
+                done["q"], done["scale"] = _quantize_weight(transposed())
+                return np.asarray(done.pop("q"))
+
+            def scale_of() -> np.ndarray:
+                if "scale" not in done:
+                    quantized()
+                return np.asarray(done.pop("scale"), dtype=np.float32)
+
             inputs = [
                 x,
-                self.b.weight(f"{name}.weight_q", q),
-                self.b.weight(f"{name}.weight_scale", np.asarray(w_scale, dtype=np.float32)),
+                self.b.weight(f"{name}.weight_q", LazyTensor(shape, np.dtype(np.int8), quantized)),
+                self.b.weight(
+                    f"{name}.weight_scale", LazyTensor((), np.dtype(np.float32), scale_of)
+                ),
                 self.b.weight(f"{name}.weight_zp", np.zeros((), dtype=np.int8)),
             ]
             if bias_arr is not None:
                 inputs.append(self.b.weight(f"{name}.bias", bias_arr))
             return str(self.b.op("DynamicQuantizeMatMul", inputs, domain=MS_DOMAIN))
-        inputs = [x, self.b.weight(f"{name}.weight", w)]
+        lazy = LazyTensor(shape, np.dtype(np.float32), transposed)
+        inputs = [x, self.b.weight(f"{name}.weight", lazy)]
         if bias_arr is not None:
             inputs.append(self.b.weight(f"{name}.bias", bias_arr))
         return str(self.b.op("Gemm", inputs))
@@ -627,7 +671,7 @@ def save_bundle(bundle: GraphBundle, path: Path) -> None:
     model.CopyFrom(bundle.model)
     with open(path.parent / data_name, "wb") as data:
         for tensor in model.graph.initializer:
-            arr = bundle.weights[tensor.name]
+            arr = materialize(bundle.weights[tensor.name])
             if arr.nbytes < EXTERNAL_MIN_BYTES:
                 tensor.raw_data = arr.tobytes()
                 continue
@@ -635,7 +679,7 @@ def save_bundle(bundle: GraphBundle, path: Path) -> None:
             if offset:
                 data.write(b"\0" * offset)
             start = data.tell()
-            data.write(np.ascontiguousarray(arr).data.cast("B"))
+            data.write(arr.data.cast("B"))
             tensor.data_location = TensorProto.EXTERNAL
             for key, value in (
                 ("location", data_name),
@@ -657,5 +701,5 @@ def bundle_to_bytes(bundle: GraphBundle) -> bytes:
     model = onnx.ModelProto()
     model.CopyFrom(bundle.model)
     for tensor in model.graph.initializer:
-        tensor.raw_data = bundle.weights[tensor.name].tobytes()
+        tensor.raw_data = materialize(bundle.weights[tensor.name]).tobytes()
     return bytes(model.SerializeToString())
