@@ -40,6 +40,8 @@ from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error, pipeline_producer
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
+from gigaam_api.model import Result
+from gigaam_api.scheduler import Ticket
 from gigaam_api.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -183,7 +185,7 @@ async def transcriptions(request: Request) -> Response:
 
 
 def _start_job(
-    path: Path, ticket: Any, form: FormData, settings: Settings, request_id: str
+    path: Path, ticket: Ticket[Result], form: FormData, settings: Settings, request_id: str
 ) -> TranscriptionJob:
     def release() -> None:
         ticket.close()
