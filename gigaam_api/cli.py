@@ -151,6 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        access_log=False,  # our middleware logs each request once, with id and audio seconds
     )
     return EXIT_OK
 
