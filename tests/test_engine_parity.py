@@ -30,7 +30,7 @@ from gigaam_api.model import (
     load_model,
 )
 from gigaam_api.model.checkpoint import CheckpointError, read_checkpoint
-from gigaam_api.model.engine import resolve_device
+from gigaam_api.model.engine import checkpoint_digest, resolve_device
 from tests.conftest import MODELS, REPO_ROOT
 
 CTC = [m for m in MODELS if "ctc" in m]
@@ -230,6 +230,15 @@ def test_transcribe_batch(models: dict[str, AsrModel], golden: dict[str, Any], n
         _check_result(result, expected)
 
 
+@pytest.mark.parametrize("name", ["v3_ctc", "v3_e2e_rnnt"])
+def test_equal_length_batch(models: dict[str, AsrModel], golden: dict[str, Any], name: str) -> None:
+    """A batch without padding takes the unmasked attention branch; same results."""
+    wave = golden[name]["waveform"]
+    first, second = models[name].transcribe([wave, wave.copy()])
+    _check_result(first, golden[name]["result"])
+    _check_result(second, golden[name]["result"])
+
+
 def test_short_and_empty_waves(models: dict[str, AsrModel], golden: dict[str, Any]) -> None:
     model = models["v3_ctc"]
     wave = golden["v3_ctc"]["waveform"]
@@ -318,6 +327,32 @@ def test_graph_cache_hit(golden_dir: Path, golden: dict[str, Any], tmp_path: Pat
     (int8.graphs.directory / "meta.json").unlink()
     again = load_model(_ckpt(golden_dir, name), cache_dir=tmp_path, quantize_int8=True)
     assert again.graphs is not None and again.graphs.built
+
+
+def test_unusable_cache_dir_still_loads(
+    golden_dir: Path, golden: dict[str, Any], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the cache folder should be")
+    model = load_model(_ckpt(golden_dir, "v3_ctc"), cache_dir=blocker)
+    assert model.graphs is None  # built for this process only
+    (result,) = model.transcribe([golden["v3_ctc"]["waveform"]])
+    assert result.text == golden["v3_ctc"]["result"]["text"]
+
+
+def test_stale_graph_versions_are_pruned(golden_dir: Path, tmp_path: Path) -> None:
+    digest = checkpoint_digest(_ckpt(golden_dir, "v3_ctc"))[:24]
+    root = tmp_path / "graphs"
+    stale = root / f"{digest}-g0-fp32"
+    other_precision = root / f"{digest}-g0-int8"
+    other_model = root / f"{'0' * 24}-g0-fp32"
+    for folder in (stale, other_precision, other_model):
+        folder.mkdir(parents=True)
+        (folder / "encoder.onnx").write_bytes(b"old")
+    model = load_model(_ckpt(golden_dir, "v3_ctc"), cache_dir=tmp_path)
+    assert model.graphs is not None and model.graphs.built
+    assert not stale.exists()
+    assert other_precision.exists() and other_model.exists()
 
 
 def test_cache_key_follows_content(golden_dir: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ data: ``checkpoint`` → ``features`` → ``graph`` → ``engine`` → ``decodin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -38,6 +39,7 @@ from gigaam_api.model.engine import (
     default_threads,
     ensure_graphs,
     limit_heap_retention,
+    prune_stale_graphs,
     resolve_device,
 )
 from gigaam_api.model.features import MEL_FB_KEY, WINDOW_KEY, FeatureError, FeatureExtractor
@@ -103,7 +105,7 @@ class AsrModel:
         self._featurizer = featurizer
         self._encoder = encoder
         self._step = step
-        self._head_output = "log_probs" if kind == "ctc" else "enc_proj"
+        self._head_output = "argmax" if kind == "ctc" else "enc_proj"
 
     def __repr__(self) -> str:
         precision = "int8" if self.quantized else "fp32"
@@ -151,21 +153,19 @@ class AsrModel:
         if not len(waves):
             return []
         features, lengths = self._featurizer(waves)
-        n_samples = [int(np.shape(w)[0]) for w in waves]
         live = np.flatnonzero(lengths > 0)
         results: list[Result | None] = [None] * len(waves)
         if live.size:
             if live.size < len(waves):
-                features, lengths = features[live], lengths[live]
-                # drop columns only the removed items needed: their padding is wasted work
-                features = features[:, :, : int(lengths.max())]
+                # drop the empty items and the padding only they needed
+                features = features[live, :, : int(lengths[live].max())]
+                lengths = lengths[live]
             head, enc_lengths = self._encoder.run(
                 features, lengths, [self._head_output, "encoded_lengths"]
             )
-            if self.kind == "ctc":
+            if self._step is None:
                 hyps = ctc_greedy(head, enc_lengths, self.blank_id)
             else:
-                assert self._step is not None
                 hyps = rnnt_greedy(
                     head,
                     enc_lengths,
@@ -173,10 +173,10 @@ class AsrModel:
                     self.blank_id,
                     hidden_size=self._step.hidden_size,
                 )
-            for row, (ids, frames) in zip(live.tolist(), hyps, strict=True):
-                i = int(np.flatnonzero(live == row)[0])
+            for i, (row, (ids, frames)) in enumerate(zip(live.tolist(), hyps, strict=True)):
+                n_samples = int(np.shape(waves[row])[0])
                 results[row] = make_result(
-                    ids, frames, self.tokenizer, n_samples[row], int(enc_lengths[i])
+                    ids, frames, self.tokenizer, n_samples, int(enc_lengths[i])
                 )
         empty = make_result([], [], self.tokenizer, 0, 0)
         return [r if r is not None else empty for r in results]
@@ -237,37 +237,39 @@ def load_model(
             f"{spec.num_classes - 1} (+ blank): wrong tokenizer for this checkpoint?"
         )
     # Copies, so nothing keeps the checkpoint's memory map (and its touched pages) alive.
-    state = ckpt.state_dict
     featurizer = FeatureExtractor.from_state_dict(
-        {k: np.array(state[k]) for k in (WINDOW_KEY, MEL_FB_KEY) if k in state}
+        {k: np.array(v) for k, v in ckpt.state_dict.items() if k in (WINDOW_KEY, MEL_FB_KEY)}
     )
     threads = default_threads() if num_threads is None else int(num_threads)
     if threads < 1:
         raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+    # The weights are only needed if the graphs must be built; afterwards the checkpoint
+    # (a memory map of the whole file) is dropped before ONNX Runtime maps the graphs.
+    source = {"checkpoint": ckpt}
+    del ckpt
 
     def build(directory: Path) -> dict[str, Any]:
-        return _build_graphs(ckpt, spec, directory, quantize_int8)
+        return _build_graphs(source["checkpoint"], spec, directory, quantize_int8)
 
     key = cache_key(checkpoint_digest(checkpoint_path), GRAPH_VERSION, quantize_int8)
-    if cache_dir is None:
-        with tempfile.TemporaryDirectory(prefix="gigaam-graphs-") as tmp:
+    with contextlib.ExitStack() as stack:
+        files: GraphFiles | None = None
+        if cache_dir is not None:
+            try:
+                files = ensure_graphs(Path(cache_dir), key, build)
+            except OSError as exc:  # read-only or full volume: still serve, just uncached
+                log.warning(
+                    "graph cache %s unusable (%s); building for this process", cache_dir, exc
+                )
+            else:
+                if files.built:
+                    prune_stale_graphs(Path(cache_dir), key)
+        tmp_used = files is None
+        if files is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="gigaam-graphs-"))
             files = ensure_graphs(Path(tmp), key, build)
-            del ckpt, state
-            model = _open(
-                name,
-                spec,
-                resolved_device,
-                providers,
-                featurizer,
-                tokenizer,
-                quantize_int8,
-                threads,
-                files,
-                keep=False,
-            )
-    else:
-        files = ensure_graphs(Path(cache_dir), key, build)
-        del ckpt, state
+        source.clear()  # graphs are on disk: let the checkpoint's memory map go
+        # ONNX Runtime maps the weight files while opening; a temporary folder may go after.
         model = _open(
             name,
             spec,
@@ -278,7 +280,7 @@ def load_model(
             quantize_int8,
             threads,
             files,
-            keep=True,
+            keep=not tmp_used,
         )
     log.info(
         "loaded %s (%s%s) on %s in %.2f s%s",

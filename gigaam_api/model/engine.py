@@ -48,6 +48,7 @@ __all__ = [
     "default_threads",
     "ensure_graphs",
     "limit_heap_retention",
+    "prune_stale_graphs",
     "resolve_device",
     "session_options",
 ]
@@ -261,6 +262,24 @@ def ensure_graphs(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return _files(final, built=True)
+
+
+def prune_stale_graphs(cache_dir: Path, keep: str) -> list[Path]:
+    """Delete cached builds of the same checkpoint and precision from other graph versions.
+
+    Each fp32 build is as large as the model, so an upgrade should not leave the previous
+    one behind. Builds of other checkpoints are kept (switching models back stays fast).
+    Returns what was removed.
+    """
+    digest, _, precision = keep.split("-", 2)[0], None, keep.rsplit("-", 1)[-1]
+    removed = []
+    root = Path(cache_dir) / "graphs"
+    for entry in root.glob(f"{digest}-g*-{precision}"):
+        if entry.name != keep and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            (root / f"{entry.name}.lock").unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def _complete(directory: Path) -> bool:

@@ -482,7 +482,8 @@ def build_encoder(
 
     Inputs ``features`` f32 [B, F, T] and ``feature_lengths`` i64 [B]. Outputs ``encoded``
     f32 [B, T', D] (time-major: transpose for the reference's channels-first view),
-    ``encoded_lengths`` i32 [B], then ``log_probs`` f32 [B, T', C] (CTC) or ``enc_proj``
+    ``encoded_lengths`` i32 [B], then ``log_probs`` f32 [B, T', C] and its ``argmax`` i64
+    [B, T'] (CTC) or ``enc_proj``
     f32 [B, T', J] (RNN-T: the joint's encoder projection per frame, with the prediction
     linear's bias added, ready for :func:`build_step`). With
     ``debug_outputs`` also ``pre_encode`` and ``layer_<i>`` [B, T', D].
@@ -533,12 +534,14 @@ def build_encoder(
         logits = lin(h, "head.ctc", w, state_dict["head.decoder_layers.0.bias"], quantize=False)
         shape = b.op("Concat", [batch, b.const([-1, spec.num_classes])], axis=0)
         b.op("LogSoftmax", [b.op("Reshape", [logits, shape])], axis=-1, outputs=["log_probs"])
-        outputs.insert(
-            2,
+        # greedy CTC needs only this: [B, T'] ids instead of [B, T', C] floats out of ORT
+        b.op("ArgMax", ["log_probs"], axis=-1, keepdims=0, outputs=["argmax"])
+        outputs[2:2] = [
             helper.make_tensor_value_info(
                 "log_probs", TensorProto.FLOAT, ["batch", "frames", spec.num_classes]
             ),
-        )
+            helper.make_tensor_value_info("argmax", TensorProto.INT64, ["batch", "frames"]),
+        ]
     else:
         # the prediction linear's bias rides along: the step graph then adds nothing
         bias = np.asarray(state_dict["head.joint.enc.bias"], dtype=np.float64) + np.asarray(
