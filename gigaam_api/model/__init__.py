@@ -38,7 +38,6 @@ from gigaam_api.model.engine import (
     checkpoint_digest,
     default_threads,
     ensure_graphs,
-    limit_heap_retention,
     prune_stale_graphs,
     resolve_device,
 )
@@ -221,7 +220,6 @@ def load_model(
     missing or not matching the model) and :class:`DeviceError`.
     """
     started = time.perf_counter()
-    limit_heap_retention()
     checkpoint_path = Path(checkpoint_path)
     resolved_device, providers = resolve_device(device)
     ckpt = read_checkpoint(checkpoint_path)

@@ -16,13 +16,12 @@
   version and the int8 flag — so a cache hit costs milliseconds instead of hashing 850 MB. A
   directory is built under a temporary name and renamed into place (atomic), under a file
   lock so two processes never build the same graph at once. Weights sit page-aligned in an
-  external data file, which ONNX Runtime memory-maps.
+  external data file, which ONNX Runtime memory-maps; the graph protobuf itself is a few
+  hundred kB, so loading never parses (and glibc never retains) a model-sized message.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
@@ -47,7 +46,6 @@ __all__ = [
     "checkpoint_digest",
     "default_threads",
     "ensure_graphs",
-    "limit_heap_retention",
     "prune_stale_graphs",
     "resolve_device",
     "session_options",
@@ -116,27 +114,6 @@ def session_options(num_threads: int | None = None) -> ort.SessionOptions:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initializers are noise to users
     return options
-
-
-_M_MMAP_THRESHOLD = -3
-
-
-def limit_heap_retention(threshold: int = 1 << 20) -> bool:
-    """Make glibc serve allocations of ``threshold`` bytes or more with ``mmap``.
-
-    Large buffers then go back to the OS when freed instead of staying in the heap (glibc's
-    dynamic threshold otherwise grows after the first big free and keeps hundreds of MB of
-    freed model-loading buffers resident). Process-wide; a no-op off glibc. Returns whether
-    it took effect.
-    """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
-    except (OSError, AttributeError):
-        return False
 
 
 class EncoderSession:
