@@ -37,16 +37,23 @@ N_CHUNKS = 3
 TARGET_TOKENS_PER_FRAME = 0.3
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process image. Not ``ru_maxrss``: Linux carries that across
+    ``execve`` from the forking parent, so a child would inherit the driver's peak."""
+    peak = _status_mb("VmHWM")
+    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def chunks() -> list[np.ndarray]:
@@ -93,22 +100,31 @@ def _writer() -> Any:
 
 
 def checkpoint(model: str) -> Path:
-    """The full-size random-weight checkpoint for ``model`` (written once)."""
+    """The full-size random-weight checkpoint for ``model`` (written once, by a child)."""
     path = CACHE / f"{model}.ckpt"
     if path.is_file():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    manifest = SHARED / "golden" / "manifests" / f"{model}.json"
-    writer = _writer()
+    manifest = str(SHARED / "golden" / "manifests" / f"{model}.json")
     if "rnnt" not in model:
-        writer.write_random_checkpoint(manifest, path, seed=0)
+        _child({"task": "write", "manifest": manifest, "out": str(path), "shift": 0.0})
         return path
     draft = CACHE / f"{model}.draft.ckpt"
-    writer.write_random_checkpoint(manifest, draft, seed=0)
-    shift = _child({"task": "calibrate", "checkpoint": str(draft)})["shift"]
-    writer.write_random_checkpoint(manifest, path, seed=0, blank_bias_shift=shift)
+    _child({"task": "write", "manifest": manifest, "out": str(draft), "shift": 0.0})
+    calibration = _child({"task": "calibrate", "checkpoint": str(draft)})
+    print(
+        f"{model}: blank bias {calibration['shift']:+.2f} -> {calibration['rate']:.2f} tokens/frame"
+    )
+    _child({"task": "write", "manifest": manifest, "out": str(path), "shift": calibration["shift"]})
     draft.unlink()
     return path
+
+
+def _write(task: dict[str, Any]) -> dict[str, Any]:
+    _writer().write_random_checkpoint(
+        Path(task["manifest"]), Path(task["out"]), seed=0, blank_bias_shift=task["shift"]
+    )
+    return {"written": task["out"]}
 
 
 def _child(task: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +276,8 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, str(ROOT))
         task = json.loads(args.child)
-        handler = {"calibrate": _calibrate, "build": _build, "measure": _measure}[task["task"]]
+        handlers = {"write": _write, "calibrate": _calibrate, "build": _build, "measure": _measure}
+        handler = handlers[task["task"]]
         print(json.dumps(handler(task)))
         return
 
