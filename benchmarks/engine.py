@@ -176,6 +176,64 @@ def _calibrate(task: dict[str, Any]) -> dict[str, Any]:
     return {"shift": (low + high) / 2, "rate": rate((low + high) / 2)}
 
 
+def _gemm_peak(task: dict[str, Any]) -> dict[str, Any]:
+    """GFLOP/s of one fp32 Gemm and one int8 DynamicQuantizeMatMul at the feed-forward shape
+    ([1500, 768] x [768, 3072]: a 3 x 20 s batch) with the engine's session options: the
+    ceiling the encoder's matrix products can reach on this machine."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from gigaam_api.model.engine import session_options
+
+    m, k, n = 1500, 768, 3072
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    scale = np.float32(np.abs(w).max() / 127)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    graphs = {
+        "fp32": ([helper.make_node("Gemm", ["x", "w"], ["y"])], [numpy_helper.from_array(w, "w")]),
+        "int8": (
+            [
+                helper.make_node(
+                    "DynamicQuantizeMatMul", ["x", "q", "s", "z"], ["y"], domain="com.microsoft"
+                )
+            ],
+            [
+                numpy_helper.from_array(q, "q"),
+                numpy_helper.from_array(np.array(scale), "s"),
+                numpy_helper.from_array(np.array(0, np.int8), "z"),
+            ],
+        ),
+    }
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    out = {}
+    for name, (nodes, inits) in graphs.items():
+        graph = helper.make_graph(
+            nodes,
+            name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            initializer=inits,
+        )
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+        )
+        model.ir_version = 8
+        session = ort.InferenceSession(
+            model.SerializeToString(),
+            session_options(task["threads"]),
+            providers=["CPUExecutionProvider"],
+        )
+        times = []
+        for _ in range(12):
+            t0 = time.perf_counter()
+            session.run(None, {"x": x})
+            times.append(time.perf_counter() - t0)
+        out[name] = 2 * m * k * n / min(times[2:]) / 1e9
+    return out
+
+
 def _build(task: dict[str, Any]) -> dict[str, Any]:
     from gigaam_api.model import load_model
 
@@ -276,7 +334,13 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, str(ROOT))
         task = json.loads(args.child)
-        handlers = {"write": _write, "calibrate": _calibrate, "build": _build, "measure": _measure}
+        handlers = {
+            "write": _write,
+            "calibrate": _calibrate,
+            "build": _build,
+            "measure": _measure,
+            "peak": _gemm_peak,
+        }
         handler = handlers[task["task"]]
         print(json.dumps(handler(task)))
         return
@@ -287,6 +351,12 @@ def main() -> None:
     print(
         f"{N_CHUNKS} x {CHUNK_SECONDS} s in one batch, {args.threads} threads, "
         f"{args.runs} timed runs x {args.processes} processes; {os.cpu_count()} CPUs"
+    )
+    peak = _child({"task": "peak", "threads": args.threads})
+    print(
+        f"GEMM ceiling here ([1500,768]x[768,3072], best of 10): fp32 {peak['fp32']:.0f} "
+        f"GFLOP/s, int8 {peak['int8']:.0f} GOP/s",
+        flush=True,
     )
     for model in args.models:
         ckpt = checkpoint(model)
@@ -344,7 +414,7 @@ def main() -> None:
                     f"{k} {100 * v / total:.1f}%" for k, v in list(prof.items())[:10]
                 )
                 print(f"    profile ({total:.0f} ms encoder): {shares}", flush=True)
-    (CACHE / "results.json").write_text(json.dumps(report, indent=1))
+    (CACHE / "results.json").write_text(json.dumps({"gemm_peak": peak, "rows": report}, indent=1))
 
 
 if __name__ == "__main__":
