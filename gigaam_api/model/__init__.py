@@ -222,6 +222,12 @@ def load_model(
     started = time.perf_counter()
     checkpoint_path = Path(checkpoint_path)
     resolved_device, providers = resolve_device(device)
+    if quantize_int8 and resolved_device != "cpu":
+        log.warning(
+            "int8 quantization uses CPU kernels (DynamicQuantizeMatMul): on %s those products "
+            "fall back to the CPU; fp32 is the better choice there",
+            resolved_device,
+        )
     ckpt = read_checkpoint(checkpoint_path)
     try:
         spec = model_spec(ckpt.cfg)
