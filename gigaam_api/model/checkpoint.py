@@ -112,7 +112,9 @@ class _Inert:
 
 def _make_inert_class(qualname: str) -> type:
     # NEWOBJ calls cls.__new__(cls, *args); a fresh subclass keeps the refused name visible.
-    return type("Refused", (_Inert,), {"__init__": lambda self, *a, **k: _Inert.__init__(self, qualname)})
+    return type(
+        "Refused", (_Inert,), {"__init__": lambda self, *a, **k: _Inert.__init__(self, qualname)}
+    )
 
 
 _SAFE_BUILTINS = {
