@@ -346,7 +346,7 @@ def main() -> None:
         return
 
     audio_s = N_CHUNKS * CHUNK_SECONDS
-    graphs = CACHE / "graphs"
+    graphs = CACHE  # load_model keeps built graphs in <cache_dir>/graphs/
     report = []
     print(
         f"{N_CHUNKS} x {CHUNK_SECONDS} s in one batch, {args.threads} threads, "
