@@ -329,6 +329,19 @@ def test_graph_cache_hit(golden_dir: Path, golden: dict[str, Any], tmp_path: Pat
     assert again.graphs is not None and again.graphs.built
 
 
+def test_damaged_cache_entry_is_rebuilt(
+    golden_dir: Path, golden: dict[str, Any], tmp_path: Path
+) -> None:
+    first = load_model(_ckpt(golden_dir, "v3_ctc"), cache_dir=tmp_path)
+    assert first.graphs is not None
+    weights = first.graphs.directory / "encoder.onnx.weights"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated by a disk problem
+    again = load_model(_ckpt(golden_dir, "v3_ctc"), cache_dir=tmp_path)
+    assert again.graphs is not None and again.graphs.built
+    (result,) = again.transcribe([golden["v3_ctc"]["waveform"]])
+    assert result.text == golden["v3_ctc"]["result"]["text"]
+
+
 def test_unusable_cache_dir_still_loads(
     golden_dir: Path, golden: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -400,6 +413,16 @@ def test_missing_weight_is_a_clear_error(golden_dir: Path, tmp_path: Path) -> No
     with pytest.raises(UnsupportedModelError, match="depthwise"):
         load_model(path, cache_dir=tmp_path)
     assert not list((tmp_path / "graphs").glob("*/meta.json"))
+
+
+def test_misshapen_weight_is_a_clear_error(golden_dir: Path, tmp_path: Path) -> None:
+    ckpt = read_checkpoint(_ckpt(golden_dir, "v3_rnnt"))
+    state = dict(ckpt.state_dict)
+    state["head.joint.enc.weight"] = np.zeros((32, 63), np.float32)
+    path = tmp_path / "misshapen.ckpt"
+    _writer().write_checkpoint(path, ckpt.cfg, state)
+    with pytest.raises(UnsupportedModelError, match=r"head\.joint\.enc\.weight.*\[32, 64\]"):
+        load_model(path)
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:

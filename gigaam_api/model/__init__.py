@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from gigaam_api.model.decoding import (
 from gigaam_api.model.engine import (
     DeviceError,
     EncoderSession,
+    EngineError,
     GraphFiles,
     StepSession,
     cache_key,
@@ -55,6 +57,7 @@ __all__ = [
     "CheckpointError",
     "DecodingError",
     "DeviceError",
+    "EngineError",
     "FeatureError",
     "ModelError",
     "Result",
@@ -272,20 +275,34 @@ def load_model(
         if files is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="gigaam-graphs-"))
             files = ensure_graphs(Path(tmp), key, build)
-        source.clear()  # graphs are on disk: let the checkpoint's memory map go
-        # ONNX Runtime maps the weight files while opening; a temporary folder may go after.
-        model = _open(
-            name,
-            spec,
-            resolved_device,
-            providers,
-            featurizer,
-            tokenizer,
-            quantize_int8,
-            threads,
-            files,
-            keep=not tmp_used,
-        )
+
+        def open_model(files: GraphFiles) -> AsrModel:
+            return _open(
+                name,
+                spec,
+                resolved_device,
+                providers,
+                featurizer,
+                tokenizer,
+                quantize_int8,
+                threads,
+                files,
+                keep=not tmp_used,
+            )
+
+        if files.built:
+            source.clear()  # fresh graphs: let the checkpoint's memory map (all touched) go
+            model = open_model(files)
+        else:
+            try:
+                model = open_model(files)
+            except EngineError as exc:  # a damaged cache entry: build it again, once
+                log.warning("cached graphs %s unusable (%s); rebuilding", files.directory, exc)
+                shutil.rmtree(files.directory, ignore_errors=True)
+                files = ensure_graphs(files.directory.parent.parent, key, build)
+                source.clear()
+                model = open_model(files)
+        source.clear()
     log.info(
         "loaded %s (%s%s) on %s in %.2f s%s",
         name,
@@ -332,14 +349,8 @@ def _build_graphs(
         del encoder
         if spec.kind == "rnnt":
             graph.save_bundle(graph.build_step(spec, ckpt.state_dict), directory / STEP_FILE)
-    except KeyError as exc:
-        raise UnsupportedModelError(
-            f"{ckpt.path}: state_dict lacks {exc.args[0]!r} that its config implies"
-        ) from None
-    except ValueError as exc:  # shapes that do not fit the config
-        raise UnsupportedModelError(
-            f"{ckpt.path}: weights do not match the config: {exc}"
-        ) from None
+    except UnsupportedModelError as exc:  # missing or misshapen weights
+        raise UnsupportedModelError(f"{ckpt.path}: {exc}") from None
     seconds = time.perf_counter() - started
     log.info("built %s graphs for %s in %.1f s", spec.kind, ckpt.path.name, seconds)
     return {

@@ -41,6 +41,7 @@ __all__ = [
     "DEVICE_PROVIDERS",
     "DeviceError",
     "EncoderSession",
+    "EngineError",
     "GraphFiles",
     "StepSession",
     "checkpoint_digest",
@@ -65,6 +66,41 @@ META_FILE = "meta.json"
 
 class DeviceError(ValueError):
     """The requested device is unknown or not offered by the installed ONNX Runtime."""
+
+
+class EngineError(RuntimeError):
+    """ONNX Runtime could not open or run a graph (a damaged cache file, a provider failure)."""
+
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    # ORT's Python exceptions (Fail, InvalidGraph, NoSuchFile...) derive from Exception only.
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = (
+        "Fail",
+        "InvalidArgument",
+        "NoSuchFile",
+        "NoModel",
+        "EngineError",
+        "RuntimeException",
+        "InvalidProtobuf",
+        "ModelLoaded",
+        "NotImplemented",
+        "InvalidGraph",
+        "EPFail",
+    )
+    found = tuple(getattr(state, n) for n in names if isinstance(getattr(state, n, None), type))
+    return found or (RuntimeError,)
+
+
+ORT_ERRORS = _ort_errors()
+
+
+def _open_session(path: Path, options: ort.SessionOptions, providers: list[str]) -> Any:
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except ORT_ERRORS as exc:
+        raise EngineError(f"ONNX Runtime cannot open {path}: {exc}") from exc
 
 
 def resolve_device(
@@ -122,20 +158,23 @@ class EncoderSession:
     def __init__(
         self, path: Path, providers: Sequence[str], num_threads: int | None = None
     ) -> None:
-        self.session = ort.InferenceSession(
-            str(path), session_options(num_threads), providers=list(providers)
-        )
+        self.session = _open_session(path, session_options(num_threads), list(providers))
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(
         self, features: NDArray[np.float32], lengths: NDArray[np.int64], outputs: Sequence[str]
     ) -> list[NDArray[Any]]:
         """Run with ``features`` [B, F, T] and ``lengths`` [B]; returns ``outputs`` in order."""
+        feats = np.ascontiguousarray(features, dtype=np.float32)
         feeds = {
-            "features": np.ascontiguousarray(features, dtype=np.float32),
+            "features": feats,
             "feature_lengths": np.ascontiguousarray(lengths, dtype=np.int64),
         }
-        return [np.asarray(x) for x in self.session.run(list(outputs), feeds)]
+        try:
+            results = self.session.run(list(outputs), feeds)
+        except ORT_ERRORS as exc:
+            raise EngineError(f"encoder failed on a batch of shape {feats.shape}: {exc}") from exc
+        return [np.asarray(x) for x in results]
 
 
 class StepSession:
@@ -146,7 +185,7 @@ class StepSession:
 
     def __init__(self, path: Path, hidden_size: int) -> None:
         options = session_options(1)
-        self.session = ort.InferenceSession(str(path), options, providers=[DEVICE_PROVIDERS["cpu"]])
+        self.session = _open_session(path, options, [DEVICE_PROVIDERS["cpu"]])
         self.hidden_size = hidden_size
         self._run: Callable[..., list[Any]] = self.session.run
 

@@ -8,8 +8,8 @@ has exactly the shape we want ONNX Runtime to see (``../shared/docs/performance.
 * rotary position encoding is ORT's fused ``RotaryEmbedding`` (NeoX half split) applied to the
   layer-normed input before ``linear_q``/``linear_k``, as GigaAM does; the cos/sin tables are
   computed in-graph for the actual length, so there is no 5000-frame limit;
-* attention is ORT's fused ``MultiHeadAttention`` with a ``[B, T]`` key-padding mask — no
-  ``[B, H, T, T]`` masks and no ``Where``;
+* attention is ORT's fused ``MultiHeadAttention`` with a ``[B, T]`` key-padding mask, which an
+  ``If`` skips when no item is padded — no ``[B, H, T, T]`` masks and no ``Where``;
 * constant factors are folded into weights where that is exact (the macaron ½).
 
 Masking follows the reference exactly on valid frames: features and both subsampling outputs
@@ -51,6 +51,8 @@ __all__ = [
     "UnsupportedModelError",
     "build_encoder",
     "build_step",
+    "check_weights",
+    "expected_shapes",
     "model_spec",
     "save_bundle",
 ]
@@ -214,6 +216,85 @@ class _Linear:
         if bias_arr is not None:
             inputs.append(self.b.weight(f"{name}.bias", bias_arr))
         return str(self.b.op("Gemm", inputs))
+
+
+# --------------------------------------------------------------------------------------------
+# weight shapes
+
+
+def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """Every weight the graphs read, with the shape the config implies."""
+    enc = spec.encoder
+    d, ff, k = enc.d_model, enc.ff_dim, enc.conv_kernel
+    shapes: dict[str, tuple[int, ...]] = {}
+    in_ch = enc.feat_in
+    for stage in range(enc.subs_stages):
+        key = f"encoder.pre_encode.conv.{2 * stage}"
+        shapes[f"{key}.weight"], shapes[f"{key}.bias"] = (d, in_ch, enc.subs_kernel), (d,)
+        in_ch = d
+    for i in range(enc.n_layers):
+        p = f"encoder.layers.{i}"
+        for norm in ("feed_forward1", "self_att", "conv", "feed_forward2", "out"):
+            shapes[f"{p}.norm_{norm}.weight"] = shapes[f"{p}.norm_{norm}.bias"] = (d,)
+        for which in ("feed_forward1", "feed_forward2"):
+            shapes[f"{p}.{which}.linear1.weight"], shapes[f"{p}.{which}.linear1.bias"] = (
+                (ff, d),
+                (ff,),
+            )
+            shapes[f"{p}.{which}.linear2.weight"], shapes[f"{p}.{which}.linear2.bias"] = (
+                (d, ff),
+                (d,),
+            )
+        for proj in ("q", "k", "v", "out"):
+            shapes[f"{p}.self_attn.linear_{proj}.weight"] = (d, d)
+            shapes[f"{p}.self_attn.linear_{proj}.bias"] = (d,)
+        c = f"{p}.conv"
+        shapes[f"{c}.pointwise_conv1.weight"], shapes[f"{c}.pointwise_conv1.bias"] = (
+            (2 * d, d, 1),
+            (2 * d,),
+        )
+        shapes[f"{c}.depthwise_conv.weight"], shapes[f"{c}.depthwise_conv.bias"] = (d, 1, k), (d,)
+        shapes[f"{c}.batch_norm.weight"] = shapes[f"{c}.batch_norm.bias"] = (d,)
+        shapes[f"{c}.pointwise_conv2.weight"], shapes[f"{c}.pointwise_conv2.bias"] = (d, d, 1), (d,)
+    n = spec.num_classes
+    if spec.kind == "ctc":
+        shapes["head.decoder_layers.0.weight"], shapes["head.decoder_layers.0.bias"] = (
+            (n, d, 1),
+            (n,),
+        )
+    else:
+        hid, joint = spec.pred_hidden, spec.joint_hidden
+        shapes["head.decoder.embed.weight"] = (n, hid)
+        shapes["head.decoder.lstm.weight_ih_l0"] = shapes["head.decoder.lstm.weight_hh_l0"] = (
+            4 * hid,
+            hid,
+        )
+        shapes["head.decoder.lstm.bias_ih_l0"] = shapes["head.decoder.lstm.bias_hh_l0"] = (4 * hid,)
+        shapes["head.joint.pred.weight"], shapes["head.joint.pred.bias"] = (joint, hid), (joint,)
+        shapes["head.joint.enc.weight"], shapes["head.joint.enc.bias"] = (joint, d), (joint,)
+        shapes["head.joint.joint_net.1.weight"], shapes["head.joint.joint_net.1.bias"] = (
+            (n, joint),
+            (n,),
+        )
+    return shapes
+
+
+def check_weights(spec: ModelSpec, state_dict: Mapping[str, np.ndarray]) -> None:
+    """Raise :class:`UnsupportedModelError` naming the first missing or misshapen weight.
+
+    Checked up front because the graphs produce weights lazily: a bad shape would otherwise
+    surface as an opaque ONNX Runtime error when the session opens.
+    """
+    for key, shape in expected_shapes(spec).items():
+        if key not in state_dict:
+            raise UnsupportedModelError(f"state_dict lacks {key!r}, which its config implies")
+        actual = tuple(int(x) for x in np.shape(state_dict[key]))
+        if actual != shape:
+            raise UnsupportedModelError(
+                f"weight {key!r} has shape {list(actual)}; the config implies {list(shape)}"
+            )
+        if not np.issubdtype(np.asarray(state_dict[key]).dtype, np.floating):
+            raise UnsupportedModelError(f"weight {key!r} is not floating point")
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,6 +573,7 @@ def build_encoder(
     ``DynamicQuantizeMatMul`` (QInt8 weights, symmetric per-tensor); the subsampling
     convolutions and the heads stay fp32.
     """
+    check_weights(spec, state_dict)
     enc = spec.encoder
     b = _Builder()
     lin = _Linear(b, quantize_int8)
@@ -582,6 +664,7 @@ def build_step(spec: ModelSpec, state_dict: Mapping[str, np.ndarray]) -> GraphBu
     """
     if spec.kind != "rnnt":
         raise ValueError("build_step is only for RNN-T models")
+    check_weights(spec, state_dict)
     sd = state_dict
     hid = spec.pred_hidden
     b = _Builder()
