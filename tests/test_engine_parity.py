@@ -265,6 +265,10 @@ def test_bad_input_is_a_typed_error(models: dict[str, AsrModel]) -> None:
         model.encode(np.zeros((1, 80, 100), np.float32), np.array([100]))
     with pytest.raises(FeatureError):
         model.encode(np.zeros((1, 64, 100), np.float32), np.array([101]))
+    with pytest.raises(FeatureError):
+        model.encode(np.zeros((0, 64, 100), np.float32), np.zeros(0, np.int64))
+    with pytest.raises(FeatureError):
+        model.encode(np.full((1, 64, 100), np.inf, np.float32), np.array([100]))
     with pytest.raises(ModelError):
         model.ctc_log_probs(np.zeros((1, 64, 100), np.float32), np.array([100]))
 

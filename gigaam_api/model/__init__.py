@@ -189,8 +189,10 @@ class AsrModel:
         feats = np.asarray(features)
         lens = np.asarray(lengths)
         n_mels = self._featurizer.n_mels
-        if feats.ndim != 3 or feats.shape[1] != n_mels or feats.shape[2] < 1:
-            raise FeatureError(f"features must be [B, {n_mels}, T>0], got {feats.shape}")
+        if feats.ndim != 3 or feats.shape[0] < 1 or feats.shape[1] != n_mels or feats.shape[2] < 1:
+            raise FeatureError(f"features must be [B>0, {n_mels}, T>0], got {feats.shape}")
+        if not np.issubdtype(feats.dtype, np.floating) or not np.isfinite(feats).all():
+            raise FeatureError("features must be finite floating-point values")
         if lens.shape != (feats.shape[0],) or not np.issubdtype(lens.dtype, np.integer):
             raise FeatureError(f"lengths must be {feats.shape[0]} integers, got {lens.shape}")
         if lens.size and (lens.min() < 1 or lens.max() > feats.shape[2]):
