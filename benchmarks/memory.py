@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))
 CACHE = ROOT / "benchmarks" / ".cache"
 SPEECH = SHARED / "corpus" / "longform" / "longform_mix_dev_ru.wav"
 CHECKPOINT = SHARED / "golden" / "v3_ctc" / "v3_ctc.ckpt"
