@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from gigaam_api import __version__
 from gigaam_api.config import TRANSCRIPTION_MODELS, Settings, SettingsError, load_settings
-from gigaam_api.weights import MODEL_NAMES, WeightsError, ensure_model, model_paths
+from gigaam_api.weights import MODEL_NAMES, WeightsError, ensure_model, load_model_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -211,33 +211,11 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 def _load_model(settings: Settings) -> Any:
     try:
-        checkpoint, tokenizer = model_paths(settings)
+        return load_model_from_settings(settings)
     except WeightsError as exc:
         raise CliError(str(exc)) from None
-    from gigaam_api.model import load_model
-
-    try:
-        return load_model(
-            checkpoint,
-            tokenizer,
-            quantize_int8=settings.quantize_int8,
-            num_threads=settings.num_threads,
-            device=settings.device,
-            cache_dir=_cache_dir(settings),
-        )
     except (OSError, ValueError) as exc:  # checkpoint/tokenizer/provider problems are typed
-        raise CliError(f"cannot load the model from {checkpoint}: {exc}") from None
-
-
-def _cache_dir(settings: Settings) -> Path | None:
-    """MODELS_DIR for built graphs when usable; else none (a read-only or absent /data)."""
-    folder = settings.models_dir
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        log.info("MODELS_DIR=%s is not writable; graphs will not be cached", folder)
-        return None
-    return folder
+        raise CliError(f"cannot load the model: {exc}") from None
 
 
 def transcribe_to_text(

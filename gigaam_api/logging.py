@@ -66,13 +66,32 @@ def _text_value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not at set-up.
+
+    A process that swaps stderr (a test harness capturing output, a daemon redirecting it)
+    would otherwise leave the handler writing to a closed stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", json_format: bool = False) -> None:
     """Send the package's logs to stderr in the chosen format; safe to call more than once."""
     logger = logging.getLogger(PACKAGE_LOGGER)
     for handler in list(logger.handlers):
         if getattr(handler, "_gigaam_api", False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
     handler._gigaam_api = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

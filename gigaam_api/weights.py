@@ -40,6 +40,7 @@ from gigaam_api.config import OFFICIAL_WEIGHTS_URL
 
 if TYPE_CHECKING:
     from gigaam_api.config import Settings
+    from gigaam_api.model import AsrModel
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,25 @@ def model_paths(settings: Settings, *, progress: bool | None = None) -> tuple[Pa
         return checkpoint, tokenizer
     return ensure_model(
         settings.model, settings.models_dir, settings.weights_url, progress=progress
+    )
+
+
+def load_model_from_settings(settings: Settings) -> AsrModel:
+    """The model the settings ask for: ``CHECKPOINT_PATH`` or ``MODEL`` (cached or downloaded).
+
+    Shared by the server and the CLI so both load exactly the same way. Built graphs are cached
+    under ``MODELS_DIR``; the engine falls back to an uncached build if it is not writable.
+    """
+    from gigaam_api.model import load_model
+
+    checkpoint, tokenizer = model_paths(settings)
+    return load_model(
+        checkpoint,
+        tokenizer,
+        quantize_int8=settings.quantize_int8,
+        num_threads=settings.num_threads,
+        device=settings.device,
+        cache_dir=settings.models_dir,
     )
 
 

@@ -19,8 +19,9 @@ from typing import Literal
 from gigaam_api.api.errors import ApiError, model_not_loaded, queue_full
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.config import Settings
-from gigaam_api.model import AsrModel, Result, load_model
+from gigaam_api.model import AsrModel, Result
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
+from gigaam_api.weights import load_model_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +30,13 @@ State = Literal["loading", "ready", "failed", "stopped"]
 Loader = Callable[[Settings], AsrModel]
 
 
-def load_from_settings(settings: Settings) -> AsrModel:
-    """Weights per settings (``CHECKPOINT_PATH`` or the ``MODEL`` cache/download) → AsrModel."""
-    from gigaam_api.weights import model_paths
-
-    checkpoint, tokenizer = model_paths(settings)
-    return load_model(
-        checkpoint,
-        tokenizer,
-        quantize_int8=settings.quantize_int8,
-        num_threads=settings.num_threads,
-        device=settings.device,
-        cache_dir=settings.models_dir,
-    )
-
-
 class ModelService:
     """Owns the loaded model and the :class:`Scheduler` that is its only user."""
 
     def __init__(self, settings: Settings, metrics: Metrics, loader: Loader | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._loader = loader or load_from_settings
+        self._loader = loader or load_model_from_settings
         self._lock = threading.Lock()
         self.state: State = "loading"
         self.error: str | None = None
