@@ -155,6 +155,15 @@ def test_format_is_sniffed_not_named(
     assert response.status_code == 200 and response.json() == reference
 
 
+def test_gsm_is_sniffed_without_its_extension(http: httpx.Client) -> None:
+    """GSM 06.10 has no container header; ffmpeg's probe still finds it from the frames."""
+    data = (CORPUS_DIR / "edge_cases" / "espeak_03.gsm").read_bytes()
+    named = http.post("/v1/audio/transcriptions", files={"file": ("voice.gsm", data)})
+    anonymous = http.post("/v1/audio/transcriptions", files={"file": ("upload", data)})
+    assert named.status_code == anonymous.status_code == 200
+    assert named.json()["text"] and named.json() == anonymous.json()
+
+
 def test_sdk_with_raw_bytes(client: OpenAI, reference: dict[str, Any]) -> None:  # 4
     result = client.audio.transcriptions.create(file=SPEECH.read_bytes(), model="gpt-4o-transcribe")
     assert result.text == reference["text"]
