@@ -11,9 +11,10 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Only what the package build needs, so editing docs or tests does not bust this layer.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY gigaam_api ./gigaam_api
-RUN pip install --no-compile . \
+# requirements.lock pins every transitive dependency too: the image is reproducible.
+RUN pip install --no-compile -c requirements.lock . \
     && python -m compileall -q /opt/venv/lib
 
 # --- runtime stage: slim base + ffmpeg from Debian + the venv; no compilers, no pip cache ----

@@ -10,7 +10,8 @@ PORT ?=
 # the settings default, /data/models, is the Docker volume path and needs root elsewhere.
 NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .env; then export MODELS_DIR=./models; fi
 
-.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker up down logs clean
+
+.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker up down logs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -18,10 +19,11 @@ help:  ## list targets
 ffmpeg:  ## make sure ffmpeg is installed (apt-get where possible)
 	@scripts/ensure-ffmpeg.sh
 
-$(BIN)/gigaam-api: pyproject.toml
+# requirements-dev.lock pins every package, transitive ones included, so installs are reproducible.
+$(BIN)/gigaam-api: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements-dev.lock -e '.[dev]'
 	@touch $@
 
 install: ffmpeg $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
@@ -66,6 +68,14 @@ down:
 
 logs:
 	docker compose logs -f
+
+lock:  ## re-resolve requirements*.lock from pyproject.toml in a throw-away venv
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet .
+	.lock-venv/bin/pip freeze --exclude gigaam-api > requirements.lock
+	.lock-venv/bin/pip install --quiet '.[dev]'
+	.lock-venv/bin/pip freeze --exclude gigaam-api > requirements-dev.lock
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
