@@ -243,3 +243,27 @@ def test_client_vanishing_mid_upload_leaves_no_temp_file(base_url: str, tmp_dir:
             assert time.monotonic() < deadline
             time.sleep(0.01)
     wait_empty(tmp_dir)
+
+
+def test_non_ascii_filename_and_field_name_are_accepted(client: httpx.Client) -> None:
+    # httpx (so the openai SDK) sends a Cyrillic filename as raw UTF-8 bytes in the part
+    # header: the usual case for Russian users' recordings, and it must not be a 5xx.
+    response = client.post(
+        "/upload",
+        data={"модель": "whisper-1"},
+        files={"file": ("запись 1.wav", AUDIO, "audio/wav")},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["file"]["filename"] == "запись 1.wav"
+    assert body["file"]["sha256"] == hashlib.sha256(AUDIO).hexdigest()
+    assert body["fields"] == {"модель": ["whisper-1"]}
+
+
+def test_overlong_boundary_is_400(client: httpx.Client) -> None:
+    boundary = "b" * 300  # python-multipart refuses boundaries over 256 bytes
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    body = multipart([('name="model"', b"whisper-1", {})], boundary=boundary)
+    response = client.post("/upload", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "boundary" in response.json()["error"]["message"]

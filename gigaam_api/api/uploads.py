@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -118,17 +118,19 @@ class _Collector:
 
     def on_header_end(self) -> None:
         name = self._header_field.decode("latin-1").strip().lower()
-        self._headers[name] = self._header_value.decode("utf-8", errors="replace").strip()
+        # latin-1 maps bytes 1:1, so parse_options_header (which re-encodes values as latin-1)
+        # gets the raw bytes back; names are decoded as UTF-8 afterwards (see _text).
+        self._headers[name] = self._header_value.decode("latin-1").strip()
         self._header_field = bytearray()
         self._header_value = bytearray()
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get("content-disposition", ""))
         raw_name = options.get(b"name")
-        self._name = raw_name.decode("latin-1") if raw_name is not None else None
+        self._name = _text(raw_name) if raw_name is not None else None
         if self._name == FILE_FIELD and self._file_meta is None:
             raw_filename = options.get(b"filename")
-            filename = raw_filename.decode("latin-1") if raw_filename is not None else None
+            filename = _text(raw_filename) if raw_filename is not None else None
             self._file_meta = (filename, self._headers.get("content-type") or None)
             self._sink = "file"
         elif self._name is not None and self._name != FILE_FIELD:
@@ -171,6 +173,12 @@ class _Collector:
             self.file_handle.close()
 
 
+def _text(raw: bytes) -> str:
+    """A header parameter's bytes as text: browsers and httpx (so the openai SDK) send
+    non-ASCII names and filenames (``запись.m4a``) as raw UTF-8 (RFC 7578 §4.2)."""
+    return raw.decode("utf-8", errors="replace")
+
+
 def _boundary(content_type: str) -> bytes:
     media_type, options = parse_options_header(content_type)
     if media_type != b"multipart/form-data":
@@ -207,7 +215,10 @@ async def read_form(request: Request, *, max_bytes: int, tmp_dir: Path | None = 
         raise too_large(max_bytes)
     form = FormData()
     collector = _Collector(form, tmp_dir)
-    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    try:
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    except FormParserError as exc:  # e.g. a boundary longer than the parser accepts
+        raise bad_request(f"Invalid multipart/form-data boundary: {exc}") from None
     received = 0
     try:
         try:
