@@ -3,11 +3,10 @@ tiny golden v3_ctc checkpoint) driven by the official ``openai`` SDK and raw ``h
 
 Follows the conformance checklist of ``docs/openai_contract.md`` §7. Not covered here:
 
-* #36 (Python SDK 1.x/2.x and Node 4/5/7): only the pinned ``openai`` 3.x is installed; the
-  wire format is the same in every version (contract §0), 3.x is exercised throughout.
+* #36 and the Node side of #42/#43 (Python SDK 1.x/2.x, Node SDK 4/5/7): in
+  ``tests/test_sdk_compat.py``, which installs those SDKs into git-ignored caches.
 * #40 (``include[]=logprobs``): GigaAM's greedy decoders produce no token log-probabilities;
   ``include[]`` is accepted and ignored (SPEC §1), so there are no logprobs to check.
-* #42/#43 for Node: no Node runtime in the test environment.
 * #10 "language detected" / #11: GigaAM is Russian-only; we check that the values are
   accepted (200) and that ``verbose_json.language`` is always ``"russian"``.
 
