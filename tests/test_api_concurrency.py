@@ -8,6 +8,7 @@ scheduler recorded, with request ids chosen by the test (``x-request-id``).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -227,3 +228,65 @@ def test_client_disconnect_cancels_and_frees_the_worker(
         f"{url}/v1/audio/transcriptions", files={"file": SHORT.open("rb")}, timeout=TIMEOUT
     )
     assert after.status_code == 200 and after.json()["text"]
+
+
+def test_disconnect_as_the_stream_starts_still_cancels(
+    app: FastAPI, url: str, long_wav: Path
+) -> None:
+    """The client leaves just as the SSE response begins: Starlette then cancels the response
+    before its body iterator ever ran, so cleanup living only in that iterator never happens
+    and the transcription would run to the end of the file, holding its slot.
+
+    Driven at the ASGI level (spec 2.3, like uvicorn's HTTP servers) so the disconnect lands
+    exactly between the handler returning and the first body byte.
+    """
+    before = cancelled_count(url)
+    body = multipart_body(long_wav, stream="true")
+    disconnect = asyncio.Event()
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if not messages:
+            messages.append({})
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnect.wait()  # the handler's polls see nothing until the response starts
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.start":
+            disconnect.set()
+            await asyncio.sleep(0.2)  # the disconnect is noticed while the start goes out
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/audio/transcriptions",
+        "raw_path": b"/v1/audio/transcriptions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"x-request-id", b"drop-at-start"),
+            *[(k.lower().encode(), v.encode()) for k, v in MULTIPART_HEADERS.items()],
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def drive() -> None:
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        # keep this loop alive meanwhile, as a server's would be (a closed loop stops the job)
+        deadline = time.monotonic() + TIMEOUT
+        while scheduler(app).active and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(drive())
+    assert not any(m.get("body") for m in messages[1:])  # no body byte reached the client
+    assert scheduler(app).active == 0
+    assert cancelled_count(url) == before + 1  # stopped, not run to the end of the file
+    assert served_for(app, "drop-at-start") < 10  # far from the dozens the whole file needs

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
@@ -274,11 +275,46 @@ async def _stream(
         return Response(status_code=400)
     if isinstance(first, FailedEvent):
         raise _failure(request, ctx, first.error)
-    return StreamingResponse(
-        _sse_events(request, ctx, job, first, started),
+    outcome = _SseOutcome()
+
+    def close() -> None:
+        if not outcome.ended:
+            request.state.client_disconnected = True
+            ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
+        job.cancel()
+
+    return _JobStreamingResponse(
+        _sse_events(request, ctx, job, first, started, outcome),
+        on_close=close,
         media_type=sse.SSE_MEDIA_TYPE,
         headers=sse.SSE_HEADERS,
     )
+
+
+@dataclass
+class _SseOutcome:
+    """Whether the stream reached its end (done or error event) rather than being cut off."""
+
+    ended: bool = False
+
+
+class _JobStreamingResponse(StreamingResponse):
+    """A streaming response that runs ``on_close`` however it ends.
+
+    Cleanup cannot live in the body generator's ``finally``: when the client leaves as the
+    response starts, Starlette cancels the response before the generator ever ran, so its
+    ``finally`` never runs and the transcription would go on to the end of the file.
+    """
+
+    def __init__(self, content: AsyncIterator[str], *, on_close: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
 
 
 async def _sse_events(
@@ -287,40 +323,33 @@ async def _sse_events(
     job: TranscriptionJob,
     first: JobEvent | None,
     started: float,
+    outcome: _SseOutcome,
 ) -> AsyncIterator[str]:
+    """The SSE body; the response's ``on_close`` (not this generator) cancels the job."""
     joiner = sse.DeltaJoiner()
     sent_delta = False
-    ended = False
     pending = first
-    try:
-        while True:
-            event, pending = pending, None
-            if event is None:
-                event = await job.next(ctx.keepalive_seconds)
-            if event is None:
-                yield sse.SSE_KEEPALIVE
-            elif isinstance(event, SegmentEvent):
-                delta = joiner.delta(event.segment.text)
-                if delta:
-                    sent_delta = True
-                    yield sse.sse_delta(delta)
-            elif isinstance(event, DoneEvent):
-                if not sent_delta:  # no speech: still one delta before done (checklist #38)
-                    yield sse.sse_delta("")
-                yield sse.sse_done(joiner.text, event.duration)
-                yield sse.SSE_DONE
-                ended = True
-                _finish(request, ctx, event.duration, started)
-                return
-            else:
-                ended = True
-                error = _failure(request, ctx, event.error)
-                yield sse.sse_error(error.body())
-                return
-    finally:
-        # Reached on completion, on error and when Starlette cancels us because the client
-        # disconnected: in the last case this is what stops the pipeline and ffmpeg.
-        if not ended:
-            request.state.client_disconnected = True
-            ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
-        job.cancel()
+    while True:
+        event, pending = pending, None
+        if event is None:
+            event = await job.next(ctx.keepalive_seconds)
+        if event is None:
+            yield sse.SSE_KEEPALIVE
+        elif isinstance(event, SegmentEvent):
+            delta = joiner.delta(event.segment.text)
+            if delta:
+                sent_delta = True
+                yield sse.sse_delta(delta)
+        elif isinstance(event, DoneEvent):
+            if not sent_delta:  # no speech: still one delta before done (checklist #38)
+                yield sse.sse_delta("")
+            yield sse.sse_done(joiner.text, event.duration)
+            yield sse.SSE_DONE
+            outcome.ended = True
+            _finish(request, ctx, event.duration, started)
+            return
+        else:
+            outcome.ended = True
+            error = _failure(request, ctx, event.error)
+            yield sse.sse_error(error.body())
+            return
