@@ -19,9 +19,10 @@ import pytest
 from fastapi import FastAPI
 
 from gigaam_api.api.app import create_app
-from gigaam_api.api.errors import install_error_handlers
+from gigaam_api.api.errors import ApiError, install_error_handlers
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.middleware import RequestContextMiddleware
+from gigaam_api.api.service import ModelService
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import JsonFormatter, TextFormatter, configure_logging
 from tests.api_server import serve
@@ -275,3 +276,25 @@ def test_configure_logging_is_idempotent() -> None:
                 logger.removeHandler(handler)
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+
+
+def test_admission_after_stop_says_shutting_down() -> None:
+    """A request arriving during shutdown is told so, not that the model is still loading
+    (the same code as a request the stopping scheduler turns away)."""
+    release = threading.Event()
+
+    def loader(_: Settings) -> Any:
+        release.wait()
+        raise RuntimeError("test over")
+
+    service = ModelService(settings(), Metrics(), loader)
+    service.start()
+    service.stop()
+    try:
+        with pytest.raises(ApiError) as caught:
+            service.admit("req_after_stop")
+        assert caught.value.status == 503
+        assert caught.value.code == "shutting_down"
+        assert "shutting down" in caught.value.message
+    finally:
+        release.set()

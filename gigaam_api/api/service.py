@@ -99,6 +99,8 @@ class ModelService:
     def admit(self, request_id: str) -> Ticket[Result]:
         """A scheduler ticket, or ``ApiError`` 503 (loading, failed, queue full)."""
         scheduler = self.scheduler
+        if self.state == "stopped":
+            raise _shutting_down()
         if self.state != "ready" or scheduler is None:
             raise model_not_loaded(self.error if self.state == "failed" else None)
         try:
@@ -106,7 +108,7 @@ class ModelService:
         except QueueFull as exc:
             raise queue_full(exc.limit) from None
         except SchedulerClosed:
-            raise ApiError(503, "The server is shutting down", code="shutting_down") from None
+            raise _shutting_down() from None
 
     def stop(self) -> None:
         with self._lock:
@@ -115,3 +117,7 @@ class ModelService:
         self.metrics.model_loaded.set(0)
         if scheduler is not None:
             scheduler.stop()
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(503, "The server is shutting down", code="shutting_down")
