@@ -34,6 +34,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -190,6 +191,34 @@ def _tool(name: str) -> str:
     return found
 
 
+@functools.cache
+def _safe_demuxers(ffprobe: str) -> str | None:
+    """Every demuxer this ffmpeg build has, minus the unsafe ones, for ``-format_whitelist``.
+
+    Refusing an HLS playlist or a concat script *after* probing is too late: probing it already
+    opened the local files it names. With the whitelist ffprobe refuses such a format before
+    reading anything else. ``None`` (no whitelist, the post-probe check alone) if the list
+    cannot be read.
+    """
+    try:
+        done = subprocess.run(
+            [ffprobe, "-hide_banner", "-demuxers"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    names: list[str] = []
+    listing = done.stdout.decode("ascii", "replace").partition("\n --\n")[2]
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].startswith("D"):
+            names += [n for n in fields[1].split(",") if n not in _UNSAFE_DEMUXERS]
+    return ",".join(names) if done.returncode == 0 and names else None
+
+
 def _check_path(path: str | os.PathLike[str]) -> Path:
     resolved = Path(path).resolve()
     if not resolved.exists():
@@ -241,13 +270,16 @@ def probe(path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT_S) -> 
     file = _check_path(path)
     if file.stat().st_size == 0:
         raise EmptyAudio("the file is empty (0 bytes)")
+    ffprobe = _tool("ffprobe")
+    whitelist = _safe_demuxers(ffprobe)
     command = [
-        _tool("ffprobe"),
+        ffprobe,
         "-v",
         "error",
         "-hide_banner",
         "-protocol_whitelist",
         "file",
+        *(["-format_whitelist", whitelist] if whitelist else []),
         "-of",
         "json",
         "-show_entries",
@@ -269,6 +301,13 @@ def probe(path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT_S) -> 
             f"the file could not be analysed within {timeout:g} s (corrupt or unsupported)"
         ) from exc
     stderr = _clean(done.stderr.decode("utf-8", "replace"), file)
+    if done.returncode != 0 and "not on whitelist" in stderr:
+        format_name = stderr.partition("[")[2].partition(" @")[0] or "this"
+        raise UnsupportedAudio(
+            f"the {format_name} format refers to other files or URLs and is not accepted; "
+            "upload the audio itself",
+            detail=stderr,
+        )
     if done.returncode != 0:
         reason = _last_line(stderr) or f"ffprobe exited with status {done.returncode}"
         raise UnsupportedAudio(

@@ -359,6 +359,20 @@ def test_playlists_and_concat_scripts_are_refused(pisets: Path, tmp_path: Path) 
         decode_pcm(playlist)
 
 
+def test_probe_refuses_playlists_before_opening_what_they_name(tmp_path: Path) -> None:
+    """The playlist's segment is a FIFO: opening it would block, so a refusal that comes back
+    at once proves ffprobe never tried (the post-probe check alone would hang until timeout)."""
+    fifo = tmp_path / "seg0.ts"
+    os.mkfifo(fifo)
+    playlist = tmp_path / "upload.wav"
+    playlist.write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nseg0.ts\n"
+        "#EXT-X-ENDLIST\n"
+    )
+    with pytest.raises(UnsupportedAudio, match="hls format refers to other files"):
+        probe(playlist, timeout=20)
+
+
 def test_missing_ffmpeg_names_the_fix(pisets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     info = probe(pisets)
     monkeypatch.setenv("PATH", "")
