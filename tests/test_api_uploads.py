@@ -8,6 +8,7 @@ route uses, without needing a model.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import time
@@ -22,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from gigaam_api.api.errors import install_error_handlers
-from gigaam_api.api.uploads import FIELD_LIMIT_BYTES, MAX_PARTS, read_form
+from gigaam_api.api.uploads import FIELD_LIMIT_BYTES, FLUSH_BYTES, MAX_PARTS, read_form
 from tests.api_server import serve
 
 LIMIT = 2 * 1024 * 1024
@@ -52,6 +53,12 @@ def make_app(tmp_dir: Path) -> FastAPI:
             return JSONResponse({"fields": form.fields, "file": file_info})
         finally:
             form.cleanup()
+
+    @app.post("/upload-impatient")
+    async def impatient(request: Request) -> JSONResponse:
+        form = await read_form(request, max_bytes=LIMIT, tmp_dir=tmp_dir, idle_timeout=0.5)
+        form.cleanup()
+        return JSONResponse({"fields": form.fields})
 
     return app
 
@@ -242,6 +249,29 @@ def test_client_vanishing_mid_upload_leaves_no_temp_file(base_url: str, tmp_dir:
         while not list(tmp_dir.iterdir()):  # the server is writing the temp file
             assert time.monotonic() < deadline
             time.sleep(0.01)
+    wait_empty(tmp_dir)
+
+
+def test_stalled_upload_is_408_and_leaves_no_temp_file(base_url: str, tmp_dir: Path) -> None:
+    """A client that stops sending mid-body is answered and dropped, not waited for forever."""
+    port = int(base_url.rsplit(":", 1)[1])
+    head = b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /upload-impatient HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=XyZ\r\n"
+            b"Content-Length: 2000000\r\n\r\n" + head + b"\0" * (FLUSH_BYTES + 1000)
+        )
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            reply += data
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert b" 408 " in status_line
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["error"]["code"] == "upload_timeout"
     wait_empty(tmp_dir)
 
 

@@ -99,6 +99,15 @@ def too_large(limit_bytes: int) -> ApiError:
     )
 
 
+def upload_stalled(seconds: float) -> ApiError:
+    return ApiError(
+        408,
+        f"No upload data received for {seconds:g} s; the request was abandoned",
+        type="invalid_request_error",
+        code="upload_timeout",
+    )
+
+
 def queue_full(limit: int) -> ApiError:
     return ApiError(
         503,

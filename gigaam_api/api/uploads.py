@@ -27,7 +27,7 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from gigaam_api.api.errors import bad_request, too_large
+from gigaam_api.api.errors import bad_request, too_large, upload_stalled
 
 #: Bytes kept per ordinary (non-file) field; longer values are cut (no field we read is long).
 FIELD_LIMIT_BYTES = 64 * 1024
@@ -36,6 +36,8 @@ MAX_PARTS = 1000
 #: Buffered file bytes written to disk in one go (bounded memory per upload).
 FLUSH_BYTES = 1024 * 1024
 FILE_FIELD = "file"
+#: Seconds without a single body byte after which an upload is abandoned (408).
+UPLOAD_IDLE_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -202,12 +204,20 @@ def _declared_length(request: Request) -> int | None:
         raise bad_request("Invalid Content-Length header") from None
 
 
-async def read_form(request: Request, *, max_bytes: int, tmp_dir: Path | None = None) -> FormData:
+async def read_form(
+    request: Request,
+    *,
+    max_bytes: int,
+    tmp_dir: Path | None = None,
+    idle_timeout: float = UPLOAD_IDLE_TIMEOUT_S,
+) -> FormData:
     """Parse the request body; the ``file`` part lands in a temp file (see :class:`FormData`).
 
     Raises ``ApiError`` 400 for a body that is not well-formed multipart, 413 once more than
-    ``max_bytes`` have arrived (or are announced), and lets Starlette's ``ClientDisconnect``
-    through when the client goes away mid-upload. On any failure the temp file is removed.
+    ``max_bytes`` have arrived (or are announced), 408 when no data arrives for
+    ``idle_timeout`` seconds (a stalled client must not hold its queue slot forever), and lets
+    Starlette's ``ClientDisconnect`` through when the client goes away mid-upload. On any
+    failure the temp file is removed.
     """
     boundary = _boundary(request.headers.get("content-type", ""))
     declared = _declared_length(request)
@@ -223,7 +233,13 @@ async def read_form(request: Request, *, max_bytes: int, tmp_dir: Path | None = 
     try:
         try:
             async with contextlib.aclosing(_body(request)) as chunks:
-                async for chunk in chunks:
+                while True:
+                    with anyio.move_on_after(idle_timeout) as waited:
+                        chunk = await anext(chunks, None)
+                    if waited.cancelled_caught:
+                        raise upload_stalled(idle_timeout)
+                    if chunk is None:
+                        break
                     received += len(chunk)
                     if received > max_bytes:
                         raise too_large(max_bytes)
