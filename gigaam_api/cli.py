@@ -152,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # our middleware logs each request once, with id and audio seconds
+        timeout_graceful_shutdown=30,  # then cut long streams: Docker's stop waits no longer
     )
     return EXIT_OK
 

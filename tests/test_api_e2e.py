@@ -361,6 +361,7 @@ def test_unknown_model_is_400_model_not_found(client: OpenAI) -> None:
     assert info.value.code == "model_not_found" and info.value.param == "model"
 
 
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
 def test_translations_are_refused_clearly(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.audio.translations.create(file=SPEECH, model="whisper-1")

@@ -32,7 +32,7 @@ from gigaam_api.api.errors import bad_request, too_large, upload_stalled
 #: Bytes kept per ordinary (non-file) field; longer values are cut (no field we read is long).
 FIELD_LIMIT_BYTES = 64 * 1024
 #: Parts per request; a form with more is malformed or hostile.
-MAX_PARTS = 1000
+MAX_PARTS = 200
 #: Buffered file bytes written to disk in one go (bounded memory per upload).
 FLUSH_BYTES = 1024 * 1024
 FILE_FIELD = "file"
