@@ -38,7 +38,7 @@ from gigaam_api.model.engine import (
     StepSession,
     cache_key,
     checkpoint_digest,
-    default_threads,
+    effective_threads,
     ensure_graphs,
     prune_stale_graphs,
     resolve_device,
@@ -249,9 +249,7 @@ def load_model(
     featurizer = FeatureExtractor.from_state_dict(
         {k: np.array(v) for k, v in ckpt.state_dict.items() if k in (WINDOW_KEY, MEL_FB_KEY)}
     )
-    threads = default_threads() if num_threads is None else int(num_threads)
-    if threads < 1:
-        raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+    threads = effective_threads(num_threads)
     # The weights are only needed if the graphs must be built; afterwards the checkpoint
     # (a memory map of the whole file) is dropped before ONNX Runtime maps the graphs.
     source = {"checkpoint": ckpt}
