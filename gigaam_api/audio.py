@@ -260,6 +260,54 @@ def _int(value: object) -> int:
         return 0
 
 
+def _probe_pcm_wav(file: Path) -> AudioInfo | None:
+    """Describe a plain 16-bit PCM WAV from its RIFF header, without starting ffprobe.
+
+    Voice notes and dictation clients mostly send exactly this, and an ffprobe start costs
+    ~0.15 s, as much as recognising a few seconds of speech. Anything else (extensible or
+    float formats, odd chunk layouts, a truncated header, other containers) returns ``None``
+    and goes to ffprobe as before; ffmpeg still does the decoding.
+    """
+    try:
+        with file.open("rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            fmt: tuple[int, int, int, int, int] | None = None
+            for _ in range(64):  # a sane file has a handful of chunks before its data
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"fmt ":
+                    body = fh.read(size + (size & 1))
+                    if len(body) < 16:
+                        return None
+                    tag = int.from_bytes(body[0:2], "little")
+                    channels = int.from_bytes(body[2:4], "little")
+                    rate = int.from_bytes(body[4:8], "little")
+                    block = int.from_bytes(body[12:14], "little")
+                    bits = int.from_bytes(body[14:16], "little")
+                    fmt = (tag, channels, rate, block, bits)
+                elif chunk[:4] == b"data":
+                    if fmt is None:
+                        return None
+                    tag, channels, rate, block, bits = fmt
+                    if tag != 1 or bits != 16 or not 1 <= channels <= MAX_CHANNELS:
+                        return None
+                    if rate <= 0 or block != 2 * channels:
+                        return None
+                    # the header may overstate the data (streamed or cut files): trust the size
+                    available = max(0, file.stat().st_size - fh.tell())
+                    frames = min(size, available) // block
+                    return AudioInfo(frames / rate, rate, channels, "pcm_s16le", "wav")
+                else:
+                    fh.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
+
+
 def probe(path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT_S) -> AudioInfo:
     """Describe the first audio stream of ``path``, judging the format by its content.
 
@@ -271,6 +319,9 @@ def probe(path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT_S) -> 
     if file.stat().st_size == 0:
         raise EmptyAudio("the file is empty (0 bytes)")
     ffprobe = _tool("ffprobe")
+    quick = _probe_pcm_wav(file)
+    if quick is not None:
+        return quick
     whitelist = _safe_demuxers(ffprobe)
     command = [
         ffprobe,

@@ -542,3 +542,62 @@ def test_load_audio_equals_the_stream(corpus_dir: Path) -> None:
     whole = audio.load_audio(path)
     pcm, _ = _decode_all(path, block_samples=777)
     assert np.array_equal(whole, pcm)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pisets_padded_5s_silence_16k.wav",
+        "stereo_phase_inverted_pisets_16k.wav",
+        "pisets_telephone_8k_pcm.wav",
+        "one_sample_16k.wav",
+        "espeak_long_pause_30s_16k.wav",
+    ],
+)
+def test_pcm_wav_header_probe_agrees_with_ffprobe(
+    corpus_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ffprobe-free path for 16-bit PCM WAV reports exactly what ffprobe reports."""
+    path = corpus_dir / "edge_cases" / name
+    quick = audio._probe_pcm_wav(path)
+    assert quick is not None
+    assert probe(path) == quick
+    monkeypatch.setattr(audio, "_probe_pcm_wav", lambda _path: None)
+    full = probe(path)
+    assert (full.sample_rate, full.channels, full.codec, full.format_name) == (
+        quick.sample_rate,
+        quick.channels,
+        quick.codec,
+        quick.format_name,
+    )
+    assert full.duration == pytest.approx(quick.duration, abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pisets_48k_f32.wav", "pisets_44k_s24.wav", "pisets_22k_u8.wav", "pisets_mp3_named_as.wav"],
+)
+def test_other_wavs_still_go_to_ffprobe(corpus_dir: Path, name: str) -> None:
+    assert audio._probe_pcm_wav(corpus_dir / "edge_cases" / name) is None
+    assert probe(corpus_dir / "edge_cases" / name).duration
+
+
+def test_wav_header_overstating_its_data_is_measured_by_size(tmp_path: Path) -> None:
+    """Streamed WAVs often carry a placeholder data size; the file size is what counts."""
+    pcm = np.zeros(16000, dtype=np.int16).tobytes()
+    header = (
+        b"RIFF\xff\xff\xff\xffWAVEfmt "
+        + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + (16000).to_bytes(4, "little")
+        + (32000).to_bytes(4, "little")
+        + (2).to_bytes(2, "little")
+        + (16).to_bytes(2, "little")
+        + b"data\xff\xff\xff\xff"
+    )
+    path = tmp_path / "streamed.wav"
+    path.write_bytes(header + pcm)
+    info = probe(path)
+    assert info.duration == pytest.approx(1.0)
+    assert audio.load_audio(path).size == 16000
