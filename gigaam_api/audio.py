@@ -181,6 +181,18 @@ class AudioInfo:
     codec: str
     #: Container (demuxer) name as ffprobe reports it, e.g. ``"wav"``, ``"matroska,webm"``.
     format_name: str
+    #: Byte offset of the PCM samples, when a plain PCM WAV header was read directly.
+    data_offset: int | None = None
+
+    @property
+    def is_plain_16k_mono(self) -> bool:
+        """16 kHz mono 16-bit PCM WAV: already what the model wants, no decoder needed."""
+        return (
+            self.data_offset is not None
+            and self.codec == "pcm_s16le"
+            and self.sample_rate == SAMPLE_RATE
+            and self.channels == 1
+        )
 
 
 def _tool(name: str) -> str:
@@ -300,7 +312,9 @@ def _probe_pcm_wav(file: Path) -> AudioInfo | None:
                     # the header may overstate the data (streamed or cut files): trust the size
                     available = max(0, file.stat().st_size - fh.tell())
                     frames = min(size, available) // block
-                    return AudioInfo(frames / rate, rate, channels, "pcm_s16le", "wav")
+                    return AudioInfo(
+                        frames / rate, rate, channels, "pcm_s16le", "wav", data_offset=fh.tell()
+                    )
                 else:
                     fh.seek(size + (size & 1), os.SEEK_CUR)
     except OSError:
@@ -486,6 +500,15 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
                 pipe.close()
 
 
+def _check_arguments(max_seconds: float, block_samples: int, stall_timeout: float) -> None:
+    if not math.isfinite(max_seconds) or max_seconds < 0:
+        raise ValueError(f"max_seconds must be >= 0 (0 = unlimited), got {max_seconds!r}")
+    if int(block_samples) != block_samples or block_samples < 1:
+        raise ValueError(f"block_samples must be a positive integer, got {block_samples!r}")
+    if not stall_timeout > 0:
+        raise ValueError(f"stall_timeout must be > 0, got {stall_timeout!r}")
+
+
 class PcmReader:
     """Decode ``path`` to 16 kHz mono int16 blocks, incrementally, with ffmpeg on a pipe.
 
@@ -513,12 +536,7 @@ class PcmReader:
         info: AudioInfo | None = None,
         stall_timeout: float = STALL_TIMEOUT_S,
     ) -> None:
-        if not math.isfinite(max_seconds) or max_seconds < 0:
-            raise ValueError(f"max_seconds must be >= 0 (0 = unlimited), got {max_seconds!r}")
-        if int(block_samples) != block_samples or block_samples < 1:
-            raise ValueError(f"block_samples must be a positive integer, got {block_samples!r}")
-        if not stall_timeout > 0:
-            raise ValueError(f"stall_timeout must be > 0, got {stall_timeout!r}")
+        _check_arguments(max_seconds, block_samples, stall_timeout)
         self.path = _check_path(path)
         self.max_seconds = float(max_seconds)
         self.block_samples = int(block_samples)
@@ -750,6 +768,118 @@ class PcmReader:
         return self._proc.pid
 
 
+class WavReader:
+    """16 kHz mono 16-bit PCM WAV read straight from the file, with :class:`PcmReader`'s API.
+
+    Such a file is already what the model wants, so starting ffmpeg (~0.1 s, a process per
+    request) would only copy it. Same contract: blocks of at most ``block_samples``,
+    ``max_seconds`` checked up front and while reading, :class:`EmptyAudio` at open for a file
+    without samples, ``close()`` safe from any thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        info: AudioInfo,
+        *,
+        max_seconds: float = 0.0,
+        block_samples: int = DEFAULT_BLOCK_SAMPLES,
+    ) -> None:
+        if info.data_offset is None or not info.is_plain_16k_mono:
+            raise ValueError("WavReader reads 16 kHz mono 16-bit PCM WAV only")
+        self.path = path
+        self.info = info
+        self.max_seconds = float(max_seconds)
+        self.block_samples = int(block_samples)
+        self.total_samples = 0
+        self._max_samples = round(self.max_seconds * SAMPLE_RATE) if self.max_seconds else 0
+        if self._max_samples and (info.duration or 0.0) > self.max_seconds:
+            raise _too_long(info.duration or 0.0, self.max_seconds)
+        self._remaining = round((info.duration or 0.0) * SAMPLE_RATE)
+        self._completed = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._file = path.open("rb")
+        self._file.seek(info.data_offset)
+        self._pending: NDArray[np.int16] | None = None
+        try:
+            self._pending = self._next_block()
+        except BaseException:
+            self.close()
+            raise
+
+    def _next_block(self) -> NDArray[np.int16] | None:
+        with self._lock:
+            if self._closed or self._completed:
+                return None
+            want = min(self.block_samples, self._remaining)
+            data = self._file.read(2 * want) if want > 0 else b""
+            frames = len(data) // 2
+            if frames == 0:
+                if self.total_samples == 0:
+                    self._closed = True
+                    self._file.close()
+                    raise EmptyAudio("the file contains no audio samples")
+                self._completed = True
+                self._file.close()
+                return None
+            self._remaining -= frames
+        block = np.frombuffer(bytearray(data[: 2 * frames]), dtype="<i2").astype(np.int16)
+        self.total_samples += frames
+        if self._max_samples and self.total_samples > self._max_samples:
+            self.close()
+            raise _too_long(self.max_seconds, self.max_seconds, at_least=True)
+        return block
+
+    def __iter__(self) -> Iterator[NDArray[np.int16]]:
+        return self
+
+    def __next__(self) -> NDArray[np.int16]:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            return pending
+        block = self._next_block()
+        if block is None:
+            raise StopIteration
+        return block
+
+    def __enter__(self) -> WavReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading. Idempotent; safe from any thread."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._pending = None
+                self._file.close()
+
+    @property
+    def completed(self) -> bool:
+        return self._completed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._completed
+
+    @property
+    def duration(self) -> float:
+        return self.total_samples / SAMPLE_RATE
+
+
+#: What :func:`decode_pcm` hands back: the ffmpeg pipe, or the file itself when it needs none.
+PcmStream = PcmReader | WavReader
+
+
 def decode_pcm(
     path: str | os.PathLike[str],
     *,
@@ -757,14 +887,20 @@ def decode_pcm(
     block_samples: int = DEFAULT_BLOCK_SAMPLES,
     info: AudioInfo | None = None,
     stall_timeout: float = STALL_TIMEOUT_S,
-) -> PcmReader:
+) -> PcmStream:
     """Open ``path`` for streaming decoding; see :class:`PcmReader`.
 
     ``max_seconds`` is ``MAX_AUDIO_SECONDS`` (0 = unlimited). Pass ``info`` when the file was
-    already probed to skip a second ffprobe run.
+    already probed to skip a second ffprobe run. A 16 kHz mono 16-bit PCM WAV is read directly
+    (:class:`WavReader`); everything else goes through ffmpeg.
     """
+    _check_arguments(max_seconds, block_samples, stall_timeout)
+    file = _check_path(path)
+    info = info if info is not None else probe(file)
+    if info.is_plain_16k_mono:
+        return WavReader(file, info, max_seconds=max_seconds, block_samples=block_samples)
     return PcmReader(
-        path,
+        file,
         max_seconds=max_seconds,
         block_samples=block_samples,
         info=info,

@@ -111,7 +111,7 @@ class Transcription:
         self.settings = settings
         self._infer = infer
         self._cancel = cancel or threading.Event()
-        self._reader: audio.PcmReader | None = None
+        self._reader: audio.PcmStream | None = None
         self.info = audio.probe(self.path)
         if settings.max_audio_seconds and (self.info.duration or 0) > settings.max_audio_seconds:
             # the reader would refuse too; failing here keeps the error before any output

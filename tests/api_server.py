@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -103,7 +104,11 @@ def real_model_settings(golden_dir: Path, models_dir: Path, **overrides: Any) ->
 
 
 def tiled_wav(source: Path, target: Path, seconds: float) -> Path:
-    """A ``seconds``-long 16 kHz mono WAV made by repeating ``source`` (decoded by ffmpeg)."""
+    """A ``seconds``-long 16 kHz WAV made by repeating ``source`` (decoded by ffmpeg).
+
+    Two identical channels, so the server decodes it with ffmpeg (a 16 kHz mono PCM WAV is read
+    directly) and the tests about the ffmpeg child's lifetime have a child to watch.
+    """
     import subprocess
     import wave
 
@@ -125,9 +130,11 @@ def tiled_wav(source: Path, target: Path, seconds: float) -> Path:
         check=True,
         capture_output=True,
     ).stdout
-    total = int(seconds * 16000) * 2
+    mono = np.frombuffer(pcm, dtype="<i2")
+    pcm = np.repeat(mono, 2).astype("<i2").tobytes()  # L = R
+    total = int(seconds * 16000) * 4
     with wave.open(str(target), "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(2)
         out.setsampwidth(2)
         out.setframerate(16000)
         written = 0

@@ -131,9 +131,13 @@ def pisets(corpus_dir: Path) -> Path:
     return corpus_dir / "pisets" / "test_sound_ru.wav"
 
 
-@pytest.fixture
-def long_silence(corpus_dir: Path) -> Path:
-    return corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"
+@pytest.fixture(scope="module")
+def long_silence(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 s of silence as FLAC: a file that needs ffmpeg (16 kHz mono PCM WAV is read
+    directly), for the tests about the ffmpeg child's lifetime."""
+    flac = tmp_path_factory.mktemp("long") / "silence_60s.flac"
+    _ffmpeg("-i", str(corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"), str(flac))
+    return flac
 
 
 # --- every corpus file -------------------------------------------------------------------------
@@ -373,14 +377,20 @@ def test_probe_refuses_playlists_before_opening_what_they_name(tmp_path: Path) -
         probe(playlist, timeout=20)
 
 
-def test_missing_ffmpeg_names_the_fix(pisets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = probe(pisets)
+def test_missing_ffmpeg_names_the_fix(
+    pisets: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mp3 = corpus_dir / "edge_cases" / "pisets.mp3"
+    info, wav_info = probe(mp3), probe(pisets)
     monkeypatch.setenv("PATH", "")
     with pytest.raises(FfmpegMissing, match="apt-get install ffmpeg") as caught:
-        probe(pisets)
+        probe(mp3)
     assert not caught.value.user_error  # a server problem: HTTP 500, not 400
     with pytest.raises(FfmpegMissing, match="ffmpeg"):
-        decode_pcm(pisets, info=info)  # skips ffprobe, fails on ffmpeg itself
+        decode_pcm(mp3, info=info)  # skips ffprobe, fails on ffmpeg itself
+    # a 16 kHz mono PCM WAV needs no decoder at all
+    with decode_pcm(pisets, info=wav_info) as reader:
+        assert sum(block.size for block in reader) == round(wav_info.duration * SR)
 
 
 def test_bad_arguments(pisets: Path) -> None:
@@ -435,7 +445,7 @@ def test_limit_enforced_while_decoding_a_file_that_lies(tmp_path: Path) -> None:
 
 
 def test_limit_when_the_duration_is_unknown(long_silence: Path) -> None:
-    unknown = AudioInfo(None, 16000, 1, "pcm_s16le", "wav")
+    unknown = AudioInfo(None, 16000, 1, "flac", "flac")
     with pytest.raises(AudioTooLong):
         _decode_all(long_silence, max_seconds=5.5, info=unknown)
 
@@ -533,7 +543,7 @@ def test_a_decoder_that_produces_nothing_is_killed(
     monkeypatch.setattr(PcmReader, "_command", lambda self: ["sleep", "30"])
     started = time.monotonic()
     with pytest.raises(UnsupportedAudio, match="stalled"):
-        decode_pcm(pisets, stall_timeout=0.5)
+        PcmReader(pisets, stall_timeout=0.5)
     assert time.monotonic() - started < 10
 
 
@@ -601,3 +611,44 @@ def test_wav_header_overstating_its_data_is_measured_by_size(tmp_path: Path) -> 
     info = probe(path)
     assert info.duration == pytest.approx(1.0)
     assert audio.load_audio(path).size == 16000
+
+
+# --- 16 kHz mono PCM WAV: read directly, no ffmpeg ------------------------------------------------
+
+
+def test_plain_wav_is_read_directly_and_equals_ffmpeg(pisets: Path) -> None:
+    info = probe(pisets)
+    assert info.is_plain_16k_mono
+    with decode_pcm(pisets, block_samples=5000) as reader:
+        assert isinstance(reader, audio.WavReader)
+        blocks = list(reader)
+        assert reader.completed and reader.duration == pytest.approx(info.duration or 0)
+    assert all(0 < b.size <= 5000 for b in blocks)
+    via_ffmpeg = np.concatenate(list(PcmReader(pisets, block_samples=5000)))
+    np.testing.assert_array_equal(np.concatenate(blocks), via_ffmpeg)
+
+
+def test_plain_wav_limits_and_empty_file(pisets: Path, tmp_path: Path) -> None:
+    with pytest.raises(AudioTooLong):
+        decode_pcm(pisets, max_seconds=1.0)
+    # the data chunk's size (capped by the file size) is what is read, never more
+    short = AudioInfo(1.0, 16000, 1, "pcm_s16le", "wav", data_offset=probe(pisets).data_offset)
+    with decode_pcm(pisets, max_seconds=2.0, info=short) as reader:
+        assert sum(block.size for block in reader) == SR
+    header_only = tmp_path / "header_only.wav"
+    header_only.write_bytes(pisets.read_bytes()[:44])
+    with pytest.raises(EmptyAudio):
+        decode_pcm(header_only)
+
+
+def test_plain_wav_close_from_another_thread(corpus_dir: Path) -> None:
+    path = corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"
+    reader = decode_pcm(path, block_samples=1600)
+    seen = 0
+    for block in reader:
+        seen += block.size
+        if seen >= 16000:
+            threading.Thread(target=reader.close).start()
+            time.sleep(0.05)
+    assert reader.closed and not reader.completed
+    assert 16000 <= seen < 60 * SR

@@ -136,15 +136,17 @@ def test_corrupt_file_fails_before_any_output(
 
 
 def _tiled_wav(path: Path, source: Path, seconds: float) -> Path:
+    """Speech + 20 s of silence, repeated; two identical channels so that ffmpeg decodes it
+    (16 kHz mono PCM WAV is read directly) and the cancellation tests have a child to watch."""
     speech = load_audio(source)
     unit = np.concatenate([speech, np.zeros(20 * 16000, dtype=np.int16)])
     reps = int(np.ceil(seconds * 16000 / unit.size))
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(2)
         out.setsampwidth(2)
         out.setframerate(16000)
         for _ in range(reps):
-            out.writeframes(unit.tobytes())
+            out.writeframes(np.repeat(unit, 2).tobytes())
     return path
 
 
