@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gigaam_api import __version__
-from gigaam_api.config import TRANSCRIPTION_MODELS, Settings, SettingsError, load_settings
-from gigaam_api.weights import MODEL_NAMES, WeightsError, ensure_model, load_model_from_settings
+from gigaam_api.catalogue import RUNNABLE_MODELS
+from gigaam_api.config import Settings, SettingsError, load_settings
+from gigaam_api.weights import WeightsError, ensure_model
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     download.add_argument(
-        "models", nargs="*", metavar="MODEL", help=f"model names ({', '.join(MODEL_NAMES)})"
+        "models", nargs="*", metavar="MODEL", help=f"model names ({', '.join(RUNNABLE_MODELS)})"
     )
     download.add_argument("--models-dir", type=Path, help="target folder (default: MODELS_DIR)")
 
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = transcribe.add_mutually_exclusive_group()
     which.add_argument(
-        "--model", choices=TRANSCRIPTION_MODELS, help="model to use (default: MODEL setting)"
+        "--model", choices=RUNNABLE_MODELS, help="model to use (default: MODEL setting)"
     )
     which.add_argument(
         "--checkpoint", type=Path, metavar="PATH", help="local .ckpt file (like CHECKPOINT_PATH)"
@@ -158,10 +159,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    unknown = [name for name in args.models if name not in MODEL_NAMES]
+    unknown = [name for name in args.models if name not in RUNNABLE_MODELS]
     if unknown:
         raise CliError(
-            f"unknown model {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}",
+            f"unknown model {', '.join(unknown)}; choose from {', '.join(RUNNABLE_MODELS)}",
             EXIT_USAGE,
         )
     settings = _settings(models_dir=args.models_dir)
@@ -211,6 +212,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _load_model(settings: Settings) -> Any:
+    from gigaam_api.loading import load_model_from_settings  # ONNX Runtime: only when needed
+
     try:
         return load_model_from_settings(settings)
     except WeightsError as exc:

@@ -11,20 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
-
-#: Models that transcribe. `*_ssl` and `emo` produce embeddings/emotions, not text.
-TRANSCRIPTION_MODELS = (
-    "v3_ctc",
-    "v3_rnnt",
-    "v3_e2e_ctc",
-    "v3_e2e_rnnt",
-    "v2_ctc",
-    "v2_rnnt",
-    "v1_ctc",
-    "v1_rnnt",
-)
-NON_TRANSCRIPTION_MODELS = ("v1_ssl", "v2_ssl", "v3_ssl", "emo")
+from gigaam_api.catalogue import CATALOGUE, OFFICIAL_WEIGHTS_URL, RUNNABLE_MODELS
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 CsvList = Annotated[list[str], NoDecode]
@@ -60,7 +47,7 @@ class Settings(BaseSettings):
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
     log_json: bool = False
     default_response_format: ResponseFormat = "json"
-    allowed_models: CsvList = ["v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt"]
+    allowed_models: CsvList = list(RUNNABLE_MODELS)
     model_aliases: CsvList = ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]
     #: Use this local checkpoint instead of downloading `MODEL` (fine-tunes, air-gapped, tests).
     checkpoint_path: Path | None = None
@@ -86,14 +73,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
-        if self.model in NON_TRANSCRIPTION_MODELS:
+        known = CATALOGUE.get(self.model)
+        if known is not None and known.kind is None:
             raise ValueError(
                 f"MODEL={self.model} is not a transcription model; "
-                f"choose one of {', '.join(TRANSCRIPTION_MODELS)}"
+                f"choose one of {', '.join(RUNNABLE_MODELS)}"
             )
-        if self.checkpoint_path is None and self.model not in TRANSCRIPTION_MODELS:
+        if self.checkpoint_path is None and known is not None and not known.runnable:
             raise ValueError(
-                f"MODEL={self.model} is unknown; choose one of {', '.join(TRANSCRIPTION_MODELS)} "
+                f"MODEL={self.model} is not supported by this engine (v3 models only); "
+                f"choose one of {', '.join(RUNNABLE_MODELS)}"
+            )
+        if self.checkpoint_path is None and known is None:
+            raise ValueError(
+                f"MODEL={self.model} is unknown; choose one of {', '.join(RUNNABLE_MODELS)} "
                 "or set CHECKPOINT_PATH to a local checkpoint"
             )
         if self.model not in self.allowed_models:

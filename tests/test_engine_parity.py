@@ -30,8 +30,9 @@ from gigaam_api.model import (
     graph,
     load_model,
 )
+from gigaam_api.model.cache import checkpoint_digest
 from gigaam_api.model.checkpoint import CheckpointError, read_checkpoint
-from gigaam_api.model.engine import checkpoint_digest, resolve_device
+from gigaam_api.model.engine import resolve_device
 from tests.conftest import MODELS, REPO_ROOT
 
 CTC = [m for m in MODELS if "ctc" in m]
@@ -179,7 +180,7 @@ def test_rnnt_joint_along_reference_trace(
     model = models[name]
     step = model.step
     assert step is not None
-    session = model._encoder  # the same session transcribe uses
+    session = model.encoder  # the same session transcribe uses
     (enc_proj,) = session.run(data["features"], data["feature_lengths"], ["enc_proj"])
     hidden = step.hidden_size
     h = np.zeros((1, 1, hidden), np.float32)

@@ -19,9 +19,9 @@ from typing import Literal
 from gigaam_api.api.errors import ApiError, model_not_loaded, queue_full
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.config import Settings
+from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
-from gigaam_api.weights import load_model_from_settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Everything here is pure numpy + Python over model outputs, so it is tested witho
 Runtime: CTC from stored log-probs, RNN-T from a step function (see ``RnntStep``) that the
 engine backs with an ONNX session and the tests back with a numpy predictor + joint.
 
-Reference behaviour reproduced (``gigaam/decoding.py``, ``gigaam/timestamps_utils.py``):
+Reference behaviour reproduced (upstream GigaAM's greedy decoders and word-timestamp helper):
 
 * **CTC greedy**: frame-wise argmax; a token is emitted at frame ``t < length`` when it is not
   blank and differs from the argmax at ``t - 1``. Its frame is ``t`` (the first frame of the run).
@@ -32,10 +32,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.transcript import Word
 
 __all__ = [
-    "SAMPLE_RATE",
     "CharTokenizer",
     "DecodingError",
     "Hypothesis",
@@ -51,7 +51,6 @@ __all__ = [
     "rnnt_greedy",
 ]
 
-SAMPLE_RATE = 16000
 _WORD_MARK = "▁"  # SentencePiece's word-start marker (U+2581)
 
 #: One decoded item: token ids and the encoder frame at which each was emitted.
@@ -165,26 +164,19 @@ class SentencePieceTokenizer:
 
 
 def load_tokenizer(
-    decoding_cfg: Mapping[str, Any],
-    tokenizer_path: str | Path | None = None,
-    search_dir: str | Path | None = None,
+    decoding_cfg: Mapping[str, Any], tokenizer_path: str | Path | None = None
 ) -> CharTokenizer | SentencePieceTokenizer:
     """The tokenizer a checkpoint's ``cfg["decoding"]`` describes.
 
-    A ``vocabulary`` list means characters. Otherwise the model is SentencePiece: an explicit
-    ``tokenizer_path`` wins, else the file name of ``model_path`` is looked up in ``search_dir``
-    (the checkpoint's folder: upstream stores a download path there, never a usable one).
+    A ``vocabulary`` list means characters. Otherwise the model is SentencePiece and
+    ``tokenizer_path`` must name its file (finding it next to the checkpoint is the loader's
+    job: ``gigaam_api/catalogue.py`` holds that rule).
     """
     vocabulary = decoding_cfg.get("vocabulary")
     if vocabulary:
         return CharTokenizer(list(vocabulary))
     if tokenizer_path is None:
-        model_path = decoding_cfg.get("model_path")
-        if not model_path or search_dir is None:
-            raise TokenizerError(
-                "this model needs a SentencePiece tokenizer file: pass tokenizer_path"
-            )
-        tokenizer_path = Path(search_dir) / Path(str(model_path)).name
+        raise TokenizerError("this model needs a SentencePiece tokenizer file: pass tokenizer_path")
     return SentencePieceTokenizer(tokenizer_path)
 
 
