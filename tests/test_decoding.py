@@ -19,18 +19,15 @@ from numpy.typing import NDArray
 
 from gigaam_api.catalogue import tokenizer_beside
 from gigaam_api.model.checkpoint import read_checkpoint
-from gigaam_api.model.decoding import (
+from gigaam_api.model.decoding import Result, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.tokenizer import (
     CharTokenizer,
     DecodingError,
-    Result,
     SentencePieceTokenizer,
     Tokenizer,
     TokenizerError,
-    ctc_greedy,
     group_words,
     load_tokenizer,
-    make_result,
-    rnnt_greedy,
 )
 from gigaam_api.transcript import Word
 

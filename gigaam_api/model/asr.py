@@ -14,10 +14,11 @@ from numpy.typing import NDArray
 
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.cache import GraphFiles
-from gigaam_api.model.decoding import Result, Tokenizer, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.decoding import Result, ctc_greedy, make_result, rnnt_greedy
 from gigaam_api.model.engine import EncoderSession, StepSession
 from gigaam_api.model.features import FeatureError, FeatureExtractor
 from gigaam_api.model.spec import ModelError
+from gigaam_api.model.tokenizer import Tokenizer
 
 __all__ = ["AsrModel"]
 

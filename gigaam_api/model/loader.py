@@ -31,7 +31,6 @@ from gigaam_api.model.cache import (
     rebuild_graphs,
 )
 from gigaam_api.model.checkpoint import Checkpoint, read_checkpoint
-from gigaam_api.model.decoding import Tokenizer, TokenizerError, load_tokenizer
 from gigaam_api.model.engine import (
     EncoderSession,
     EngineError,
@@ -47,6 +46,7 @@ from gigaam_api.model.spec import (
     UnsupportedModelError,
     model_spec,
 )
+from gigaam_api.model.tokenizer import Tokenizer, TokenizerError, load_tokenizer
 
 __all__ = ["load_model"]
 
