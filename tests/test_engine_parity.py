@@ -490,4 +490,8 @@ def test_threads_never_exceed_the_usable_cores(golden_dir: Path, tmp_path: Path)
         engine.effective_threads(0)
     model = load_model(_ckpt(golden_dir, "v3_ctc"), num_threads=cores + 7, cache_dir=tmp_path)
     assert model.num_threads == cores
+    # the encoder session really runs with that many threads, and never spins (as the VAD)
+    options = model.encoder.session.get_session_options()
+    assert options.intra_op_num_threads == cores and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert model.transcribe([np.zeros(16000, dtype=np.float32)])[0].frame_shift > 0

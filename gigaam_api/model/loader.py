@@ -189,7 +189,7 @@ def _tokenizer(
 def _build_graphs(
     ckpt: Checkpoint, spec: ModelSpec, directory: Path, quantize_int8: bool
 ) -> dict[str, Any]:
-    from gigaam_api.model import graph
+    from gigaam_api.model import graph  # onnx is a heavy import: only when building
 
     started = time.perf_counter()
     try:
