@@ -35,7 +35,8 @@ from gigaam_api.vad import SileroVad
 
 __all__ = ["Cancelled", "Infer", "Transcription", "transcribe_file"]
 
-SAMPLE_RATE = 16000
+from gigaam_api.constants import SAMPLE_RATE
+
 #: Silence kept around the speech of a short file (seconds).
 SHORT_AUDIO_MARGIN = 0.3
 

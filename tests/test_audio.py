@@ -37,7 +37,9 @@ from gigaam_api.audio import (
     UnsupportedAudio,
     decode_pcm,
     probe,
+    source,
 )
+from gigaam_api.audio.probe import read_wav_header
 from tests.conftest import CORPUS_DIR
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -569,10 +571,10 @@ def test_pcm_wav_header_probe_agrees_with_ffprobe(
 ) -> None:
     """The ffprobe-free path for 16-bit PCM WAV reports exactly what ffprobe reports."""
     path = corpus_dir / "edge_cases" / name
-    quick = audio._probe_pcm_wav(path)
+    quick = read_wav_header(path)
     assert quick is not None
     assert probe(path) == quick
-    monkeypatch.setattr(audio, "_probe_pcm_wav", lambda _path: None)
+    monkeypatch.setattr(source, "read_wav_header", lambda _path: None)
     full = probe(path)
     assert (full.sample_rate, full.channels, full.codec, full.format_name) == (
         quick.sample_rate,
@@ -588,7 +590,7 @@ def test_pcm_wav_header_probe_agrees_with_ffprobe(
     ["pisets_48k_f32.wav", "pisets_44k_s24.wav", "pisets_22k_u8.wav", "pisets_mp3_named_as.wav"],
 )
 def test_other_wavs_still_go_to_ffprobe(corpus_dir: Path, name: str) -> None:
-    assert audio._probe_pcm_wav(corpus_dir / "edge_cases" / name) is None
+    assert read_wav_header(corpus_dir / "edge_cases" / name) is None
     assert probe(corpus_dir / "edge_cases" / name).duration
 
 
