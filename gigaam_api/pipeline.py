@@ -27,25 +27,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gigaam_api import audio
+from gigaam_api.cancellation import Cancelled
 from gigaam_api.chunking import SHORT_AUDIO_LIMIT, Chunk, plan_chunks, short_audio_chunk
 from gigaam_api.config import Settings
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.decoding import Result
 from gigaam_api.transcript import Segment, build_segments, place_words
 from gigaam_api.vad import SileroVad
 
-__all__ = ["Cancelled", "Infer", "Transcription", "transcribe_file"]
+__all__ = ["Infer", "Transcription", "transcribe_file"]
 
-from gigaam_api.constants import SAMPLE_RATE
 
 #: Silence kept around the speech of a short file (seconds).
 SHORT_AUDIO_MARGIN = 0.3
 
 #: Recognise a batch of waves (float32, 16 kHz mono) and return one result per wave.
 Infer = Callable[[list[NDArray[np.float32]]], Sequence[Result]]
-
-
-class Cancelled(Exception):
-    """The transcription was cancelled (client gone, shutdown) before it finished."""
 
 
 class _PcmBuffer:

@@ -18,10 +18,11 @@ import pytest
 from numpy.typing import NDArray
 
 from gigaam_api.audio import UnsupportedAudio, load_audio
+from gigaam_api.cancellation import Cancelled
 from gigaam_api.config import Settings
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.model.decoding import Result
-from gigaam_api.pipeline import Cancelled, transcribe_file
+from gigaam_api.pipeline import transcribe_file
 from gigaam_api.transcript import Segment
 
 ESPEAK_LONGFORM = Path("longform") / "longform_espeak_ru.wav"
