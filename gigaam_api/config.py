@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gigaam_api.formats import ResponseFormat
+
 OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
 
 #: Models that transcribe. `*_ssl` and `emo` produce embeddings/emotions, not text.
@@ -26,7 +28,6 @@ TRANSCRIPTION_MODELS = (
 )
 NON_TRANSCRIPTION_MODELS = ("v1_ssl", "v2_ssl", "v3_ssl", "emo")
 
-ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 CsvList = Annotated[list[str], NoDecode]
 
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai.types.audio import Transcription, TranscriptionVerbose
 
-from gigaam_api.api.formats import (
+from gigaam_api.formats import (
     GRANULARITIES,
     JSON_MEDIA_TYPE,
     RESPONSE_FORMATS,

@@ -12,7 +12,6 @@ import pytest
 from openai.types.audio import TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
 
 from gigaam_api.api.errors import error_body
-from gigaam_api.api.formats import render_json
 from gigaam_api.api.sse import (
     SSE_DONE,
     SSE_HEADERS,
@@ -25,6 +24,7 @@ from gigaam_api.api.sse import (
     sse_error,
     sse_event,
 )
+from gigaam_api.formats import render_json
 from gigaam_api.transcript import Segment, Transcript, Word, build_segments
 
 

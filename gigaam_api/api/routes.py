@@ -29,7 +29,6 @@ from starlette.types import Receive, Scope, Send
 from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.errors import ApiError, bad_request, not_found
-from gigaam_api.api.formats import render
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
     TranscriptionParams,
@@ -42,6 +41,7 @@ from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error, pipeline_producer
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
+from gigaam_api.formats import render
 from gigaam_api.model import Result
 from gigaam_api.scheduler import Ticket
 from gigaam_api.transcript import Segment, Transcript

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gigaam_api.api.formats import usage
+from gigaam_api.formats import usage
 
 SSE_MEDIA_TYPE = "text/event-stream"
 #: Headers for the streaming response: no caching, and no buffering by nginx-style proxies.
