@@ -236,16 +236,17 @@ def transcribe_to_text(
     ffmpeg missing) come back as :class:`CliError` with the pipeline's message.
     """
     from gigaam_api import audio, pipeline
+    from gigaam_api.config import pipeline_options
     from gigaam_api.formats import render
     from gigaam_api.transcript import Transcript
 
     try:
-        job = pipeline.transcribe_file(path, infer, settings)  # probes: bad files fail here
-        segments = list(_with_progress(job, job.duration, path.name, progress))
+        run = pipeline.transcribe_file(path, infer, pipeline_options(settings))  # probes here
+        segments = list(_with_progress(run, run.duration, path.name, progress))
     except audio.AudioError as exc:
         raise CliError(exc.message) from None
     # Exact decoded duration once the iteration finished (the probe may not know it).
-    duration = job.duration
+    duration = run.duration
     transcript = Transcript(segments=segments, duration=duration)
     granularities = ("segment", "word") if words else ("segment",)
     return render(transcript, response_format, granularities).body

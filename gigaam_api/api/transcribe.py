@@ -22,7 +22,7 @@ from gigaam_api.api.errors import (
 )
 from gigaam_api.api.runner import Producer
 from gigaam_api.cancellation import Cancelled
-from gigaam_api.config import Settings
+from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.scheduler import SchedulerClosed, Ticket
 from gigaam_api.transcript import Segment
 
@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 def pipeline_producer(path: Path, ticket: Ticket[Any], settings: Settings) -> Producer:
     """A producer that runs the pipeline on ``path`` with the ticket as its model."""
 
+    options = pipeline_options(settings)
+
     def produce(emit: Callable[[Segment], None], cancel: threading.Event) -> float:
-        run = pipeline.transcribe_file(path, ticket.infer, settings, cancel=cancel)
+        run = pipeline.transcribe_file(path, ticket.infer, options, cancel=cancel)
         try:
             for segment in run:
                 emit(segment)
