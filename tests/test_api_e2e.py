@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from openai.types.audio import Transcription, TranscriptionVerbose
 from gigaam_api.api.app import create_app
 from tests.api_server import MULTIPART_HEADERS, form_body, form_part, real_model_settings, serve
 from tests.conftest import CORPUS_DIR
+from tests.helpers import wait_until
 
 KEY = "e2e-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -709,7 +709,4 @@ def test_no_upload_is_left_behind(server: Server) -> None:
     """Runs last: after every outcome above (200s, 4xx, 413, errors mid-stream, 500), the
     upload folder is empty once the requests are over."""
     uploads: Path = server.app.state.ctx.tmp_dir
-    deadline = time.monotonic() + 10
-    while list(uploads.iterdir()):
-        assert time.monotonic() < deadline, list(uploads.iterdir())
-        time.sleep(0.05)
+    wait_until(lambda: not list(uploads.iterdir()), "the upload folder to empty")

@@ -11,10 +11,10 @@ import csv
 import gc
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import threading
-import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -522,17 +522,20 @@ def test_ffmpeg_dies_when_the_reader_is_garbage_collected(long_silence: Path) ->
 def test_close_from_another_thread_cancels_the_decode(long_silence: Path) -> None:
     reader = decode_pcm(long_silence, block_samples=SR)
     seen: list[int] = []
-    finished = threading.Event()
+    first, closed, finished = threading.Event(), threading.Event(), threading.Event()
 
-    def consume() -> None:  # a slow consumer: ffmpeg is blocked on a full pipe meanwhile
+    def consume() -> None:  # a paused consumer: ffmpeg is blocked on a full pipe meanwhile
         for block in reader:
             seen.append(len(block))
-            time.sleep(0.05)
+            first.set()
+            closed.wait(WATCHDOG_S)
         finished.set()
 
     worker = threading.Thread(target=consume)
     worker.start()
-    threading.Timer(0.2, reader.close).start()
+    assert first.wait(WATCHDOG_S)
+    reader.close()  # from this thread, while the consumer is mid-stream
+    closed.set()
     worker.join(timeout=WATCHDOG_S)
     assert finished.is_set() and not reader.completed
     assert 0 < sum(seen) < 60 * SR and _gone(reader.pid)
@@ -543,10 +546,18 @@ def test_a_decoder_that_produces_nothing_is_killed(
 ) -> None:
     """The stall watchdog, exercised with a real child that never writes (as a hung ffmpeg)."""
     monkeypatch.setattr(PcmReader, "_command", lambda self: ["sleep", "30"])
-    started = time.monotonic()
+    spawned: list[subprocess.Popen[bytes]] = []
+    spawn = PcmReader._spawn
+
+    def recording_spawn(self: PcmReader) -> subprocess.Popen[bytes]:
+        spawned.append(spawn(self))
+        return spawned[-1]
+
+    monkeypatch.setattr(PcmReader, "_spawn", recording_spawn)
     with pytest.raises(UnsupportedAudio, match="stalled"):
         PcmReader(pisets, stall_timeout=0.5)
-    assert time.monotonic() - started < 10
+    # killed by the watchdog, not finished: a child that ran its 30 s would exit with 0
+    assert spawned[0].returncode == -signal.SIGKILL
 
 
 def test_load_audio_equals_the_stream(corpus_dir: Path) -> None:
@@ -650,7 +661,8 @@ def test_plain_wav_close_from_another_thread(corpus_dir: Path) -> None:
     for block in reader:
         seen += block.size
         if seen >= 16000:
-            threading.Thread(target=reader.close).start()
-            time.sleep(0.05)
+            closer = threading.Thread(target=reader.close)
+            closer.start()
+            closer.join(WATCHDOG_S)
     assert reader.closed and not reader.completed
     assert 16000 <= seen < 60 * SR

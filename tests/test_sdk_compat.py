@@ -35,6 +35,10 @@ from gigaam_api.api.app import create_app
 from tests.api_server import real_model_settings, serve
 from tests.conftest import CORPUS_DIR
 
+#: The first run installs five SDK versions (minutes, needs the package registries): a developer
+#: can leave these out with ``pytest -m "not sdk"``; ``make test`` runs them.
+pytestmark = pytest.mark.sdk
+
 KEY = "sdk-secret"
 TIMEOUT = 120.0
 INSTALL_TIMEOUT_S = 600
