@@ -1,4 +1,4 @@
-"""Settings: every variable of SPEC §6, read from the environment and `.env`, validated.
+"""Settings: every variable the README documents, read from the environment and `.env`, validated.
 
 Invalid values stop start-up with a message that names the variable (see :func:`load_settings`).
 """

@@ -1,4 +1,4 @@
-"""One inference worker shared fairly by all requests (DESIGN.md decision 5).
+"""One inference worker shared fairly by all requests (``docs/design.md``).
 
 The CPU is the bottleneck, so running two batches at once only makes both slower: a single
 worker thread owns the model and runs one batch at a time. Each admitted request gets a

@@ -1,6 +1,6 @@
 """Form fields of ``POST /audio/transcriptions`` → validated parameters (pure functions).
 
-Lenient where real clients differ (SPEC §1, openai_contract.md §1.2-1.3 and §6): bare and
+Lenient where real clients differ (``docs/api.md``, "Request fields"): bare and
 ``[]`` array names, ``True``/``true``/``1`` booleans, ``0``/``0.0``/``1e-05`` numbers, empty
 strings meaning "not given", unknown fields ignored. Strict where a wrong value would silently
 change the output: an unknown ``model`` or ``response_format`` is a 400 naming the parameter.

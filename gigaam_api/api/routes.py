@@ -1,4 +1,4 @@
-"""The HTTP routes (SPEC §1). Mounted twice by the app: under ``/v1`` and at the root,
+"""The HTTP routes (``docs/api.md``). Mounted twice by the app: under ``/v1`` and at the root,
 because clients disagree on whether the base URL includes ``/v1``.
 
 Handlers stay thin: authenticate, admit, receive the upload, validate, then hand the file to
@@ -60,7 +60,7 @@ class AppContext:
     service: ModelService
     metrics: Metrics
     created: int
-    keepalive_seconds: float = 10.0  # SPEC: a keep-alive at least every 15 s
+    keepalive_seconds: float = 10.0  # well under the 15 s proxies and clients tolerate idle
     tmp_dir: Path | None = None
 
 
@@ -353,7 +353,7 @@ async def _sse_events(
                 sent_delta = True
                 yield sse.sse_delta(delta)
         elif isinstance(event, DoneEvent):
-            if not sent_delta:  # no speech: still one delta before done (checklist #38)
+            if not sent_delta:  # no speech: still one delta before done (some clients wait for one)
                 yield sse.sse_delta("")
             yield sse.sse_done(joiner.text, event.duration)
             yield sse.SSE_DONE
