@@ -277,7 +277,7 @@ def test_disconnect_as_the_stream_starts_still_cancels(
 
     async def drive() -> None:
         await app(scope, receive, send)  # type: ignore[arg-type]
-        # keep this loop alive meanwhile, as a server's would be (a closed loop stops the job)
+        # keep this loop alive meanwhile, as a server's would be (a closed loop stops the run)
         deadline = time.monotonic() + TIMEOUT
         while scheduler(app).active and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

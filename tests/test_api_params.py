@@ -1,4 +1,4 @@
-"""Form fields → transcription parameters, as real clients send them (contract §1.2-1.3, §6)."""
+"""Form fields → transcription parameters, as real clients send them (``docs/api.md``)."""
 
 from __future__ import annotations
 

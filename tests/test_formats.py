@@ -1,4 +1,4 @@
-"""The five response formats against openai_contract.md §2 and checklist §7 (items 18-36)."""
+"""The five response formats, byte for byte as ``docs/api.md`` describes them."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_vtt_matches_the_documented_layout_byte_for_byte() -> None:
     )
 
 
-def test_srt_checklist_items_23_to_25() -> None:
+def test_srt_cues_are_numbered_timed_and_never_empty() -> None:
     body = render_srt(sample()).body
     assert "\r" not in body
     blocks = cues(body)
@@ -152,7 +152,7 @@ def test_srt_checklist_items_23_to_25() -> None:
         assert block[2].strip() == block[2] != ""
 
 
-def test_vtt_checklist_items_26_and_27() -> None:
+def test_vtt_has_its_header_and_unnumbered_cues() -> None:
     body = render_vtt(sample()).body
     assert body.startswith("WEBVTT\n\n")
     assert "\r" not in body
@@ -378,7 +378,7 @@ def test_non_finite_duration_is_a_value_error_not_invalid_json() -> None:
         milliseconds(float("inf"))
 
 
-# --- the official SDK parses every body (checklist #18, #21, #36) ------------------------------
+# --- the official SDK parses every body ------------------------------------------------------
 
 
 def sdk_client(rendered: Rendered, *, strict: bool) -> openai.OpenAI:

@@ -1,4 +1,4 @@
-"""SSE blocks (SPEC §3, openai_contract.md §3 and checklist #37-43) and the delta invariant."""
+"""SSE blocks (``docs/api.md``, "Streaming") and the delta invariant."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_segments_without_text_send_nothing() -> None:
     assert json.loads(render_json(transcript).body)["text"] == joiner.text
 
 
-# --- the official SDK iterates the stream (checklist #37-43) ------------------------------------
+# --- the official SDK iterates the stream ------------------------------------------------------
 
 
 def stream_body(transcript: Transcript, *, usage: bool) -> Iterator[str]:
