@@ -122,23 +122,29 @@ def two_cues() -> Transcript:
     )
 
 
-def test_srt_matches_the_upstream_layout_byte_for_byte() -> None:
-    rendered = render_srt(two_cues())
+@pytest.mark.parametrize(
+    ("renderer", "expected"),
+    [
+        (
+            render_srt,  # upstream's layout
+            "1\n00:00:00,000 --> 00:00:02,500\nFirst segment text.\n\n"
+            "2\n00:00:02,500 --> 00:00:05,000\nSecond segment text.\n\n",
+        ),
+        (
+            render_vtt,  # the documented layout
+            "WEBVTT\n\n"
+            "00:00:00.000 --> 00:00:02.500\nFirst segment text.\n\n"
+            "00:00:02.500 --> 00:00:05.000\nSecond segment text.\n\n",
+        ),
+    ],
+    ids=["srt", "vtt"],
+)
+def test_subtitles_match_the_layout_byte_for_byte(
+    renderer: Callable[[Transcript], Rendered], expected: str
+) -> None:
+    rendered = renderer(two_cues())
     assert rendered.media_type == TEXT_MEDIA_TYPE
-    assert rendered.body == (
-        "1\n00:00:00,000 --> 00:00:02,500\nFirst segment text.\n\n"
-        "2\n00:00:02,500 --> 00:00:05,000\nSecond segment text.\n\n"
-    )
-
-
-def test_vtt_matches_the_documented_layout_byte_for_byte() -> None:
-    rendered = render_vtt(two_cues())
-    assert rendered.media_type == TEXT_MEDIA_TYPE
-    assert rendered.body == (
-        "WEBVTT\n\n"
-        "00:00:00.000 --> 00:00:02.500\nFirst segment text.\n\n"
-        "00:00:02.500 --> 00:00:05.000\nSecond segment text.\n\n"
-    )
+    assert rendered.body == expected
 
 
 def test_srt_cues_are_numbered_timed_and_never_empty() -> None:
