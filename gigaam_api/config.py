@@ -1,4 +1,4 @@
-"""Settings: every variable of SPEC §6, read from the environment and `.env`, validated.
+"""Settings: every variable the README documents, read from the environment and `.env`, validated.
 
 Invalid values stop start-up with a message that names the variable (see :func:`load_settings`).
 """
@@ -12,8 +12,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gigaam_api.catalogue import CATALOGUE, OFFICIAL_WEIGHTS_URL, RUNNABLE_MODELS
+from gigaam_api.formats import ResponseFormat
+from gigaam_api.options import (
+    ChunkingOptions,
+    PipelineOptions,
+    SegmentationOptions,
+    VadOptions,
+)
 
-ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 CsvList = Annotated[list[str], NoDecode]
 
 
@@ -37,11 +43,11 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(default=2048, ge=1)
     max_audio_seconds: float = Field(default=36000, ge=0)
     max_queue: int = Field(default=8, ge=1)
-    vad_min_duration: float = Field(default=15.0, gt=0)
-    vad_max_duration: float = Field(default=22.0, gt=0)
-    vad_strict_limit: float = Field(default=30.0, gt=0)
-    vad_new_chunk_threshold: float = Field(default=0.2, ge=0)
-    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
+    vad_min_duration: float = Field(default=ChunkingOptions.min_duration, gt=0)
+    vad_max_duration: float = Field(default=ChunkingOptions.max_duration, gt=0)
+    vad_strict_limit: float = Field(default=ChunkingOptions.strict_limit, gt=0)
+    vad_new_chunk_threshold: float = Field(default=ChunkingOptions.new_chunk_threshold, ge=0)
+    vad_threshold: float = Field(default=VadOptions.threshold, gt=0, lt=1)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
@@ -114,3 +120,19 @@ def load_settings(**overrides: object) -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{location}: {message}" if location else message)
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None
+
+
+def pipeline_options(settings: Settings) -> PipelineOptions:
+    """The one mapping from service settings to what a transcription run reads."""
+    return PipelineOptions(
+        vad=VadOptions(threshold=settings.vad_threshold),
+        chunking=ChunkingOptions(
+            min_duration=settings.vad_min_duration,
+            max_duration=settings.vad_max_duration,
+            strict_limit=settings.vad_strict_limit,
+            new_chunk_threshold=settings.vad_new_chunk_threshold,
+        ),
+        segmentation=SegmentationOptions(),
+        batch_size=settings.batch_size,
+        max_audio_seconds=settings.max_audio_seconds,
+    )

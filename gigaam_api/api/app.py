@@ -38,8 +38,8 @@ def create_app(
 
     ``loader`` replaces how the model is built from settings (default: weights per
     ``CHECKPOINT_PATH``/``MODEL`` → ``load_model``). ``keepalive_seconds`` is the SSE
-    keep-alive interval (SPEC: at most 15 s; tests shorten it). ``tmp_dir`` is where uploads
-    are spooled (default: the system temp directory).
+    keep-alive interval (at most 15 s, see ``docs/api.md``; tests shorten it). ``tmp_dir`` is
+    where uploads are spooled (default: the system temp directory).
     """
     settings = settings or load_settings()
     metrics = Metrics()

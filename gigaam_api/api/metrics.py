@@ -1,4 +1,4 @@
-"""Prometheus metrics for ``GET /metrics`` (SPEC §1).
+"""Prometheus metrics for ``GET /metrics`` (listed in ``docs/api.md``).
 
 Each app gets its own registry, so several apps in one process (tests) never collide and the
 output holds only the service's series. Route labels are route *templates*
