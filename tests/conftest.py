@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import PostgresServer, PostgresUnavailable
+from tests.postgres import PackageUnavailable, PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("GIGAAM_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -40,7 +40,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     """
     try:
         server = PostgresServer()
-    except PostgresUnavailable as exc:
+    except PackageUnavailable as exc:
         pytest.skip(str(exc))
     with server:
         yield server

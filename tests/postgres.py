@@ -51,8 +51,8 @@ PG_CTL_TIMEOUT_S = 60
 StopMode = Literal["smart", "fast", "immediate"]
 
 
-class PostgresUnavailable(RuntimeError):
-    """PostgreSQL cannot be installed or found here (not root and no package): tests skip."""
+class PackageUnavailable(RuntimeError):
+    """A Debian package the tests need is missing and cannot be installed here: tests skip."""
 
 
 def _debian_bin_dirs() -> list[Path]:
@@ -80,23 +80,32 @@ def ensure_installed() -> Path:
     found = find_bin_dir()
     if found is not None:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PostgresUnavailable(
-            "PostgreSQL is not installed and cannot be installed from here; "
-            f"run `sudo apt-get install -y {APT_PACKAGE}` once"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", APT_PACKAGE],
-    ):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr}")
+    apt_install(APT_PACKAGE)
     found = find_bin_dir()
     if found is None:
         raise RuntimeError(f"apt-get installed {APT_PACKAGE} but no pg_ctl was found")
     return found
+
+
+def apt_install(package: str) -> None:
+    """Install a Debian package the tests need (as root; otherwise say which command to run).
+
+    Raises :class:`PackageUnavailable` when this process cannot install (not root, no apt):
+    the calling fixture turns that into a skip that names the command.
+    """
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise PackageUnavailable(
+            f"{package} is not installed and cannot be installed from here; "
+            f"run `sudo apt-get install -y {package}` once"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr}")
 
 
 def free_loopback_port() -> int:
