@@ -165,7 +165,7 @@ class PostgresServer:
     def __enter__(self) -> PostgresServer:
         try:
             self.init()
-            self.start()
+            self._first_start()
             self.create_database(DEFAULT_DATABASE)
         except BaseException:
             self.cleanup()
@@ -212,6 +212,17 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{done.stdout}{done.stderr}")
         self._initialised = True
+
+    def _first_start(self, attempts: int = 3) -> None:
+        """Start; if another process took the free port meanwhile, pick another one."""
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return
+            except RuntimeError as exc:
+                if "already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.port = free_loopback_port()
 
     def start(self) -> None:
         """Start (or restart after :meth:`stop`) on the same port and data directory."""

@@ -7,9 +7,11 @@ directory behind, whether the test passed or failed.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -145,4 +147,19 @@ def test_cleanup_kills_a_server_that_will_not_stop_cleanly() -> None:
         server.kill()
     assert not pid_alive(pid)
     assert pgrep_data_dir(server.data_dir) == ""
+    assert not server.base_dir.exists()
+
+
+def test_a_port_taken_before_the_first_start_moves_the_server_to_another() -> None:
+    """The free port is picked before initdb; if something grabs it meanwhile, try another."""
+    server = PostgresServer()
+    taken = server.port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", taken))
+        blocker.listen()
+        with server:
+            assert server.running()
+            assert server.port != taken
+            with psycopg.connect(server.conninfo()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
     assert not server.base_dir.exists()
