@@ -44,6 +44,11 @@ class WyomingServer:
         self._server: AsyncServer | None = None
         self._advertiser: Advertiser | None = None
 
+    @property
+    def advertiser(self) -> Advertiser | None:
+        """The mDNS advertisement (``WYOMING_ZEROCONF``), None when off."""
+        return self._advertiser
+
     @classmethod
     def for_app(cls, ctx: AppContext) -> WyomingServer:
         """Build from the app's context: its settings, model service, metrics, uploads folder."""
@@ -65,8 +70,11 @@ class WyomingServer:
         log.info("wyoming server listening on %s", uri)
         if self.settings.wyoming_zeroconf:
             parsed = urlparse(uri)
-            info = service_info(advertised_address(parsed.hostname or ""), parsed.port or 0)
-            self._advertiser = Advertiser(info)
+            host = parsed.hostname or ""
+            address = advertised_address(host)
+            # A server bound to one address is advertised on that interface only.
+            interfaces = None if host in ("0.0.0.0", "", "::") else [address]
+            self._advertiser = Advertiser(service_info(address, parsed.port or 0), interfaces)
             await self._advertiser.start()
 
     async def stop(self) -> None:
