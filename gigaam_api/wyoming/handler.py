@@ -56,6 +56,10 @@ class _Close(Exception):
         self.text = text
 
 
+class _ClientGone(Exception):
+    """The client stopped reading: an event could not be delivered within the timeout."""
+
+
 class WyomingHandler(AsyncEventHandler):
     """Serves one client connection of :class:`~gigaam_api.wyoming.server.WyomingServer`."""
 
@@ -105,7 +109,7 @@ class WyomingHandler(AsyncEventHandler):
         except _Close as close:
             if close.code is not None:
                 await self._send_quietly(Error(text=close.text, code=close.code).event())
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, _ClientGone):
             self.log.info("wyoming client went away")
         except asyncio.CancelledError:
             self.log.info("wyoming connection closed by the server")
@@ -119,6 +123,15 @@ class WyomingHandler(AsyncEventHandler):
                 await asyncio.wait_for(self.writer.wait_closed(), 1.0)
             self._on_exit(self)
             self.log.info("wyoming client disconnected")
+
+    async def write_event(self, event: Event) -> None:
+        """Send an event; a client that does not read it within the timeout is given up on."""
+        try:
+            await asyncio.wait_for(
+                async_write_event(event, self.writer), self.server.settings.wyoming_timeout
+            )
+        except TimeoutError:
+            raise _ClientGone() from None
 
     @property
     def task(self) -> asyncio.Task[Any] | None:
