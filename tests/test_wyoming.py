@@ -22,13 +22,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from wyoming.client import AsyncTcpClient
+from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.event import Event
 from wyoming.info import Info
 
 from gigaam_api import __version__
 from gigaam_api.api.app import create_app
 from gigaam_api.scheduler import Scheduler
+from gigaam_api.weights import load_model_from_settings
 from gigaam_api.wyoming.info import GIGAAM_LICENCE_URL
 from gigaam_api.wyoming.protocol import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 from tests.api_server import free_port, real_model_settings, serve, tiled_wav
@@ -389,3 +390,101 @@ def test_shutdown_with_clients_connected(
     assert len(closed) == 2  # both saw the connection end (EOF), neither hung
     assert not list(app.state.ctx.tmp_dir.iterdir())  # the half-recorded utterance is gone
     assert app.state.ctx.service.state == "stopped"
+
+
+class GatedModel:
+    """The real model, paused at the start of every batch until ``gate`` opens.
+
+    It holds an utterance on the worker for as long as the test needs: a tiny model would
+    otherwise finish a ten-minute utterance before shutdown could reach it.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def transcribe(self, waves: Any) -> Any:
+        self.entered.set()
+        self.gate.wait(TIMEOUT)
+        return self._model.transcribe(waves)
+
+
+def test_shutdown_cancels_an_utterance_being_transcribed(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, server: Server, corpus_dir: Path
+) -> None:
+    """An utterance is on the worker when the server stops: the connection ends, no further
+    batch runs for it, its ticket and file are released, and the worker stops."""
+    long_wav = tiled_wav(
+        corpus_dir / "longform" / "longform_espeak_ru.wav",
+        tmp_path_factory.mktemp("long") / "long.wav",
+        120,
+    )
+    mono = resampled_wav(long_wav, tmp_path_factory.mktemp("mono") / "long_mono.wav", 16000, 1)
+    port = free_port()
+    gated: list[GatedModel] = []
+
+    def loader(settings: Any) -> Any:
+        gated.append(GatedModel(load_model_from_settings(settings)))
+        return gated[0]
+
+    values: dict[str, Any] = {
+        "max_queue": 4,
+        "batch_size": 1,
+        "wyoming_uri": f"tcp://127.0.0.1:{port}",
+        "wyoming_max_seconds": 600.0,
+    }
+    settings = real_model_settings(golden_dir, tmp_path_factory.mktemp("models"), **values)
+    app = create_app(settings, loader=loader, tmp_dir=tmp_path_factory.mktemp("uploads"))
+    replies: list[object] = []
+
+    def client() -> None:
+        try:
+            replies.append(asyncio.run(transcribe(port, mono)))
+        except (AssertionError, ConnectionError) as exc:  # closed before a transcript
+            replies.append(exc)
+
+    def open_gate_once_disconnected() -> None:
+        wait_until(lambda: app.state.wyoming.connections == 0, "the connection to end", TIMEOUT)
+        gated[0].gate.set()
+
+    with serve(app):
+        assert app.state.ctx.service.wait_loaded(TIMEOUT)
+        sched = app.state.ctx.service.scheduler
+        runner = threading.Thread(target=client)
+        runner.start()
+        assert gated[0].entered.wait(TIMEOUT), "the utterance never reached the worker"
+        opener = threading.Thread(target=open_gate_once_disconnected)
+        opener.start()
+    runner.join(TIMEOUT)
+    opener.join(TIMEOUT)
+    assert not runner.is_alive() and not opener.is_alive()
+    served = [b for b in sched.served if b.request_id.startswith("wyoming-")]
+    assert len(served) <= 1  # the batch held at the gate at most: nothing after the stop
+    assert len(replies) == 1 and isinstance(replies[0], AssertionError | ConnectionError)
+    assert app.state.wyoming.connections == 0 and sched.active == 0
+    assert app.state.ctx.service.state == "stopped"
+    assert not list(app.state.ctx.tmp_dir.iterdir())
+
+
+def test_unix_socket_uri(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, server: Server
+) -> None:
+    socket_path = tmp_path_factory.mktemp("sock") / "wyoming.sock"
+    settings = real_model_settings(
+        golden_dir, tmp_path_factory.mktemp("models"), wyoming_uri=f"unix://{socket_path}"
+    )
+    app = create_app(settings, tmp_dir=tmp_path_factory.mktemp("uploads"))
+
+    async def describe_unix() -> Event | None:
+        async with AsyncClient.from_uri(f"unix://{socket_path}") as client:
+            await client.write_event(Event(type="describe"))
+            return await asyncio.wait_for(client.read_event(), TIMEOUT)
+
+    with serve(app):
+        event = asyncio.run(describe_unix())
+    assert event is not None and event.type == "info"
+    assert not socket_path.exists()  # removed on shutdown
