@@ -488,3 +488,55 @@ def test_unix_socket_uri(
         event = asyncio.run(describe_unix())
     assert event is not None and event.type == "info"
     assert not socket_path.exists()  # removed on shutdown
+
+
+def test_busy_and_loading_servers_answer_with_error_events(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, server: Server
+) -> None:
+    """While the model loads, describe works and an utterance gets ``model_not_loaded``; with
+    ``MAX_QUEUE`` taken by an HTTP request, an utterance gets ``server_busy``; afterwards the
+    same server transcribes normally."""
+    port = free_port()
+    may_load = threading.Event()
+    gated: list[GatedModel] = []
+
+    def loader(settings: Any) -> Any:
+        may_load.wait(TIMEOUT)
+        gated.append(GatedModel(load_model_from_settings(settings)))
+        gated[0].gate.set()  # open until the test closes it
+        return gated[0]
+
+    values: dict[str, Any] = {"max_queue": 1, "wyoming_uri": f"tcp://127.0.0.1:{port}"}
+    settings = real_model_settings(golden_dir, tmp_path_factory.mktemp("models"), **values)
+    app = create_app(settings, loader=loader, tmp_dir=tmp_path_factory.mktemp("uploads"))
+    with serve(app) as url:
+        info = Info.from_event(asyncio.run(describe(port)))
+        assert info.asr[0].models[0].languages == ["ru"]  # answered while loading
+        reply = asyncio.run(transcribe(port, SPEECH))
+        assert reply.error is not None and reply.error.data["code"] == "model_not_loaded"
+
+        may_load.set()
+        assert app.state.ctx.service.wait_loaded(TIMEOUT)
+        model = gated[0]
+        model.gate.clear()
+        model.entered.clear()
+        holder: list[httpx.Response] = []
+
+        def hold_the_queue() -> None:
+            with SPEECH.open("rb") as fh:
+                holder.append(
+                    httpx.post(
+                        f"{url}/v1/audio/transcriptions", files={"file": fh}, timeout=TIMEOUT
+                    )
+                )
+
+        thread = threading.Thread(target=hold_the_queue)
+        thread.start()
+        assert model.entered.wait(TIMEOUT)
+        reply = asyncio.run(transcribe(port, SPEECH))
+        assert reply.error is not None and reply.error.data["code"] == "server_busy"
+        model.gate.set()
+        thread.join(TIMEOUT)
+        assert holder and holder[0].status_code == 200
+        reply = asyncio.run(transcribe(port, SPEECH))
+        assert reply.error is None and reply.text == holder[0].json()["text"]

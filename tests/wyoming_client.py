@@ -83,7 +83,11 @@ async def read_reply(client: AsyncTcpClient, streaming: bool = True) -> Reply:
         event = await asyncio.wait_for(client.read_event(), TIMEOUT)
         assert event is not None, f"connection closed after {reply.types}"
         reply.events.append(event)
-        if event.type in (last, "error"):
+        if event.type == "error":
+            # a failed utterance also ends the connection (Home Assistant ignores errors)
+            assert await asyncio.wait_for(client.read_event(), TIMEOUT) is None
+            return reply
+        if event.type == last:
             return reply
 
 

@@ -11,7 +11,10 @@ connection, and ``transcribe`` → ``audio-start`` → ``audio-chunk``… → ``
 Anything else is answered with an ``error`` event: an event this server does not know keeps
 the connection (a newer client may send more than we understand), an event out of order, a
 chunk that contradicts its ``audio-start`` or a broken frame closes it — after such an event
-the two sides no longer agree on where the utterance stands. A client that sends nothing for
+the two sides no longer agree on where the utterance stands. An utterance that cannot be
+transcribed (model still loading, queue full, undecodable audio) also gets ``error`` and a
+closed connection: Home Assistant ignores error events and waits for a transcript or for the
+connection to end. A client that sends nothing for
 ``WYOMING_TIMEOUT`` seconds is dropped (told why if it was mid-utterance), so a stalled
 client never holds a connection slot or a temp file. Nothing a client sends can raise out of
 :meth:`WyomingHandler.run`: the worst outcome is this connection closing.
@@ -235,8 +238,9 @@ class WyomingHandler(AsyncEventHandler):
             outcome = "client_error" if exc.client_error else "error"
             metrics.wyoming_utterances.labels(outcome=outcome).inc()
             self.log.warning("wyoming utterance %s failed: %s", request_id, exc.text)
-            await self.write_event(Error(text=exc.text, code=exc.code).event())
-            return
+            # Error, then close: Home Assistant waits for a transcript or the end of the
+            # connection and ignores error events, so only closing ends its wait at once.
+            raise _Close(exc.code, exc.text) from None
         except asyncio.CancelledError:
             metrics.wyoming_utterances.labels(outcome="cancelled").inc()
             raise
