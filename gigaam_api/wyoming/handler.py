@@ -120,12 +120,14 @@ class WyomingHandler(AsyncEventHandler):
             self.log.exception("wyoming connection failed")
             await self._send_quietly(Error(text="internal error", code="internal_error").event())
         finally:
+            # Bookkeeping first: a second cancellation during the await below must not leak
+            # the connection slot or the temp file.
             self._discard_utterance()
+            self._on_exit(self)
             self.writer.close()
+            self.log.info("wyoming client disconnected")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), 1.0)
-            self._on_exit(self)
-            self.log.info("wyoming client disconnected")
 
     async def write_event(self, event: Event) -> None:
         """Send an event; a client that does not read it within the timeout is given up on."""
