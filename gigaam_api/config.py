@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
     checkpoint_path: Path | None = None
     #: SentencePiece tokenizer for an e2e `CHECKPOINT_PATH` (default: `<stem>_tokenizer.model`).
     tokenizer_path: Path | None = None
+    #: Wyoming (Home Assistant) server: ``tcp://HOST:PORT`` or ``unix:///path``; empty = off.
+    wyoming_uri: str = ""
+    wyoming_max_seconds: float = Field(default=60.0, gt=0)
+    wyoming_max_clients: int = Field(default=16, ge=1)
+    #: Seconds a Wyoming client may send nothing (mid-utterance or idle) before it is dropped.
+    wyoming_timeout: float = Field(default=30.0, gt=0)
+    wyoming_zeroconf: bool = False
 
     @field_validator("allowed_models", "model_aliases", mode="before")
     @classmethod
@@ -66,6 +74,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("wyoming_uri")
+    @classmethod
+    def _wyoming_uri(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parsed = urlparse(value)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if parsed.scheme == "tcp" and parsed.hostname and port is not None:
+            return value
+        if parsed.scheme == "unix" and parsed.path:
+            return value
+        raise ValueError("must be tcp://HOST:PORT (e.g. tcp://0.0.0.0:10300) or unix:///path")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -102,6 +127,8 @@ class Settings(BaseSettings):
                 "VAD_MIN_DURATION <= VAD_MAX_DURATION <= VAD_STRICT_LIMIT must hold "
                 f"(got {self.vad_min_duration}, {self.vad_max_duration}, {self.vad_strict_limit})"
             )
+        if self.wyoming_zeroconf and not self.wyoming_uri.startswith("tcp://"):
+            raise ValueError("WYOMING_ZEROCONF needs WYOMING_URI=tcp://HOST:PORT")
         return self
 
     @property

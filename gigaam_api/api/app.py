@@ -25,6 +25,7 @@ from gigaam_api.api.routes import AppContext, router
 from gigaam_api.api.service import Loader, ModelService
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import configure_logging
+from gigaam_api.wyoming.server import WyomingServer
 
 
 def create_app(
@@ -48,9 +49,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        wyoming = WyomingServer.for_app(app.state.ctx) if settings.wyoming_uri else None
+        app.state.wyoming = wyoming
         try:
+            if wyoming is not None:
+                await wyoming.start()
             yield
         finally:
+            if wyoming is not None:  # before the worker stops: cancels utterances under way
+                await wyoming.stop()
             service.stop()
 
     app = FastAPI(
