@@ -9,26 +9,39 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e6468
 
 # --- deps stage: only the pinned dependencies, so editing code or docs never reinstalls them --
 FROM ${PYTHON_IMAGE} AS deps
+# pip settings of a builder behind a package mirror or a TLS-inspecting proxy (`make image-test`
+# passes the host's). Build args of this stage never reach the runtime image.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+# /opt/venv holds the runtime packages only (no pip, no setuptools: ~25 MB less in the image);
+# /opt/tools holds pip and the build backend, and installs into /opt/venv with `pip --python`.
+RUN python -m venv --without-pip /opt/venv \
+    && python -m venv /opt/tools
 WORKDIR /src
-# requirements.lock pins every transitive runtime dependency: the layer is reproducible, and it
-# is rebuilt only when the lock or pyproject.toml (build-backend pin) changes.
+# requirements.lock pins every transitive runtime dependency and pyproject.toml pins the build
+# backend ([build-system] requires): this layer is reproducible and rebuilt only when they change.
 COPY pyproject.toml requirements.lock ./
-RUN pip install --no-compile -r requirements.lock \
-    && python -m compileall -q /opt/venv/lib
+RUN /opt/tools/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" > build-requires.txt \
+    && /opt/tools/bin/pip install --no-compile -r build-requires.txt \
+    && /opt/tools/bin/pip --python /opt/venv/bin/python install --no-compile -r requirements.lock \
+    && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
-# --- build stage: the project itself, built into a wheel with the pinned build backend -------
+# --- build stage: the project itself, built offline with the pinned backend ------------------
 FROM deps AS build
-# The backend comes from pyproject.toml's [build-system] pin, installed once here and used
-# without build isolation, so the build never resolves an unpinned setuptools from the index.
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" > build-requires.txt \
-    && pip install --no-compile -r build-requires.txt
 COPY README.md ./
 COPY gigaam_api ./gigaam_api
-RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
+# --no-build-isolation: the backend installed above, never an unpinned one from the index.
+# --root /pkg collects just the project's files (package, metadata, the gigaam-api script) for
+# the runtime stage; installing them into /opt/venv too lets `pip check` prove that the lock
+# satisfies pyproject.toml's dependencies.
+RUN /opt/tools/bin/pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /wheels . \
+    && /opt/tools/bin/pip --python /opt/venv/bin/python install --no-deps --no-index --root /pkg /wheels/*.whl \
+    && /opt/tools/bin/pip --python /opt/venv/bin/python install --no-deps --no-index /wheels/*.whl \
+    && /opt/tools/bin/pip --python /opt/venv/bin/python check
 
 # --- runtime stage: slim base + the deps venv + the project wheel; no compilers, no caches ---
 FROM ${PYTHON_IMAGE} AS runtime
@@ -44,7 +57,7 @@ RUN groupadd --gid 1000 app \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /data/models \
     && chown 1000:1000 /data/models
-# The dependency layer is shared by every code change; only the small wheel layer below differs.
+# The dependency layer is shared by every code change; only the small project layer differs.
 COPY --from=deps /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -52,12 +65,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODELS_DIR=/data/models \
     HOST=0.0.0.0 \
     PORT=8000
-COPY --from=build /wheels /tmp/wheels
-# --no-deps --no-index: everything it needs is already in the venv; `pip check` proves the lock
-# and pyproject.toml agree.
-RUN pip install --no-cache-dir --no-deps --no-index /tmp/wheels/*.whl \
-    && pip check \
-    && rm -rf /tmp/wheels
+COPY --from=build /pkg/opt/venv /opt/venv
 USER 1000:1000
 WORKDIR /home/app
 VOLUME ["/data/models"]

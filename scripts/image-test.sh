@@ -177,32 +177,29 @@ ensure_base() {
 }
 
 # --- pip configuration for the build -----------------------------------------------------------
-# pip inside the build uses the host's CA bundle (bind-mounted) and the host's index settings, so
-# a machine behind a TLS-inspecting proxy or with a package mirror builds the same way it installs.
-# Only http(s) indexes are passed on: file:// indexes are paths on the host.
-write_pip_conf() {
-    local out=$1 pip_cmd=() index extra trusted
+# pip inside the build trusts the host's CA bundle (bind-mounted over the base's) and uses the
+# host's index settings, so a machine behind a TLS-inspecting proxy or with a package mirror builds
+# the way it installs. They travel as build args of the deps stage (never in the runtime image).
+# Only http(s) indexes are passed on: a file:// index is a path on the host.
+pip_build_args() {
+    local pip_cmd=() env_name key value
     if [ -x .venv/bin/python ]; then
         pip_cmd=(.venv/bin/python -m pip)
     elif python3 -m pip --version >/dev/null 2>&1; then
         pip_cmd=(python3 -m pip)
     fi
-    pip_value() {  # the effective value of a pip setting: environment first, then config files
-        local env_name=$1 key=$2 value=${!1:-}
+    printf -- '--build-arg\nPIP_CERT=/etc/ssl/certs/ca-certificates.crt\n'
+    for env_name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
+        key=$(printf '%s' "${env_name#PIP_}" | tr 'A-Z_' 'a-z-')
+        value=${!env_name:-}
         if [ -z "$value" ] && [ "${#pip_cmd[@]}" -gt 0 ]; then
-            value=$("${pip_cmd[@]}" config list 2>/dev/null | sed -n -E "s/^[a-z:.]*$key='(.*)'$/\1/p" | tail -n 1)
+            value=$("${pip_cmd[@]}" config list 2>/dev/null | sed -n -E "s/^[a-z:.]*\.$key='(.*)'$/\1/p" | tail -n 1)
         fi
-        printf '%s' "$value" | tr ' ' '\n' | grep -E '^https?://' | tr '\n' ' ' || true
-    }
-    index=$(pip_value PIP_INDEX_URL index-url)
-    extra=$(pip_value PIP_EXTRA_INDEX_URL extra-index-url)
-    trusted=${PIP_TRUSTED_HOST:-}
-    {
-        printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n'
-        [ -z "$index" ] || printf 'index-url = %s\n' "$index"
-        [ -z "$extra" ] || printf 'extra-index-url = %s\n' "$extra"
-        [ -z "$trusted" ] || printf 'trusted-host = %s\n' "$trusted"
-    } >"$out"
+        if [ "$env_name" != PIP_TRUSTED_HOST ]; then
+            value=$(printf '%s' "$value" | tr ' ' '\n' | grep -E '^https?://' | paste -s -d ' ' || true)
+        fi
+        [ -z "$value" ] || printf -- '--build-arg\n%s=%s\n' "$env_name" "$value"
+    done
 }
 
 dockerfile_arg_default() {  # the default of an ARG in the Dockerfile
@@ -223,13 +220,12 @@ configure_podman
 ensure_base
 log "stand-in base size: $(($(podman image inspect --format '{{.Size}}' "$BASE_IMAGE") / 1000000)) MB"
 
-write_pip_conf "$WORK/pip.conf"
+mapfile -t pip_args < <(pip_build_args)
 log "podman build --format docker (base $BASE_IMAGE)"
 build_start=$SECONDS
 podman build --network host --format docker --layers \
     --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
-    -v /etc/ssl/certs:/etc/ssl/certs:ro \
-    -v "$WORK/pip.conf:/etc/pip.conf:ro" \
+    "${pip_args[@]}" -v /etc/ssl/certs:/etc/ssl/certs:ro \
     -t "$IMAGE" . >"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; die "podman build failed"; }
 cached_steps=$(grep -c -- '--> Using cache' "$WORK/build.log" || true)
 log "built in $((SECONDS - build_start)) s ($cached_steps steps from the layer cache)"
