@@ -233,6 +233,8 @@ if [ -n "${IMAGE_TEST_BUILD_LOG:-}" ]; then cp "$WORK/build.log" "$IMAGE_TEST_BU
 
 port=$(free_port)
 log "starting the container on 127.0.0.1:$port with the fixture checkpoint"
+# Without systemd, podman logs "unable to get systemd connection" errors at start and stop: it
+# schedules health checks with systemd timers. Harmless here: the check is run by hand below.
 podman run -d --name "$CONTAINER" --network host \
     -e HOST=127.0.0.1 -e "PORT=$port" -e NUM_THREADS=1 \
     -e CHECKPOINT_PATH=/fixtures/v3_ctc.ckpt \
