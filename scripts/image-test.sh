@@ -113,7 +113,7 @@ configure_podman() {
 
 add_key() {  # add_key FILE SECTION KEY VALUE: only when KEY is not set anywhere in FILE
     local conf=$1 section=$2 key=$3 value=$4
-    if grep -Eq "^[[:space:]]*$key[[:space:]]*=" "$conf"; then
+    if grep -Eq "^[[:space:]]*${key}[[:space:]]*=" "$conf"; then
         return
     fi
     log "adding $key = $value under [$section] in $conf"
