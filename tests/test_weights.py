@@ -22,16 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from gigaam_api.catalogue import CATALOGUE
 from gigaam_api.config import Settings
 from gigaam_api.weights import (
-    MODEL_NAMES,
-    OFFICIAL_MD5,
+    OFFICIAL_CHECKSUMS,
     WeightsError,
     cached_md5,
     ensure_model,
     model_filenames,
     model_paths,
-    needs_tokenizer,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -166,15 +165,15 @@ def _ensure(
 
 
 def test_md5_table_covers_every_official_model() -> None:
-    assert len(MODEL_NAMES) == 12
-    assert set(MODEL_NAMES) >= {"v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt", "emo"}
-    assert all(len(md5) == 32 and int(md5, 16) >= 0 for md5 in OFFICIAL_MD5.values())
-    assert OFFICIAL_MD5["v3_ctc"] == "73413e7be9c6a5935827bfab5c0dd678"
+    assert len(CATALOGUE) == 12
+    assert set(CATALOGUE) >= {"v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt", "emo"}
+    assert all(len(md5) == 32 and int(md5, 16) >= 0 for md5 in OFFICIAL_CHECKSUMS.values())
+    assert OFFICIAL_CHECKSUMS["v3_ctc.ckpt"] == "73413e7be9c6a5935827bfab5c0dd678"
 
 
 def test_tokenizer_rule_matches_upstream() -> None:
-    assert needs_tokenizer("v3_e2e_rnnt") and needs_tokenizer("v1_rnnt")
-    assert not needs_tokenizer("v3_rnnt") and not needs_tokenizer("v3_ctc")
+    assert CATALOGUE["v3_e2e_rnnt"].tokenizer and CATALOGUE["v1_rnnt"].tokenizer
+    assert not CATALOGUE["v3_rnnt"].tokenizer and not CATALOGUE["v3_ctc"].tokenizer
     assert model_filenames("v3_e2e_ctc") == ("v3_e2e_ctc.ckpt", "v3_e2e_ctc_tokenizer.model")
     assert model_filenames("v2_ctc") == ("v2_ctc.ckpt", None)
 
