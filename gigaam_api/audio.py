@@ -500,6 +500,11 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
                 pipe.close()
 
 
+def _check_start(start_seconds: float) -> None:
+    if not math.isfinite(start_seconds) or start_seconds < 0:
+        raise ValueError(f"start_seconds must be >= 0, got {start_seconds!r}")
+
+
 def _check_arguments(max_seconds: float, block_samples: int, stall_timeout: float) -> None:
     if not math.isfinite(max_seconds) or max_seconds < 0:
         raise ValueError(f"max_seconds must be >= 0 (0 = unlimited), got {max_seconds!r}")
@@ -535,8 +540,11 @@ class PcmReader:
         block_samples: int = DEFAULT_BLOCK_SAMPLES,
         info: AudioInfo | None = None,
         stall_timeout: float = STALL_TIMEOUT_S,
+        start_seconds: float = 0.0,
     ) -> None:
         _check_arguments(max_seconds, block_samples, stall_timeout)
+        _check_start(start_seconds)
+        self.start_seconds = float(start_seconds)
         self.path = _check_path(path)
         self.max_seconds = float(max_seconds)
         self.block_samples = int(block_samples)
@@ -597,6 +605,8 @@ class PcmReader:
             "error",
             "-protocol_whitelist",
             "file",
+            # input seeking (before -i): resuming a durable job must not decode what it skips
+            *(["-ss", f"{self.start_seconds:.6f}"] if self.start_seconds > 0 else []),
             "-f",
             demuxer,
             "-i",
@@ -784,7 +794,9 @@ class WavReader:
         *,
         max_seconds: float = 0.0,
         block_samples: int = DEFAULT_BLOCK_SAMPLES,
+        start_seconds: float = 0.0,
     ) -> None:
+        _check_start(start_seconds)
         if info.data_offset is None or not info.is_plain_16k_mono:
             raise ValueError("WavReader reads 16 kHz mono 16-bit PCM WAV only")
         self.path = path
@@ -796,11 +808,13 @@ class WavReader:
         if self._max_samples and (info.duration or 0.0) > self.max_seconds:
             raise _too_long(info.duration or 0.0, self.max_seconds)
         self._remaining = round((info.duration or 0.0) * SAMPLE_RATE)
+        skip = min(round(start_seconds * SAMPLE_RATE), self._remaining)  # resuming a job
+        self._remaining -= skip
         self._completed = False
         self._closed = False
         self._lock = threading.Lock()
         self._file = path.open("rb")
-        self._file.seek(info.data_offset)
+        self._file.seek(info.data_offset + 2 * skip)
         self._pending: NDArray[np.int16] | None = None
         try:
             self._pending = self._next_block()
@@ -887,24 +901,33 @@ def decode_pcm(
     block_samples: int = DEFAULT_BLOCK_SAMPLES,
     info: AudioInfo | None = None,
     stall_timeout: float = STALL_TIMEOUT_S,
+    start_seconds: float = 0.0,
 ) -> PcmStream:
     """Open ``path`` for streaming decoding; see :class:`PcmReader`.
 
     ``max_seconds`` is ``MAX_AUDIO_SECONDS`` (0 = unlimited). Pass ``info`` when the file was
     already probed to skip a second ffprobe run. A 16 kHz mono 16-bit PCM WAV is read directly
-    (:class:`WavReader`); everything else goes through ffmpeg.
+    (:class:`WavReader`); everything else goes through ffmpeg. ``start_seconds`` skips the
+    beginning (a resumed job); an offset at or past the end gives :class:`EmptyAudio`.
     """
     _check_arguments(max_seconds, block_samples, stall_timeout)
     file = _check_path(path)
     info = info if info is not None else probe(file)
     if info.is_plain_16k_mono:
-        return WavReader(file, info, max_seconds=max_seconds, block_samples=block_samples)
+        return WavReader(
+            file,
+            info,
+            max_seconds=max_seconds,
+            block_samples=block_samples,
+            start_seconds=start_seconds,
+        )
     return PcmReader(
         file,
         max_seconds=max_seconds,
         block_samples=block_samples,
         info=info,
         stall_timeout=stall_timeout,
+        start_seconds=start_seconds,
     )
 
 

@@ -14,6 +14,16 @@ Admission is bounded (``MAX_QUEUE`` requests queued + running): :meth:`Scheduler
 
 The worker records the order in which it served batches (:attr:`Scheduler.served`); tests
 assert fairness on that record rather than on wall-clock time.
+
+Two priority classes. *Interactive* tickets (synchronous and SSE requests) are what a person
+waits for; *background* tickets (durable jobs, admitted with ``background=True``) are served
+only when no interactive batch is pending, and do not count against ``MAX_QUEUE`` (the job
+runner bounds them with ``JOB_CONCURRENCY``). A background batch is run in slices bounded by a
+time budget (``background_budget_s``, estimated from the seconds per wave measured so far; at
+least one wave), re-checking for interactive work between slices: a 3 s clip that arrives
+while a long job runs then waits for at most about one budget (one ~22 s chunk on a slow CPU)
+instead of a whole batch of four. While interactive tickets are admitted, slices are at most
+one wave. With a fast model the budget holds the whole batch, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -69,12 +79,23 @@ class ServedBatch:
     size: int
     waited: int
     seconds: float
+    background: bool = False
 
 
 class _Job(Generic[R]):
     """A batch waiting for (or running on) the worker; the caller blocks on ``done``."""
 
-    __slots__ = ("batch", "done", "error", "index", "result", "submitted_at", "ticket")
+    __slots__ = (
+        "batch",
+        "done",
+        "error",
+        "index",
+        "offset",
+        "partial",
+        "result",
+        "submitted_at",
+        "ticket",
+    )
 
     def __init__(self, ticket: Ticket[R], batch: list[np.ndarray], index: int, at: int) -> None:
         self.ticket = ticket
@@ -84,6 +105,9 @@ class _Job(Generic[R]):
         self.done = threading.Event()
         self.result: list[R] | None = None
         self.error: BaseException | None = None
+        #: Waves already run (a background batch is served in slices) and their results.
+        self.offset = 0
+        self.partial: list[R] = []
 
     def finish(self, result: list[R] | None, error: BaseException | None) -> None:
         """Settle the job once; later settlements (a result after a cancel) are dropped."""
@@ -97,9 +121,10 @@ class _Job(Generic[R]):
 class Ticket(Generic[R]):
     """A request's right to use the worker. Use as a context manager so the slot is freed."""
 
-    def __init__(self, scheduler: Scheduler[R], request_id: str) -> None:
+    def __init__(self, scheduler: Scheduler[R], request_id: str, background: bool = False) -> None:
         self._scheduler = scheduler
         self.request_id = request_id
+        self.background = background
         self._pending: deque[_Job[R]] = deque()
         self._running: _Job[R] | None = None
         self._batches = 0
@@ -168,11 +193,17 @@ class Scheduler(Generic[R]):
         on_batch: Callable[[ServedBatch], None] | None = None,
         record_limit: int = 10_000,
         name: str = "inference-worker",
+        background_budget_s: float = 1.0,
     ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
+        if not background_budget_s > 0:
+            raise ValueError("background_budget_s must be positive")
         self._infer_fn = infer_fn
         self.max_active = max_active
+        self.background_budget_s = background_budget_s
+        #: Seconds per wave of background work (moving average): sizes the slices.
+        self._wave_seconds: float | None = None
         self._on_batch = on_batch
         self._cond = threading.Condition()
         self._active: dict[int, Ticket[R]] = {}
@@ -221,7 +252,10 @@ class Scheduler(Generic[R]):
     def active(self) -> int:
         """Admitted requests (queued + running): the queue depth that MAX_QUEUE bounds."""
         with self._cond:
-            return len(self._active)
+            return self._interactive_count()
+
+    def _interactive_count(self) -> int:
+        return sum(1 for t in self._active.values() if not t.background)
 
     @property
     def pending_batches(self) -> int:
@@ -247,14 +281,17 @@ class Scheduler(Generic[R]):
 
     # -- tickets -------------------------------------------------------------------------
 
-    def admit(self, request_id: str) -> Ticket[R]:
-        """Admit a request or raise :class:`QueueFull` / :class:`SchedulerClosed`."""
+    def admit(self, request_id: str, *, background: bool = False) -> Ticket[R]:
+        """Admit a request or raise :class:`QueueFull` / :class:`SchedulerClosed`.
+
+        ``background`` tickets (durable jobs) are not bounded by ``max_active``.
+        """
         with self._cond:
             if self._stopping:
                 raise SchedulerClosed("the server is shutting down")
-            if len(self._active) >= self.max_active:
+            if not background and self._interactive_count() >= self.max_active:
                 raise QueueFull(self.max_active)
-            ticket = Ticket(self, request_id)
+            ticket = Ticket(self, request_id, background)
             self._active[id(ticket)] = ticket
             return ticket
 
@@ -295,31 +332,55 @@ class Scheduler(Generic[R]):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def _next_job(self) -> _Job[R] | None:
-        """Block until a batch is pending; take the next one round-robin (None: stop)."""
+    def _next_job(self) -> tuple[_Job[R], int] | None:
+        """Block until a batch is pending; take the next one (None: stop).
+
+        Interactive tickets round-robin first; a background ticket only when no interactive
+        batch waits. Returns the job and how many of its waves to run now: all of them, or one
+        slice of a background batch while interactive work is admitted.
+        """
         with self._cond:
             while not self._ring and not self._stopping:
                 self._cond.wait()
             if self._stopping:
                 return None
-            ticket = self._ring.popleft()
+            ticket = next((t for t in self._ring if not t.background), self._ring[0])
+            self._ring.remove(ticket)
             job = ticket._pending.popleft()
             if ticket._pending:  # more batches from the same ticket wait for their next turn
                 self._ring.append(ticket)
             ticket._running = job
             self._busy = True
-            return job
+            count = len(job.batch) - job.offset
+            if ticket.background:
+                count = min(count, self._background_slice())
+            return job, count
+
+    def _background_slice(self) -> int:
+        """Waves of background work that fit the time budget (one while interactive waits)."""
+        if self._interactive_count() > 0 or self._wave_seconds is None:
+            return 1
+        return max(1, int(self.background_budget_s / max(self._wave_seconds, 1e-6)))
+
+    def _requeue(self, job: _Job[R]) -> None:
+        """Put a partly served background batch back at the head of its ticket's queue."""
+        ticket = job.ticket
+        if not ticket._pending:
+            self._ring.appendleft(ticket)
+        ticket._pending.appendleft(job)
 
     def _run(self) -> None:
         while True:
-            job = self._next_job()
-            if job is None:
+            taken = self._next_job()
+            if taken is None:
                 return
+            job, count = taken
+            waves = job.batch[job.offset : job.offset + count]
             start = time.perf_counter()
             result: list[R] | None = None
             error: BaseException | None = None
             try:
-                result = self._infer_fn(job.batch)
+                result = self._infer_fn(waves)
             except Exception as exc:  # delivered to the request that owns the batch
                 error = exc
             seconds = time.perf_counter() - start
@@ -327,15 +388,34 @@ class Scheduler(Generic[R]):
                 record = ServedBatch(
                     request_id=job.ticket.request_id,
                     batch_index=job.index,
-                    size=len(job.batch),
+                    size=len(waves),
                     waited=self._served_total - job.submitted_at,
                     seconds=seconds,
+                    background=job.ticket.background,
                 )
                 self._served_total += 1
                 self._served.append(record)
+                if job.ticket.background and waves:
+                    per_wave = seconds / len(waves)
+                    previous = self._wave_seconds
+                    self._wave_seconds = (
+                        per_wave if previous is None else 0.7 * previous + 0.3 * per_wave
+                    )
                 job.ticket._running = None
                 self._busy = False
-                job.finish(result, error)
+                if error is None and result is not None:
+                    job.partial.extend(result)
+                    job.offset += len(waves)
+                    if job.offset < len(job.batch):
+                        if not job.done.is_set() and not self._stopping:
+                            self._requeue(job)
+                            job.submitted_at = self._served_total
+                        elif not job.done.is_set():
+                            job.finish(None, SchedulerClosed("the server is shutting down"))
+                    else:
+                        job.finish(job.partial, None)
+                else:
+                    job.finish(None, error)
             if self._on_batch is not None:
                 try:
                     self._on_batch(record)
