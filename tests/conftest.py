@@ -26,3 +26,10 @@ def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
         pytest.skip(f"audio corpus not found at {CORPUS_DIR} (set GIGAAM_SHARED_DIR)")
     return CORPUS_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started by tests keep durable jobs in a temporary JOBS_DIR, never in the
+    default /data/jobs (tests that exercise jobs pass their own ``jobs_dir``)."""
+    os.environ.setdefault("JOBS_DIR", str(tmp_path_factory.mktemp("jobs")))

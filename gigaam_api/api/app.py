@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from gigaam_api import __version__
 from gigaam_api.api.errors import install_error_handlers
+from gigaam_api.api.job_routes import JobsState, job_router, start_jobs
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.middleware import RequestContextMiddleware
 from gigaam_api.api.routes import AppContext, router
@@ -48,9 +49,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        jobs = start_jobs(app.state.jobs, settings, service, metrics)  # durable jobs
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.stop()  # before the worker: running jobs give their leases back
             service.stop()
 
     app = FastAPI(
@@ -70,10 +74,13 @@ def create_app(
         keepalive_seconds=keepalive_seconds,
         tmp_dir=tmp_dir or Path(tempfile.gettempdir()),
     )
+    app.state.jobs = JobsState()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(router, prefix="/v1")
     app.include_router(router)
+    app.include_router(job_router, prefix="/v1")
+    app.include_router(job_router)
     return app
 
 
