@@ -15,10 +15,12 @@ Short audio (≤ 25 s) is recognised in one pass, like the reference's short-for
 one chunk from just before the first speech to just after the last, when the VAD finds any.
 
 A durable job that resumes after a restart starts at ``start_seconds`` (the end of its last
-committed chunk): the reader seeks there, every time stays absolute, and the long-form path is
-used whatever is left. :meth:`Transcription.chunks` gives the segments grouped by recognised
-chunk, with the chunk's end, so the job runner can commit "segments + processed up to here"
-atomically.
+committed chunk): the reader seeks there — rounded down to a VAD window, so the windows fall
+where they fell in an uninterrupted run and the chunking is the same again from the second
+chunk on — every time stays absolute, no word is placed before ``start_seconds``, and the
+long-form path is used whatever is left. :meth:`Transcription.chunks` gives the segments
+grouped by recognised chunk, with the chunk's end, so the job runner can commit "segments +
+processed up to here" atomically.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from gigaam_api.chunking import SHORT_AUDIO_LIMIT, Chunk, plan_chunks, short_aud
 from gigaam_api.config import Settings
 from gigaam_api.model.decoding import Result
 from gigaam_api.transcript import Segment, build_segments, place_words
-from gigaam_api.vad import SileroVad
+from gigaam_api.vad import WINDOW, SileroVad
 
 __all__ = ["Cancelled", "Infer", "RecognisedChunk", "Transcription", "transcribe_file"]
 
@@ -190,7 +192,8 @@ class Transcription:
 
     def _run(self) -> Generator[RecognisedChunk, None, None]:
         settings = self.settings
-        offset = self.start_seconds
+        first_sample = round(self.start_seconds * SAMPLE_RATE) // WINDOW * WINDOW
+        offset = first_sample / SAMPLE_RATE
         reader = audio.decode_pcm(
             self.path, max_seconds=settings.max_audio_seconds, info=self.info, start_seconds=offset
         )
@@ -199,12 +202,12 @@ class Transcription:
             reader.close()
         with reader:
             buffer = _PcmBuffer()
-            buffer.start = buffer.end = round(offset * SAMPLE_RATE)
+            buffer.start = buffer.end = first_sample
             vad = _OffsetVad(
                 SileroVad(settings.vad_threshold, max_speech_s=settings.vad_strict_limit), offset
             )
             # a resumed job takes the long-form path at once, whatever is left
-            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if offset == 0 else -1
+            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if self.start_seconds == 0 else -1
             regions: list[tuple[float, float]] = []
             blocks = iter(reader)
             for block in blocks:

@@ -248,13 +248,14 @@ class JobRunner:
                 segments = [
                     dataclasses.replace(s, id=seq + i) for i, s in enumerate(chunk.segments)
                 ]
-                if not self.store.commit_chunk(job, chunk.end, segments):
+                end = max(chunk.end, committed)  # never behind what is committed
+                if not self.store.commit_chunk(job, end, segments):
                     item.lost = True
                     raise LeaseLost(job.id)
                 seq += len(segments)
                 if self._on_progress is not None:
-                    self._on_progress(max(chunk.end - committed, 0.0))
-                committed = chunk.end
+                    self._on_progress(end - committed)
+                committed = end
         finally:
             run.close()
         return float(run.duration)
