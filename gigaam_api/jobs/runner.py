@@ -233,14 +233,9 @@ class JobRunner:
         path = self.files.audio(job.id)
         if start > 0 and job.duration is not None and start >= job.duration:
             return job.duration
-        try:
-            run = pipeline.transcribe_file(
-                path, item.ticket.infer, self.settings, cancel=item.cancel, start_seconds=start
-            )
-        except audio.EmptyAudio:
-            if start > 0:  # everything after the last chunk was already consumed
-                return job.duration if job.duration is not None else start
-            raise
+        run = pipeline.transcribe_file(
+            path, item.ticket.infer, self.settings, cancel=item.cancel, start_seconds=start
+        )
         seq = job.segment_count
         committed = start
         try:
@@ -256,6 +251,11 @@ class JobRunner:
                 if self._on_progress is not None:
                     self._on_progress(end - committed)
                 committed = end
+        except audio.EmptyAudio:
+            # raised when the reader opens: nothing left after the last committed chunk
+            if start > 0:
+                return job.duration if job.duration is not None else start
+            raise
         finally:
             run.close()
         return float(run.duration)
