@@ -96,10 +96,11 @@ def server(settings: Settings) -> Iterator[tuple[str, Any]]:
         thread.join(60)
 
 
-def post_sync(http: httpx.Client, path: Path) -> float:
+def post_sync(http: httpx.Client, path: Path, request_id: str | None = None) -> float:
     started = time.perf_counter()
+    headers = {"x-request-id": request_id} if request_id else {}
     with path.open("rb") as fh:
-        response = http.post("/v1/audio/transcriptions", files={"file": fh})
+        response = http.post("/v1/audio/transcriptions", files={"file": fh}, headers=headers)
     response.raise_for_status()
     return time.perf_counter() - started
 
@@ -162,13 +163,22 @@ def main() -> None:
         job_id = submit(http, long)
         wait(http, job_id, lambda j: j["processed_seconds"] > 60)
         latencies = []
-        for _ in range(args.clips):
-            latencies.append(post_sync(http, CLIP))
+        for index in range(args.clips):
+            latencies.append(post_sync(http, CLIP, f"bench-clip-{index}"))
             time.sleep(2.0)
         wait(http, job_id)
+        served = scheduler.served
+        waits, own = [], []
+        for index, record in enumerate(served):
+            if record.request_id.startswith("bench-clip-"):
+                own.append(record.seconds)
+                waits.append(sum(b.seconds for b in served[index - record.waited : index]))
+        waves = [b.seconds / b.size for b in served if b.request_id == job_id]
         print(
             f"| 3 s clip during a job | median {statistics.median(latencies):.2f} s | "
-            f"max {max(latencies):.2f} s | n={len(latencies)} |"
+            f"max {max(latencies):.2f} s | n={len(latencies)} | waited for the job: median "
+            f"{statistics.median(waits):.2f} s, max {max(waits):.2f} s | own batch median "
+            f"{statistics.median(own):.2f} s | job wave median {statistics.median(waves):.2f} s |"
         )
         alone = [post_sync(http, CLIP) for _ in range(5)]
         print(f"| 3 s clip, idle server | median {statistics.median(alone):.2f} s |")
