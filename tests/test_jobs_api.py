@@ -325,10 +325,11 @@ def test_events_stream_segments_progress_and_one_terminal_event(
 
 
 def test_a_short_request_goes_ahead_of_a_long_job(
-    app: FastAPI, http: httpx.Client, long_wav: Path
+    app: FastAPI, http: httpx.Client, tmp_path: Path
 ) -> None:
     scheduler = app.state.ctx.service.scheduler
-    job = submit_ok(http, long_wav)
+    # ten minutes: dozens of chunks, so the job is certainly still running around the clip
+    job = submit_ok(http, tiled_wav(LONG_SOURCE, tmp_path / "ten.wav", 600.0))
     wait_for(
         lambda: sum(1 for b in scheduler.served if b.request_id == job["id"]) >= 2,
         what="the job to be under way",
@@ -349,7 +350,16 @@ def test_a_short_request_goes_ahead_of_a_long_job(
     thread.start()
     thread.join(TIMEOUT)
     assert results and results[0].status_code == 200
-    wait_job(http, job["id"])
+    wait_for(
+        lambda: any(
+            b.request_id == job["id"]
+            for b in scheduler.served[
+                next(i for i, b in enumerate(scheduler.served) if b.request_id == "short-vs-job") :
+            ]
+        ),
+        what="the job to go on after the clip",
+    )
+    assert http.delete(f"/v1/jobs/{job['id']}").status_code == 200  # no need to finish it
     order = scheduler.served
     at = next(i for i, b in enumerate(order) if b.request_id == "short-vs-job")
     mine = order[at]
