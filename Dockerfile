@@ -55,20 +55,21 @@ RUN if [ "$SYSTEM_FFMPEG" = true ]; then \
     fi
 RUN groupadd --gid 1000 app \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /data/models \
-    && chown 1000:1000 /data/models
+    && mkdir -p /data/models /data/jobs \
+    && chown 1000:1000 /data/models /data/jobs
 # The dependency layer is shared by every code change; only the small project layer differs.
 COPY --from=deps /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MODELS_DIR=/data/models \
+    JOBS_DIR=/data/jobs \
     HOST=0.0.0.0 \
     PORT=8000
 COPY --from=build /pkg/opt/venv /opt/venv
 USER 1000:1000
 WORKDIR /home/app
-VOLUME ["/data/models"]
+VOLUME ["/data/models", "/data/jobs"]
 EXPOSE 8000
 # /health answers 503 until the model is loaded, so the start period covers the first
 # ~880 MB download. No curl in slim images: Python's urllib does the probe.

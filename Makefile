@@ -9,6 +9,8 @@ PORT ?=
 # Native runs keep weights in ./models unless MODELS_DIR is set in the environment or .env:
 # the settings default, /data/models, is the Docker volume path and needs root elsewhere.
 NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .env; then export MODELS_DIR=./models; fi
+# Likewise durable jobs live in ./data/jobs natively (/data/jobs is the Docker volume path).
+NATIVE_JOBS_DIR = if [ -z "$${JOBS_DIR:-}" ] && ! grep -qs '^JOBS_DIR=' .env; then export JOBS_DIR=./data/jobs; fi
 
 
 .PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker image-test up down logs lock clean
@@ -29,7 +31,7 @@ $(BIN)/gigaam-api: pyproject.toml requirements-dev.lock
 install: ffmpeg $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
 
 run: install  ## install and start the server (settings from .env / environment)
-	@$(NATIVE_MODELS_DIR); exec $(BIN)/gigaam-api serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+	@$(NATIVE_MODELS_DIR); $(NATIVE_JOBS_DIR); exec $(BIN)/gigaam-api serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: install  ## install everything and run the whole suite: lint, format, types, tests
 	$(MAKE) check

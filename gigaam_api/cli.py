@@ -1,4 +1,4 @@
-"""``gigaam-api`` command line: ``serve``, ``download`` and ``transcribe``.
+"""``gigaam-api`` command line: ``serve``, ``download``, ``transcribe`` and ``jobs``.
 
 One entry point for every way people run this: the server (also what the Docker image runs),
 pre-fetching weights for an offline box, and transcribing files locally without a server
@@ -23,6 +23,7 @@ from gigaam_api import __version__
 from gigaam_api.catalogue import RUNNABLE_MODELS
 from gigaam_api.config import Settings, SettingsError, load_settings
 from gigaam_api.formats import FILE_EXTENSIONS, RESPONSE_FORMATS
+from gigaam_api.jobs_cli import JobsCliError, add_jobs_parser, run_jobs
 from gigaam_api.weights import WeightsError, ensure_model
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "--tokenizer", type=Path, metavar="PATH", help="tokenizer for an e2e --checkpoint"
     )
+    add_jobs_parser(commands)  # durable jobs on a running server (gigaam_api/jobs_cli.py)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    handlers = {"serve": _serve, "download": _download, "transcribe": _transcribe}
+    handlers = {"serve": _serve, "download": _download, "transcribe": _transcribe, "jobs": run_jobs}
     try:
         return handlers[args.command](args)
+    except JobsCliError as exc:
+        print(f"gigaam-api: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except CliError as exc:
         print(f"gigaam-api: error: {exc.message}", file=sys.stderr)
         return exc.code

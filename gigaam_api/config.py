@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     #: Seconds a Wyoming client may send nothing (mid-utterance or idle) before it is dropped.
     wyoming_timeout: float = Field(default=30.0, gt=0)
     wyoming_zeroconf: bool = False
+    # -- durable jobs (gigaam_api/jobs) --
+    #: Job database (SQLite), uploads and per-job folders.
+    jobs_dir: Path = Path("/data/jobs")
+    #: Finished jobs (and their files) are deleted after this many hours; 0 keeps them.
+    job_retention_hours: float = Field(default=168, ge=0)
+    #: Queued + running jobs at most; more → 503 + Retry-After.
+    max_jobs: int = Field(default=100, ge=1)
+    #: New jobs are refused (507) when JOBS_DIR's disk has less free space than this.
+    jobs_min_free_mb: int = Field(default=1024, ge=0)
+    #: Jobs transcribed at the same time (oldest first); they share the one inference worker.
+    job_concurrency: int = Field(default=1, ge=1, le=64)
 
     @field_validator("allowed_models", "model_aliases", mode="before")
     @classmethod

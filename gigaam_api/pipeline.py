@@ -14,6 +14,14 @@ between blocks and before every batch; closing the iterator stops ffmpeg.
 
 Short audio (≤ 25 s) is recognised in one pass, like the reference's short-form ``transcribe``:
 one chunk from just before the first speech to just after the last, when the VAD finds any.
+
+A durable job that resumes after a restart starts at ``start_seconds`` (the end of its last
+committed chunk): the reader seeks there — rounded down to a VAD window, so the windows fall
+where they fell in an uninterrupted run and the chunking is the same again from the second
+chunk on — every time stays absolute, no word is placed before ``start_seconds``, and the
+long-form path is used whatever is left. :meth:`Transcription.chunks` gives the segments
+grouped by recognised chunk, with the chunk's end, so the job runner can commit "segments +
+processed up to here" atomically.
 """
 
 from __future__ import annotations
@@ -34,9 +42,9 @@ from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.decoding import Result
 from gigaam_api.options import PipelineOptions
 from gigaam_api.transcript import Segment, build_segments, place_words
-from gigaam_api.vad import SileroVad
+from gigaam_api.vad import WINDOW, SileroVad
 
-__all__ = ["Infer", "Transcription", "transcribe_file"]
+__all__ = ["Infer", "RecognisedChunk", "Transcription", "transcribe_file"]
 
 
 #: Silence kept around the speech of a short file (seconds).
@@ -87,6 +95,33 @@ class _PcmBuffer:
 
 
 @dataclass(frozen=True, slots=True)
+class RecognisedChunk:
+    """One recognised chunk: its span (absolute seconds) and the segments it produced."""
+
+    start: float
+    end: float
+    segments: list[Segment]
+
+
+class _OffsetVad:
+    """The VAD over a stream that starts ``offset`` seconds into the file: absolute times."""
+
+    def __init__(self, vad: SileroVad, offset: float) -> None:
+        self._vad = vad
+        self._offset = offset
+
+    def feed(self, block: NDArray[np.int16]) -> list[tuple[float, float]]:
+        return [(a + self._offset, b + self._offset) for a, b in self._vad.feed(block)]
+
+    def flush(self) -> list[tuple[float, float]]:
+        return [(a + self._offset, b + self._offset) for a, b in self._vad.flush()]
+
+    @property
+    def pending_start(self) -> float:
+        return self._vad.pending_start + self._offset
+
+
+@dataclass(frozen=True, slots=True)
 class _Work:
     chunk: Chunk
     wave: NDArray[np.float32]
@@ -105,8 +140,10 @@ class Transcription:
         infer: Infer,
         options: PipelineOptions,
         cancel: threading.Event | None = None,
+        start_seconds: float = 0.0,
     ) -> None:
         self.path = Path(path)
+        self.start_seconds = float(start_seconds)
         self.options = options
         self._infer = infer
         self._cancel = cancel or threading.Event()
@@ -120,15 +157,20 @@ class Transcription:
         self.chunks_recognised = 0
         #: Largest amount of PCM (bytes) held in the rolling buffer: the memory bound in action.
         self.peak_buffer_bytes = 0
-        self._segments = self._run()
+        self._chunks = self._run()
+        self._segments = (segment for chunk in self._chunks for segment in chunk.segments)
         self._next_id = 0
-        self._last_word_end = 0.0
+        self._last_word_end = self.start_seconds
 
     def __iter__(self) -> Iterator[Segment]:
         return self
 
     def __next__(self) -> Segment:
         return next(self._segments)
+
+    def chunks(self) -> Iterator[RecognisedChunk]:
+        """The same stream grouped by recognised chunk (use this or iterate, not both)."""
+        return self._chunks
 
     def cancel(self) -> None:
         """Stop as soon as possible: between blocks, or before the next batch."""
@@ -140,6 +182,7 @@ class Transcription:
     def close(self) -> None:
         """Release ffmpeg and the buffers (also what happens when iteration ends)."""
         self._segments.close()
+        self._chunks.close()
 
     @property
     def cancelled(self) -> bool:
@@ -147,16 +190,24 @@ class Transcription:
 
     # -- the stream ------------------------------------------------------------------------
 
-    def _run(self) -> Generator[Segment, None, None]:
+    def _run(self) -> Generator[RecognisedChunk, None, None]:
         options = self.options
-        reader = audio.decode_pcm(self.path, max_seconds=options.max_audio_seconds, info=self.info)
+        first_sample = round(self.start_seconds * SAMPLE_RATE) // WINDOW * WINDOW
+        offset = first_sample / SAMPLE_RATE
+        reader = audio.decode_pcm(
+            self.path, max_seconds=options.max_audio_seconds, info=self.info, start_seconds=offset
+        )
         self._reader = reader
         if self._cancel.is_set():  # cancelled before we got here
             reader.close()
         with reader:
             buffer = _PcmBuffer()
-            vad = SileroVad(options.vad.threshold, max_speech_s=options.chunking.strict_limit)
-            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE)
+            buffer.start = buffer.end = first_sample
+            vad = _OffsetVad(
+                SileroVad(options.vad.threshold, max_speech_s=options.chunking.strict_limit), offset
+            )
+            # a resumed job takes the long-form path at once, whatever is left
+            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if self.start_seconds == 0 else -1
             regions: list[tuple[float, float]] = []
             blocks = iter(reader)
             for block in blocks:
@@ -183,15 +234,15 @@ class Transcription:
                     yield from self._recognise([work])
                 return
             yield from self._long_form(blocks, buffer, vad, regions)
-            self.duration = reader.total_samples / SAMPLE_RATE
+            self.duration = offset + reader.total_samples / SAMPLE_RATE
 
     def _long_form(
         self,
         blocks: Iterator[NDArray[np.int16]],
         buffer: _PcmBuffer,
-        vad: SileroVad,
+        vad: _OffsetVad,
         first_regions: list[tuple[float, float]],
-    ) -> Iterator[Segment]:
+    ) -> Iterator[RecognisedChunk]:
         options = self.options
         open_regions: deque[tuple[float, float]] = deque(first_regions)
 
@@ -241,7 +292,7 @@ class Transcription:
     @staticmethod
     def _trim(
         buffer: _PcmBuffer,
-        vad: SileroVad,
+        vad: _OffsetVad,
         reported: deque[tuple[float, float]],
         consumed: deque[tuple[float, float]],
         chunked_until: list[float],
@@ -259,7 +310,7 @@ class Transcription:
                 keep = min(keep, max(regions[0][0], chunked_until[0]))
         buffer.trim(int(keep * SAMPLE_RATE) - 1)
 
-    def _recognise(self, batch: list[_Work]) -> Iterator[Segment]:
+    def _recognise(self, batch: list[_Work]) -> Iterator[RecognisedChunk]:
         self._check_cancel()
         results = self._infer([work.wave for work in batch])
         self._check_cancel()
@@ -282,7 +333,7 @@ class Transcription:
                 gap=layout.gap,
             )
             self._next_id += len(segments)
-            yield from segments
+            yield RecognisedChunk(work.chunk.start, work.chunk.end, segments)
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -294,10 +345,11 @@ def transcribe_file(
     infer: Infer,
     options: PipelineOptions | None = None,
     cancel: threading.Event | None = None,
+    start_seconds: float = 0.0,
 ) -> Transcription:
     """Start transcribing ``path``; iterate the result for its segments.
 
     Probing happens here, so a missing, corrupt, empty or over-long file raises its typed
     :class:`gigaam_api.audio.AudioError` before any segment is produced.
     """
-    return Transcription(path, infer, options or PipelineOptions(), cancel)
+    return Transcription(path, infer, options or PipelineOptions(), cancel, start_seconds)

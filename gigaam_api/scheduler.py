@@ -14,6 +14,16 @@ Admission is bounded (``MAX_QUEUE`` requests queued + running): :meth:`Scheduler
 
 The worker records the order in which it served batches (:attr:`Scheduler.served`); tests
 assert fairness on that record rather than on wall-clock time.
+
+Two priority classes. *Interactive* tickets (synchronous and SSE requests) are what a person
+waits for; *background* tickets (durable jobs, admitted with ``background=True``) are served
+only when no interactive batch is pending, and do not count against ``MAX_QUEUE`` (the work
+runner bounds them with ``JOB_CONCURRENCY``). A background batch is run in slices bounded by a
+time budget (``background_budget_s``, estimated from the seconds per wave measured so far; at
+least one wave), re-checking for interactive work between slices: a 3 s clip that arrives
+while a long work runs then waits for at most about one budget (one ~22 s chunk on a slow CPU)
+instead of a whole batch of four. While interactive tickets are admitted, slices are at most
+one wave. With a fast model the budget holds the whole batch, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -70,12 +80,23 @@ class ServedBatch:
     size: int
     waited: int
     seconds: float
+    background: bool = False
 
 
 class _BatchWork(Generic[R]):
     """A batch waiting for (or running on) the worker; the caller blocks on ``done``."""
 
-    __slots__ = ("batch", "done", "error", "index", "result", "submitted_at", "ticket")
+    __slots__ = (
+        "batch",
+        "done",
+        "error",
+        "index",
+        "offset",
+        "partial",
+        "result",
+        "submitted_at",
+        "ticket",
+    )
 
     def __init__(self, ticket: Ticket[R], batch: list[np.ndarray], index: int, at: int) -> None:
         self.ticket = ticket
@@ -85,6 +106,9 @@ class _BatchWork(Generic[R]):
         self.done = threading.Event()
         self.result: list[R] | None = None
         self.error: BaseException | None = None
+        #: Waves already run (a background batch is served in slices) and their results.
+        self.offset = 0
+        self.partial: list[R] = []
 
     def finish(self, result: list[R] | None, error: BaseException | None) -> None:
         """Settle this batch once; later settlements (a result after a cancel) are dropped."""
@@ -98,9 +122,10 @@ class _BatchWork(Generic[R]):
 class Ticket(Generic[R]):
     """A request's right to use the worker. Use as a context manager so the slot is freed."""
 
-    def __init__(self, scheduler: Scheduler[R], request_id: str) -> None:
+    def __init__(self, scheduler: Scheduler[R], request_id: str, background: bool = False) -> None:
         self._scheduler = scheduler
         self.request_id = request_id
+        self.background = background
         self._pending: deque[_BatchWork[R]] = deque()
         self._running: _BatchWork[R] | None = None
         self._batches = 0
@@ -169,11 +194,17 @@ class Scheduler(Generic[R]):
         on_batch: Callable[[ServedBatch], None] | None = None,
         record_limit: int = 10_000,
         name: str = "inference-worker",
+        background_budget_s: float = 1.0,
     ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
+        if not background_budget_s > 0:
+            raise ValueError("background_budget_s must be positive")
         self._infer_fn = infer_fn
         self.max_active = max_active
+        self.background_budget_s = background_budget_s
+        #: Seconds per wave of background work (moving average): sizes the slices.
+        self._wave_seconds: float | None = None
         self._on_batch = on_batch
         self._cond = threading.Condition()
         self._active: dict[int, Ticket[R]] = {}
@@ -222,7 +253,10 @@ class Scheduler(Generic[R]):
     def active(self) -> int:
         """Admitted requests (queued + running): the queue depth that MAX_QUEUE bounds."""
         with self._cond:
-            return len(self._active)
+            return self._interactive_count()
+
+    def _interactive_count(self) -> int:
+        return sum(1 for t in self._active.values() if not t.background)
 
     @property
     def pending_batches(self) -> int:
@@ -248,14 +282,17 @@ class Scheduler(Generic[R]):
 
     # -- tickets -------------------------------------------------------------------------
 
-    def admit(self, request_id: str) -> Ticket[R]:
-        """Admit a request or raise :class:`QueueFull` / :class:`SchedulerClosed`."""
+    def admit(self, request_id: str, *, background: bool = False) -> Ticket[R]:
+        """Admit a request or raise :class:`QueueFull` / :class:`SchedulerClosed`.
+
+        ``background`` tickets (durable jobs) are not bounded by ``max_active``.
+        """
         with self._cond:
             if self._stopping:
                 raise SchedulerClosed()
-            if len(self._active) >= self.max_active:
+            if not background and self._interactive_count() >= self.max_active:
                 raise QueueFull(self.max_active)
-            ticket = Ticket(self, request_id)
+            ticket = Ticket(self, request_id, background)
             self._active[id(ticket)] = ticket
             return ticket
 
@@ -296,31 +333,55 @@ class Scheduler(Generic[R]):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def _next_work(self) -> _BatchWork[R] | None:
-        """Block until a batch is pending; take the next one round-robin (None: stop)."""
+    def _next_work(self) -> tuple[_BatchWork[R], int] | None:
+        """Block until a batch is pending; take the next one (None: stop).
+
+        Interactive tickets round-robin first; a background ticket only when no interactive
+        batch waits. Returns the work and how many of its waves to run now: all of them, or one
+        slice of a background batch while interactive work is admitted.
+        """
         with self._cond:
             while not self._ring and not self._stopping:
                 self._cond.wait()
             if self._stopping:
                 return None
-            ticket = self._ring.popleft()
+            ticket = next((t for t in self._ring if not t.background), self._ring[0])
+            self._ring.remove(ticket)
             work = ticket._pending.popleft()
             if ticket._pending:  # more batches from the same ticket wait for their next turn
                 self._ring.append(ticket)
             ticket._running = work
             self._busy = True
-            return work
+            count = len(work.batch) - work.offset
+            if ticket.background:
+                count = min(count, self._background_slice())
+            return work, count
+
+    def _background_slice(self) -> int:
+        """Waves of background work that fit the time budget (one while interactive waits)."""
+        if self._interactive_count() > 0 or self._wave_seconds is None:
+            return 1
+        return max(1, int(self.background_budget_s / max(self._wave_seconds, 1e-6)))
+
+    def _requeue(self, work: _BatchWork[R]) -> None:
+        """Put a partly served background batch back at the head of its ticket's queue."""
+        ticket = work.ticket
+        if not ticket._pending:
+            self._ring.appendleft(ticket)
+        ticket._pending.appendleft(work)
 
     def _run(self) -> None:
         while True:
-            work = self._next_work()
-            if work is None:
+            taken = self._next_work()
+            if taken is None:
                 return
+            work, count = taken
+            waves = work.batch[work.offset : work.offset + count]
             start = time.perf_counter()
             result: list[R] | None = None
             error: BaseException | None = None
             try:
-                result = self._infer_fn(work.batch)
+                result = self._infer_fn(waves)
             except Exception as exc:  # delivered to the request that owns the batch
                 error = exc
             seconds = time.perf_counter() - start
@@ -328,15 +389,34 @@ class Scheduler(Generic[R]):
                 record = ServedBatch(
                     request_id=work.ticket.request_id,
                     batch_index=work.index,
-                    size=len(work.batch),
+                    size=len(waves),
                     waited=self._served_total - work.submitted_at,
                     seconds=seconds,
+                    background=work.ticket.background,
                 )
                 self._served_total += 1
                 self._served.append(record)
+                if work.ticket.background and waves:
+                    per_wave = seconds / len(waves)
+                    previous = self._wave_seconds
+                    self._wave_seconds = (
+                        per_wave if previous is None else 0.7 * previous + 0.3 * per_wave
+                    )
                 work.ticket._running = None
                 self._busy = False
-                work.finish(result, error)
+                if error is None and result is not None:
+                    work.partial.extend(result)
+                    work.offset += len(waves)
+                    if work.offset < len(work.batch):
+                        if not work.done.is_set() and not self._stopping:
+                            self._requeue(work)
+                            work.submitted_at = self._served_total
+                        elif not work.done.is_set():
+                            work.finish(None, SchedulerClosed())
+                    else:
+                        work.finish(work.partial, None)
+                else:
+                    work.finish(None, error)
             if self._on_batch is not None:
                 try:
                     self._on_batch(record)

@@ -49,7 +49,7 @@ NGINX_CONF = DEPLOY / "nginx.conf"
 
 #: Settings the deploy files use that arrive with the shared job store (the jobs issues). Once
 #: they are fields of Settings, test_pending_settings_are_still_pending fails: empty this set.
-PENDING_SETTINGS = frozenset({"JOBS_DIR", "JOBS_DATABASE_URL", "JOB_LEASE_SECONDS"})
+PENDING_SETTINGS = frozenset({"JOBS_DATABASE_URL", "JOB_LEASE_SECONDS"})
 #: Settings only the Secret may carry (never a ConfigMap, a literal or a compose file default).
 SECRET_SETTINGS = frozenset({"API_KEY", "JOBS_DATABASE_URL"})
 #: Services of compose.cluster.yml that run the gigaam-api server behind nginx.

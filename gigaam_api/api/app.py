@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from gigaam_api import __version__
 from gigaam_api.api.errors import install_error_handlers
+from gigaam_api.api.job_routes import JobsState, job_router, start_jobs
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.middleware import RequestContextMiddleware
 from gigaam_api.api.routes import AppContext, router
@@ -51,6 +52,7 @@ def create_app(
         service.start()
         wyoming = WyomingServer.for_app(app.state.ctx) if settings.wyoming_uri else None
         app.state.wyoming = wyoming
+        jobs = start_jobs(app.state.jobs, settings, service, metrics)  # durable jobs
         try:
             if wyoming is not None:
                 await wyoming.start()
@@ -58,6 +60,8 @@ def create_app(
         finally:
             if wyoming is not None:  # before the worker stops: cancels utterances under way
                 await wyoming.stop()
+            if jobs is not None:
+                jobs.stop()  # before the worker: running jobs give their leases back
             service.stop()
 
     app = FastAPI(
@@ -77,10 +81,13 @@ def create_app(
         keepalive_seconds=keepalive_seconds,
         tmp_dir=tmp_dir or Path(tempfile.gettempdir()),
     )
+    app.state.jobs = JobsState()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(router, prefix="/v1")
     app.include_router(router)
+    app.include_router(job_router, prefix="/v1")
+    app.include_router(job_router)
     return app
 
 

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 #: Seconds a client should wait before retrying when we are busy or still loading.
 RETRY_AFTER_BUSY_S = 2
 RETRY_AFTER_LOADING_S = 10
+#: Seconds before retrying a job submission refused by MAX_JOBS (jobs take minutes).
+RETRY_AFTER_JOBS_S = 30
 
 _DEFAULT_TYPE = {
     400: "invalid_request_error",
@@ -32,6 +34,7 @@ _DEFAULT_TYPE = {
     403: "invalid_request_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    409: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",
@@ -138,6 +141,41 @@ def shutting_down() -> ApiError:
 def cancelled() -> ApiError:
     """499 for work that was cancelled before it finished (client gone, server stopping)."""
     return ApiError(499, "The request was cancelled", type="cancelled", code="cancelled")
+
+
+# -- durable jobs (gigaam_api/api/job_routes.py) --
+
+
+def job_not_found(job_id: str) -> ApiError:
+    return ApiError(404, f"No job with id '{job_id}'", param="job_id", code="job_not_found")
+
+
+def job_not_completed(job_id: str, status: str) -> ApiError:
+    return ApiError(
+        409,
+        f"Job '{job_id}' is {status}, not completed; its result is not available "
+        "(pass partial=true for what is done so far)",
+        code="job_not_completed",
+    )
+
+
+def too_many_jobs(message: str) -> ApiError:
+    return ApiError(
+        503, message, code="too_many_jobs", headers={"Retry-After": str(RETRY_AFTER_JOBS_S)}
+    )
+
+
+def insufficient_storage(message: str) -> ApiError:
+    return ApiError(507, message, code="insufficient_storage")
+
+
+def jobs_unavailable(detail: str) -> ApiError:
+    return ApiError(
+        503, f"Jobs are not available on this server: {detail}", code="jobs_unavailable"
+    )
+
+
+# -- end of durable jobs --
 
 
 def internal_error(message: str = "Internal server error", *, code: str | None = None) -> ApiError:

@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from gigaam_api.audio.errors import FfmpegMissing, NoAudioStream, UnsupportedAudio
 from gigaam_api.audio.mix import PolarityMixer
 from gigaam_api.audio.probe import MAX_CHANNELS, AudioInfo, check_file
-from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, check_arguments
+from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, check_arguments, check_start
 from gigaam_api.constants import SAMPLE_RATE
 
 __all__ = ["PROBE_TIMEOUT_S", "STALL_TIMEOUT_S", "PcmReader", "ffprobe", "require"]
@@ -277,8 +277,11 @@ class PcmReader(PcmStream):
         block_samples: int = DEFAULT_BLOCK_SAMPLES,
         info: AudioInfo | None = None,
         stall_timeout: float = STALL_TIMEOUT_S,
+        start_seconds: float = 0.0,
     ) -> None:
         check_arguments(max_seconds, block_samples, stall_timeout)
+        check_start(start_seconds)
+        self.start_seconds = float(start_seconds)
         file = check_file(path)
         info = info if info is not None else ffprobe(file)
         super().__init__(file, info, max_seconds=max_seconds, block_samples=block_samples)
@@ -325,6 +328,8 @@ class PcmReader(PcmStream):
             "error",
             "-protocol_whitelist",
             "file",
+            # input seeking (before -i): resuming a durable job must not decode what it skips
+            *(["-ss", f"{self.start_seconds:.6f}"] if self.start_seconds > 0 else []),
             "-f",
             demuxer,
             "-i",

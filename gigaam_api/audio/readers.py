@@ -42,6 +42,12 @@ def check_arguments(max_seconds: float, block_samples: int, stall_timeout: float
         raise ValueError(f"stall_timeout must be > 0, got {stall_timeout!r}")
 
 
+def check_start(start_seconds: float) -> None:
+    """Refuse a start offset that is not a finite, non-negative number of seconds."""
+    if not math.isfinite(start_seconds) or start_seconds < 0:
+        raise ValueError(f"start_seconds must be >= 0, got {start_seconds!r}")
+
+
 class PcmStream(ABC):
     """An open audio file as an iterator of 16 kHz mono int16 blocks (see the module doc).
 
@@ -167,14 +173,18 @@ class WavReader(PcmStream):
         *,
         max_seconds: float = 0.0,
         block_samples: int = DEFAULT_BLOCK_SAMPLES,
+        start_seconds: float = 0.0,
     ) -> None:
         if info.data_offset is None or not info.is_plain_16k_mono:
             raise ValueError("WavReader reads 16 kHz mono 16-bit PCM WAV only")
+        check_start(start_seconds)
         super().__init__(path, info, max_seconds=max_seconds, block_samples=block_samples)
         self._remaining = round((info.duration or 0.0) * SAMPLE_RATE)
+        skip = min(round(start_seconds * SAMPLE_RATE), self._remaining)  # resuming a job
+        self._remaining -= skip
         self._lock = threading.Lock()
         self._file = path.open("rb")
-        self._file.seek(info.data_offset)
+        self._file.seek(info.data_offset + 2 * skip)
         self._open()
 
     def _read_block(self) -> NDArray[np.int16] | None:

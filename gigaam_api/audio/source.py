@@ -43,23 +43,32 @@ def decode_pcm(
     block_samples: int = DEFAULT_BLOCK_SAMPLES,
     info: AudioInfo | None = None,
     stall_timeout: float = ffmpeg.STALL_TIMEOUT_S,
+    start_seconds: float = 0.0,
 ) -> PcmStream:
     """Open ``path`` for streaming decoding; see :class:`~gigaam_api.audio.readers.PcmStream`.
 
     ``max_seconds`` is ``MAX_AUDIO_SECONDS`` (0 = unlimited). Pass ``info`` when the file was
-    already probed to skip a second probe.
+    already probed to skip a second probe. ``start_seconds`` skips the beginning (a resumed
+    job); an offset at or past the end gives :class:`~gigaam_api.audio.errors.EmptyAudio`.
     """
     check_arguments(max_seconds, block_samples, stall_timeout)
     file = check_file(path)
     info = info if info is not None else probe(file)
     if info.is_plain_16k_mono:
-        return WavReader(file, info, max_seconds=max_seconds, block_samples=block_samples)
+        return WavReader(
+            file,
+            info,
+            max_seconds=max_seconds,
+            block_samples=block_samples,
+            start_seconds=start_seconds,
+        )
     return ffmpeg.PcmReader(
         file,
         max_seconds=max_seconds,
         block_samples=block_samples,
         info=info,
         stall_timeout=stall_timeout,
+        start_seconds=start_seconds,
     )
 
 

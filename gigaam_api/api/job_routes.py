@@ -1,0 +1,314 @@
+"""HTTP routes of durable jobs (``/v1/jobs``), thin over the job service core.
+
+Mounted like every other route, under ``/v1`` and at the root, with the same bearer auth,
+``x-request-id`` and error envelope. Submission checks in the order a client can act on:
+key (401), capacity (503 ``MAX_JOBS`` / 507 disk) before the body is read, then the body
+(413), the fields (400), and the audio itself: what the probe and the first decoded block can
+already tell (not audio, empty, longer than ``MAX_AUDIO_SECONDS``) is a 400 now, anything
+later fails the job with the same error object.
+
+Events (``GET /v1/jobs/{id}/events``) are built from the store, not from the runner's memory,
+so a subscriber sees what is committed whichever process committed it: every segment is one
+``job.segment`` event whose SSE id is its sequence number + 1, so ``Last-Event-ID`` resumes
+right after the last one received; a late joiner simply starts from 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from gigaam_api import audio
+from gigaam_api.api import sse
+from gigaam_api.api.auth import check_api_key
+from gigaam_api.api.errors import (
+    ApiError,
+    bad_request,
+    insufficient_storage,
+    job_not_completed,
+    job_not_found,
+    jobs_unavailable,
+    too_many_jobs,
+)
+from gigaam_api.api.job_metrics import JobMetrics
+from gigaam_api.api.metrics import Metrics
+from gigaam_api.api.params import (
+    parse_bool,
+    parse_granularities,
+    parse_response_format,
+    parse_transcription_params,
+)
+from gigaam_api.api.service import ModelService
+from gigaam_api.api.transcribe import map_pipeline_error
+from gigaam_api.api.uploads import FormData, read_form
+from gigaam_api.config import Settings
+from gigaam_api.formats import render
+from gigaam_api.jobs.model import FINISHED, Job, deleted_object, job_object, segment_payload
+from gigaam_api.jobs.service import JobLimit, JobService
+
+log = logging.getLogger(__name__)
+
+#: How often an events stream looks at the store for new segments and progress.
+EVENTS_POLL_S = 0.25
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+
+job_router = APIRouter()
+
+
+@dataclass
+class JobsState:
+    """``app.state.jobs``: the job service once started, or why it is not available."""
+
+    service: JobService | None = None
+    error: str | None = "starting"
+
+
+def start_jobs(
+    state: JobsState, settings: Settings, service: ModelService, metrics: Metrics
+) -> JobService | None:
+    """Open the job store and start the runner (at app start-up). A job store that cannot be
+    opened (``JOBS_DIR`` not writable) disables jobs with a logged reason instead of taking the
+    synchronous API down with it."""
+    job_metrics = JobMetrics(metrics.registry)
+    try:
+        jobs = JobService(
+            settings, lambda: service.scheduler, on_progress=job_metrics.add_processed
+        )
+        jobs.start()
+    except Exception as exc:
+        state.error = f"{type(exc).__name__}: {exc}"
+        log.error("durable jobs are disabled: %s", state.error)
+        return None
+    job_metrics.bind(jobs.store.counts_by_status)
+    state.service, state.error = jobs, None
+    return jobs
+
+
+def _jobs(request: Request) -> tuple[Settings, JobService]:
+    settings: Settings = request.app.state.ctx.settings
+    check_api_key(request.headers, settings.api_key)
+    state: JobsState = request.app.state.jobs
+    if state.service is None:
+        raise jobs_unavailable(state.error or "not started")
+    return settings, state.service
+
+
+async def _job(service: JobService, job_id: str) -> Job:
+    job = await anyio.to_thread.run_sync(service.get, job_id)
+    if job is None:
+        raise job_not_found(job_id)
+    return job
+
+
+def _limit_error(exc: JobLimit) -> ApiError:
+    return (
+        too_many_jobs(exc.message) if exc.kind == "max_jobs" else insufficient_storage(exc.message)
+    )
+
+
+def _check_upload(path: Path, settings: Settings) -> float | None:
+    """Probe and decode the first block: what fails now is the client's 400 at submission."""
+    info = audio.probe(path)
+    with audio.decode_pcm(path, max_seconds=settings.max_audio_seconds, info=info):
+        pass
+    return info.duration
+
+
+@job_router.post("/jobs")
+async def submit_job(request: Request) -> Response:
+    settings, service = _jobs(request)
+    request_id: str = request.state.request_id
+    try:
+        await anyio.to_thread.run_sync(service.check_capacity)
+    except JobLimit as exc:
+        raise _limit_error(exc) from None
+    form: FormData | None = None
+    try:
+        form = await read_form(
+            request, max_bytes=settings.max_upload_bytes, tmp_dir=service.files.tmp_dir
+        )
+        parse_transcription_params(form.fields, settings)  # same checks; format chosen later
+        upload = form.file
+        if upload is None:
+            raise bad_request(
+                "Missing required parameter: 'file'",
+                param="file",
+                code="missing_required_parameter",
+            )
+        if upload.size == 0:
+            raise bad_request("The uploaded file is empty", param="file", code="empty_audio")
+        try:
+            duration = await anyio.to_thread.run_sync(_check_upload, upload.path, settings)
+        except Exception as exc:
+            raise map_pipeline_error(exc, request_id) from None
+        filename = upload.filename or "audio"
+        try:
+            job = await anyio.to_thread.run_sync(service.submit, upload.path, filename, duration)
+        except JobLimit as exc:
+            raise _limit_error(exc) from None
+    except ClientDisconnect:
+        request.state.client_disconnected = True
+        return Response(status_code=400)
+    finally:
+        if form is not None:
+            form.cleanup()  # the upload was moved into the job folder, or is discarded
+    log.info("job %s submitted (%s)", job.id, filename)
+    return JSONResponse(job_object(job), status_code=202)
+
+
+@job_router.get("/jobs")
+async def list_jobs(request: Request) -> JSONResponse:
+    _, service = _jobs(request)
+    raw_limit = request.query_params.get("limit") or str(DEFAULT_LIST_LIMIT)
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise bad_request(
+            f"Invalid value for 'limit': {raw_limit!r} (expected 1 to {MAX_LIST_LIMIT})",
+            param="limit",
+            code="invalid_value",
+        )
+    after = request.query_params.get("after") or None
+    try:
+        jobs, has_more = await anyio.to_thread.run_sync(service.list_jobs, limit, after)
+    except KeyError:
+        raise job_not_found(after or "") from None
+    return JSONResponse(
+        {"object": "list", "data": [job_object(j) for j in jobs], "has_more": has_more}
+    )
+
+
+@job_router.get("/jobs/{job_id}")
+async def retrieve_job(request: Request, job_id: str) -> JSONResponse:
+    _, service = _jobs(request)
+    return JSONResponse(job_object(await _job(service, job_id)))
+
+
+@job_router.delete("/jobs/{job_id}")
+async def delete_job(request: Request, job_id: str) -> JSONResponse:
+    _, service = _jobs(request)
+    if not await anyio.to_thread.run_sync(service.delete, job_id):
+        raise job_not_found(job_id)
+    return JSONResponse(deleted_object(job_id))
+
+
+def _query_fields(request: Request) -> Mapping[str, Sequence[str]]:
+    fields: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        fields.setdefault(key, []).append(value)
+    return fields
+
+
+@job_router.get("/jobs/{job_id}/result")
+async def job_result(request: Request, job_id: str) -> Response:
+    settings, service = _jobs(request)
+    fields = _query_fields(request)
+    response_format = parse_response_format(request.query_params.get("response_format"), settings)
+    granularities = parse_granularities(fields)
+    partial = parse_bool(request.query_params.get("partial"), "partial")
+    job = await _job(service, job_id)
+    if job.status != "completed" and not (partial and job.status != "cancelled"):
+        raise job_not_completed(job_id, job.status)
+    transcript = await anyio.to_thread.run_sync(service.transcript, job)
+    rendered = render(transcript, response_format, granularities)
+    return Response(rendered.body, media_type=rendered.media_type)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def job_event(event_id: int, event_type: str, payload: Mapping[str, Any]) -> str:
+    """One SSE block with an ``id`` (for ``Last-Event-ID``) and an ``event`` name; the data also
+    carries ``type`` so clients that only read ``data`` can tell events apart."""
+    return f"id: {event_id}\nevent: {event_type}\n" + sse.sse_event({"type": event_type, **payload})
+
+
+def _progress(job: Job) -> dict[str, Any]:
+    body = job_object(job)
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "processed_seconds": body["processed_seconds"],
+        "duration": job.duration,
+        "progress": body["progress"],
+    }
+
+
+def _terminal(job: Job | None, job_id: str) -> tuple[str, dict[str, Any]]:
+    if job is None or job.status == "cancelled":
+        return "job.cancelled", {"job_id": job_id}
+    if job.status == "failed":
+        return "job.failed", {"job": job_object(job), "error": job_object(job)["error"]}
+    return "job.completed", {"job": job_object(job)}
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id", "").strip()
+    try:
+        return max(int(raw), 0) if raw else 0
+    except ValueError:
+        raise bad_request(
+            f"Invalid Last-Event-ID header: {raw!r}", param="Last-Event-ID", code="invalid_value"
+        ) from None
+
+
+@job_router.get("/jobs/{job_id}/events")
+async def job_events(request: Request, job_id: str) -> Response:
+    _, service = _jobs(request)
+    await _job(service, job_id)
+    cursor = _last_event_id(request)
+    keepalive: float = request.app.state.ctx.keepalive_seconds
+    return StreamingResponse(
+        _event_stream(request, service, job_id, cursor, keepalive),
+        media_type=sse.SSE_MEDIA_TYPE,
+        headers=sse.SSE_HEADERS,
+    )
+
+
+async def _event_stream(
+    request: Request, service: JobService, job_id: str, cursor: int, keepalive: float
+) -> AsyncIterator[str]:
+    """Segments from ``cursor`` on, progress when it changes, then one terminal event.
+
+    The job row is read *before* the segments: a job seen finished has all its segments
+    committed already, so the terminal event can never overtake a segment.
+    """
+    last_progress: tuple[str, float] | None = None
+    last_write = time.monotonic()
+    while True:
+        job = await anyio.to_thread.run_sync(service.get, job_id)
+        if job is not None and job.segment_count > cursor:
+            for segment in await anyio.to_thread.run_sync(service.store.segments, job_id, cursor):
+                cursor = segment.id + 1
+                yield job_event(
+                    cursor, "job.segment", {"job_id": job_id, **segment_payload(segment)}
+                )
+                last_write = time.monotonic()
+        if job is not None and (job.status, job.processed_seconds) != last_progress:
+            last_progress = (job.status, job.processed_seconds)
+            if job.status != "cancelled":
+                yield job_event(cursor, "job.progress", _progress(job))
+                last_write = time.monotonic()
+        if job is None or job.status in FINISHED:
+            event_type, payload = _terminal(job, job_id)
+            yield job_event(cursor + 1, event_type, payload)
+            return
+        if time.monotonic() - last_write >= keepalive:
+            yield sse.SSE_KEEPALIVE
+            last_write = time.monotonic()
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENTS_POLL_S)

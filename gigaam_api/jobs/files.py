@@ -1,0 +1,72 @@
+"""Where a job's files live: one folder per job under ``JOBS_DIR``.
+
+``JOBS_DIR/<job id>/audio`` is the upload, kept until the job is deleted (a resumed job
+decodes it again from its last committed chunk). Uploads are received into ``JOBS_DIR/tmp``
+first, on the same file system, so moving one into its job folder is an atomic rename. The
+SQLite database (the default store) lives in ``JOBS_DIR/jobs.db``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+from gigaam_api.jobs.model import ID_PREFIX
+
+AUDIO_NAME = "audio"
+TMP_NAME = "tmp"
+DATABASE_NAME = "jobs.db"
+
+
+class JobFiles:
+    """The folder layout of ``JOBS_DIR``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
+        # uploads of a process that died while receiving them
+        for leftover in self.tmp_dir.iterdir():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / TMP_NAME
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / DATABASE_NAME
+
+    def folder(self, job_id: str) -> Path:
+        if not job_id.startswith(ID_PREFIX) or not job_id[len(ID_PREFIX) :].isalnum():
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / job_id
+
+    def audio(self, job_id: str) -> Path:
+        return self.folder(job_id) / AUDIO_NAME
+
+    def adopt_upload(self, job_id: str, upload: Path) -> Path:
+        """Move a received upload into the job's folder (atomic on one file system)."""
+        folder = self.folder(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / AUDIO_NAME
+        shutil.move(str(upload), target)
+        return target
+
+    def remove(self, job_id: str) -> None:
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+
+    def job_folders(self) -> list[str]:
+        """Ids of the job folders on disk (for removing orphans)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith(ID_PREFIX)
+        )
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free

@@ -1,0 +1,113 @@
+"""The job record, its statuses and the ``transcription.job`` wire object (pure code).
+
+A job's state lives in the store; this module only describes it. ``processed_seconds`` is
+the end of the last committed chunk: everything before it is final (its segments are
+committed), which is where a resumed job starts decoding again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from gigaam_api.transcript import Segment, Word
+
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+STATUSES: Final[tuple[JobStatus, ...]] = ("queued", "running", "completed", "failed", "cancelled")
+#: Statuses a job never leaves (retention applies to them).
+FINISHED: Final = frozenset({"completed", "failed", "cancelled"})
+#: Statuses that count against ``MAX_JOBS``.
+ACTIVE: Final = frozenset({"queued", "running"})
+
+JOB_OBJECT = "transcription.job"
+JOB_DELETED_OBJECT = "transcription.job.deleted"
+ID_PREFIX = "job_"
+
+
+def new_job_id() -> str:
+    """``job_`` + 24 random hex digits: unguessable, URL-safe."""
+    return ID_PREFIX + secrets.token_hex(12)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a job failed, in the OpenAI error fields a client already knows."""
+
+    message: str
+    type: str
+    code: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "type": self.type, "code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the job store (times are Unix seconds)."""
+
+    id: str
+    status: JobStatus
+    filename: str
+    created_at: float
+    duration: float | None = None
+    processed_seconds: float = 0.0
+    segment_count: int = 0
+    started_at: float | None = None
+    completed_at: float | None = None
+    error: JobError | None = None
+    #: Lease holder and fencing token: only the holder of the current attempt may write.
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    attempt: int = 0
+    #: Where the latest attempt started decoding (0 for a fresh start, > 0 when resumed).
+    resumed_from: float = 0.0
+
+    @property
+    def progress(self) -> float:
+        if self.status == "completed":
+            return 1.0
+        if not self.duration:
+            return 0.0
+        return min(max(self.processed_seconds / self.duration, 0.0), 1.0)
+
+
+def job_object(job: Job) -> dict[str, Any]:
+    """The ``transcription.job`` object the API returns."""
+    return {
+        "id": job.id,
+        "object": JOB_OBJECT,
+        "status": job.status,
+        "created_at": int(job.created_at),
+        "filename": job.filename,
+        "duration": job.duration,
+        "processed_seconds": round(job.processed_seconds, 3),
+        "progress": round(job.progress, 4),
+        "started_at": None if job.started_at is None else int(job.started_at),
+        "completed_at": None if job.completed_at is None else int(job.completed_at),
+        "error": None if job.error is None else job.error.to_dict(),
+    }
+
+
+def deleted_object(job_id: str) -> dict[str, Any]:
+    return {"id": job_id, "object": JOB_DELETED_OBJECT, "deleted": True}
+
+
+def segment_payload(segment: Segment) -> dict[str, Any]:
+    """A committed segment as JSON (SSE ``job.segment``): times absolute, with its words."""
+    return {
+        "id": segment.id,
+        "start": segment.start,
+        "end": segment.end,
+        "text": segment.text,
+        "words": [{"word": w.text, "start": w.start, "end": w.end} for w in segment.words],
+    }
+
+
+def words_to_json(words: tuple[Word, ...]) -> list[list[Any]]:
+    """Compact storage of a segment's words: ``[[text, start, end], ...]``."""
+    return [[w.text, w.start, w.end] for w in words]
+
+
+def words_from_json(data: Any) -> tuple[Word, ...]:
+    return tuple(Word(str(t), float(s), float(e)) for t, s, e in data or ())

@@ -1,0 +1,308 @@
+"""Runs durable jobs on the shared inference worker, committing as it goes.
+
+``JOB_CONCURRENCY`` threads each loop: claim the oldest claimable job from the store (under a
+lease), run the pipeline on its audio from ``processed_seconds`` (0 for a new job, the end of
+the last committed chunk for a resumed one) with a *background* scheduler ticket, commit each
+recognised chunk's segments together with the new ``processed_seconds``, and complete or fail
+the job. Every write is fenced by the lease, so a runner that lost its job (cancelled,
+deleted, lease expired) stops at its next commit without writing.
+
+A heartbeat thread renews the leases of the jobs this process runs and, now and then, applies
+``JOB_RETENTION_HOURS``. On a graceful stop the pipelines are cancelled and the leases given
+back, so the next start resumes the jobs after their last committed chunk at once; after a
+``kill -9`` the embedded store releases them at start-up (see ``release_all_leases``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gigaam_api import audio, pipeline
+from gigaam_api.cancellation import Cancelled
+from gigaam_api.config import Settings, pipeline_options
+from gigaam_api.jobs.files import JobFiles
+from gigaam_api.jobs.model import Job, JobError
+from gigaam_api.jobs.store import DEFAULT_LEASE_SECONDS, JobStore, LeaseLost
+from gigaam_api.scheduler import Scheduler, SchedulerClosed, Ticket
+
+log = logging.getLogger(__name__)
+
+#: How often an idle runner looks for claimable jobs it was not woken for (other replicas,
+#: expired leases).
+POLL_SECONDS = 1.0
+#: How often finished jobs past their retention are removed.
+RETENTION_INTERVAL_S = 600.0
+#: Decoded audio may fall this much (or 5 %) short of the probed duration before the file
+#: counts as truncated.
+TRUNCATION_TOLERANCE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeStart:
+    """Where one attempt at a job started decoding: what a resume re-decodes is visible here."""
+
+    job_id: str
+    attempt: int
+    start_seconds: float
+
+
+def job_error(error: BaseException, job_id: str) -> JobError:
+    """The ``error`` of a failed job: the same message, type and code the synchronous endpoint
+    would answer for the same file."""
+    if isinstance(error, audio.AudioError):
+        if error.user_error:
+            return JobError(error.message, "invalid_request_error", error.code)
+        return JobError(error.message, "server_error", error.code)
+    return JobError(f"Internal error while transcribing (job id {job_id})", "server_error", None)
+
+
+def truncation_error(probed: float | None, decoded: float) -> JobError | None:
+    """A file that ends well before the duration its header states is truncated or damaged.
+
+    ffmpeg decodes such a file up to the damage and exits successfully, so a synchronous
+    request answers with the part it could read; a job, which the user does not watch, fails
+    with this error instead (what was decoded stays available with ``partial=true``). The
+    tolerance covers duration estimates of VBR streams.
+    """
+    if probed is None or probed - decoded <= max(TRUNCATION_TOLERANCE_S, 0.05 * probed):
+        return None
+    return JobError(
+        f"The audio ends after {decoded:.1f} s although the file says it lasts {probed:.1f} s: "
+        "the file is truncated or damaged",
+        "invalid_request_error",
+        "truncated_audio",
+    )
+
+
+@dataclass
+class _Running:
+    job: Job
+    cancel: threading.Event
+    ticket: Ticket[Any]
+    lost: bool = False
+
+
+class JobRunner:
+    """The job threads of one server process."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        files: JobFiles,
+        settings: Settings,
+        scheduler: Callable[[], Scheduler[Any] | None],
+        *,
+        on_progress: Callable[[float], None] | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.files = files
+        self.settings = settings
+        self._scheduler = scheduler
+        self._on_progress = on_progress
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[str, _Running] = {}
+        self._threads: list[threading.Thread] = []
+        #: Every attempt this process started, in order (tests and logs: what was re-decoded).
+        self.decode_starts: list[DecodeStart] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for index in range(self.settings.job_concurrency):
+            thread = threading.Thread(target=self._loop, name=f"job-runner-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        heartbeat = threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel what runs, give the leases back (the jobs resume at the next start)."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            running = list(self._running.values())
+        for item in running:
+            item.cancel.set()
+            item.ticket.cancel()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.1))
+
+    def wake(self) -> None:
+        """A job was submitted: look now rather than at the next poll."""
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        """Stop a job this process is running (the store already says cancelled/deleted)."""
+        with self._lock:
+            item = self._running.get(job_id)
+        if item is not None:
+            item.cancel.set()
+            item.ticket.cancel()
+
+    @property
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    # -- the job threads ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            scheduler = self._scheduler()
+            if scheduler is None:  # the model is still loading
+                self._stopping.wait(0.2)
+                continue
+            try:
+                job = self.store.claim(self.owner, self.lease_seconds)
+            except Exception:
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+                continue
+            try:
+                self._run(job, scheduler)
+            except Exception:  # never let one job end the runner
+                log.exception("job %s: runner error", job.id)
+
+    def _run(self, job: Job, scheduler: Scheduler[Any]) -> None:
+        try:
+            ticket = scheduler.admit(job.id, background=True)
+        except SchedulerClosed:
+            self.store.release(job)
+            return
+        item = _Running(job, threading.Event(), ticket)
+        with self._lock:
+            self._running[job.id] = item
+        start = job.processed_seconds
+        self.decode_starts.append(DecodeStart(job.id, job.attempt, start))
+        log.info(
+            "job %s attempt %d: decoding from %.3f s%s",
+            job.id,
+            job.attempt,
+            start,
+            " (resumed)" if start > 0 else "",
+        )
+        try:
+            duration = self._transcribe(job, item, start)
+            truncated = truncation_error(job.duration, duration)
+            if truncated is not None:
+                if self.store.fail(job, truncated):
+                    log.info("job %s failed: %s", job.id, truncated.message)
+                return
+            if not self.store.complete(job, duration):
+                raise LeaseLost(job.id)
+            log.info("job %s completed (%.1f s of audio)", job.id, duration)
+        except (Cancelled, SchedulerClosed, LeaseLost):
+            if self._stopping.is_set() and not item.lost:
+                self.store.release(job)
+                log.info("job %s: stopped at %s, will resume", job.id, "shutdown")
+            else:
+                log.info("job %s: stopped (cancelled, deleted or lease lost)", job.id)
+        except Exception as exc:
+            error = job_error(exc, job.id)
+            if not isinstance(exc, audio.AudioError) or not exc.user_error:
+                log.error("job %s failed", job.id, exc_info=exc)
+            if self.store.fail(job, error):
+                log.info("job %s failed: %s", job.id, error.message)
+        finally:
+            ticket.close()
+            with self._lock:
+                self._running.pop(job.id, None)
+
+    def _transcribe(self, job: Job, item: _Running, start: float) -> float:
+        """Run the pipeline from ``start``, committing chunk by chunk; returns the duration."""
+        path = self.files.audio(job.id)
+        if start > 0 and job.duration is not None and start >= job.duration:
+            return job.duration
+        run = pipeline.transcribe_file(
+            path,
+            item.ticket.infer,
+            pipeline_options(self.settings),
+            cancel=item.cancel,
+            start_seconds=start,
+        )
+        seq = job.segment_count
+        committed = start
+        try:
+            for chunk in run.chunks():
+                segments = [
+                    dataclasses.replace(s, id=seq + i) for i, s in enumerate(chunk.segments)
+                ]
+                end = max(chunk.end, committed)  # never behind what is committed
+                if not self.store.commit_chunk(job, end, segments):
+                    item.lost = True
+                    raise LeaseLost(job.id)
+                seq += len(segments)
+                if self._on_progress is not None:
+                    self._on_progress(end - committed)
+                committed = end
+        except audio.EmptyAudio:
+            # raised when the reader opens: nothing left after the last committed chunk
+            if start > 0:
+                return job.duration if job.duration is not None else start
+            raise
+        finally:
+            run.close()
+        return float(run.duration)
+
+    # -- heartbeat and retention -------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        interval = max(self.lease_seconds / 4, 0.05)
+        next_retention = 0.0
+        while not self._stopping.wait(interval):
+            with self._lock:
+                running = list(self._running.values())
+            for item in running:
+                try:
+                    held = self.store.renew(item.job, self.lease_seconds)
+                except Exception:
+                    log.exception("renewing the lease of job %s failed", item.job.id)
+                    continue
+                if not held and not self._stopping.is_set():
+                    item.lost = True
+                    item.cancel.set()
+                    item.ticket.cancel()
+            if time.monotonic() >= next_retention:
+                next_retention = time.monotonic() + RETENTION_INTERVAL_S
+                try:
+                    apply_retention(self.store, self.files, self.settings.job_retention_hours)
+                except Exception:
+                    log.exception("job retention failed")
+
+
+def apply_retention(
+    store: JobStore, files: JobFiles, hours: float, now: float | None = None
+) -> int:
+    """Delete finished jobs older than ``hours`` (0: keep forever), rows and files."""
+    if hours <= 0:
+        return 0
+    cutoff = (time.time() if now is None else now) - hours * 3600
+    removed = 0
+    for job_id in store.finished_before(cutoff):
+        store.delete(job_id)
+        files.remove(job_id)
+        removed += 1
+    if removed:
+        log.info("retention removed %d finished job(s)", removed)
+    return removed

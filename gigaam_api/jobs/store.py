@@ -1,0 +1,463 @@
+"""The job store: an interface, and its SQLAlchemy implementation (SQLite by default).
+
+Why it looks like this:
+
+* **One interface, any SQL database.** Every query is SQLAlchemy Core over portable types, so
+  the embedded default (SQLite in WAL mode under ``JOBS_DIR``) and a server database shared by
+  several replicas run the same code; :func:`open_store` takes a SQLAlchemy URL.
+* **Migrations, not ``create_all``.** The schema is versioned with Alembic; the migrations
+  ship inside the package and are applied when the store opens, so an upgraded server brings
+  an old database up to date by itself.
+* **Leases with fencing.** A runner *claims* a job with one conditional ``UPDATE`` (a
+  compare-and-swap on the attempt counter; ``FOR UPDATE SKIP LOCKED`` where the dialect has it,
+  so competing replicas do not queue on the same row). The claim sets ``lease_owner``,
+  ``lease_expires_at`` and ``attempt + 1``. Every later write — committing segments,
+  completing, failing, renewing — is conditional on still holding that owner *and* attempt,
+  so a runner that lost its lease (expired, job cancelled or deleted) cannot write anything.
+* **Segments commit with progress.** Each recognised chunk's segments are inserted in the
+  same transaction that advances ``processed_seconds``, keyed ``(job_id, seq)``, so after a
+  crash the database says exactly where to resume and a segment can never be stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gigaam_api.jobs.model import (
+    ACTIVE,
+    FINISHED,
+    STATUSES,
+    Job,
+    JobError,
+    JobStatus,
+    words_from_json,
+    words_to_json,
+)
+from gigaam_api.transcript import Segment
+
+log = logging.getLogger(__name__)
+
+#: Seconds a claim lasts without renewal; the runner renews well before it ends.
+DEFAULT_LEASE_SECONDS = 60.0
+
+metadata = sa.MetaData()
+
+jobs_table = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("completed_at", sa.Float),
+    sa.Column("duration", sa.Float),
+    sa.Column("processed_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("segment_count", sa.Integer, nullable=False, default=0),
+    sa.Column("error_message", sa.Text),
+    sa.Column("error_type", sa.String(64)),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("resumed_from", sa.Float, nullable=False, default=0.0),
+)
+
+segments_table = sa.Table(
+    "job_segments",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("start_s", sa.Float, nullable=False),
+    sa.Column("end_s", sa.Float, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("words", sa.JSON, nullable=False),
+)
+
+
+class JobStore(Protocol):
+    """What the runner, the routes and retention need from a job store."""
+
+    def create(self, job: Job) -> None: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def list_jobs(self, limit: int, after: str | None = None) -> tuple[list[Job], bool]: ...
+    def count_active(self) -> int: ...
+    def counts_by_status(self) -> dict[str, int]: ...
+    def claim(self, owner: str, lease_seconds: float) -> Job | None: ...
+    def renew(self, job: Job, lease_seconds: float) -> bool: ...
+    def commit_chunk(
+        self, job: Job, processed_seconds: float, segments: Sequence[Segment]
+    ) -> bool: ...
+    def complete(self, job: Job, duration: float) -> bool: ...
+    def fail(self, job: Job, error: JobError) -> bool: ...
+    def release(self, job: Job) -> bool: ...
+    def release_all_leases(self) -> int: ...
+    def cancel(self, job_id: str) -> Job | None: ...
+    def delete(self, job_id: str) -> bool: ...
+    def segments(self, job_id: str, first_seq: int = 0) -> list[Segment]: ...
+    def finished_before(self, cutoff: float) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class LeaseLost(Exception):
+    """The runner no longer holds the job (lease expired, cancelled, deleted)."""
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL (readers never block the writer), a busy timeout instead of 'database is locked',
+    and foreign keys (segments go with their job)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Apply the packaged Alembic migrations up to the newest."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    location = resources.files("gigaam_api.jobs") / "migrations"
+    config.set_main_option("script_location", str(location))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class SqlJobStore:
+    """:class:`JobStore` over any SQLAlchemy database."""
+
+    def __init__(self, url: str, *, clock: Any = time.time) -> None:
+        self.url = url
+        self._clock = clock
+        kwargs: dict[str, Any] = {}
+        self.embedded = url.startswith("sqlite")
+        if self.embedded:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        self.engine = sa.create_engine(url, **kwargs)
+        if self.embedded:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _job(row: Any) -> Job:
+        error = None
+        if row.error_message is not None:
+            error = JobError(row.error_message, row.error_type or "server_error", row.error_code)
+        status: JobStatus = row.status if row.status in STATUSES else "failed"
+        return Job(
+            id=row.id,
+            status=status,
+            filename=row.filename,
+            created_at=row.created_at,
+            duration=row.duration,
+            processed_seconds=row.processed_seconds or 0.0,
+            segment_count=row.segment_count or 0,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            error=error,
+            lease_owner=row.lease_owner,
+            lease_expires_at=row.lease_expires_at,
+            attempt=row.attempt or 0,
+            resumed_from=row.resumed_from or 0.0,
+        )
+
+    def get(self, job_id: str) -> Job | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).first()
+        return None if row is None else self._job(row)
+
+    def list_jobs(self, limit: int, after: str | None = None) -> tuple[list[Job], bool]:
+        """Newest first; ``after`` is the id of the last job of the previous page."""
+        c = jobs_table.c
+        query = sa.select(jobs_table).order_by(c.created_at.desc(), c.id.desc())
+        with self.engine.connect() as connection:
+            if after is not None:
+                cursor = connection.execute(
+                    sa.select(c.created_at).where(c.id == after)
+                ).scalar_one_or_none()
+                if cursor is None:
+                    raise KeyError(after)
+                query = query.where(
+                    sa.or_(c.created_at < cursor, sa.and_(c.created_at == cursor, c.id < after))
+                )
+            rows = connection.execute(query.limit(limit + 1)).all()
+        return [self._job(r) for r in rows[:limit]], len(rows) > limit
+
+    def count_active(self) -> int:
+        c = jobs_table.c
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count()).where(c.status.in_(sorted(ACTIVE)))
+                ).scalar_one()
+            )
+
+    def counts_by_status(self) -> dict[str, int]:
+        c = jobs_table.c
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        with self.engine.connect() as connection:
+            for status, count in connection.execute(
+                sa.select(c.status, sa.func.count()).group_by(c.status)
+            ):
+                counts[status] = int(count)
+        return counts
+
+    def segments(self, job_id: str, first_seq: int = 0) -> list[Segment]:
+        c = segments_table.c
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(segments_table)
+                .where(c.job_id == job_id, c.seq >= first_seq)
+                .order_by(c.seq)
+            ).all()
+        return [Segment(r.seq, r.start_s, r.end_s, r.text, words_from_json(r.words)) for r in rows]
+
+    def finished_before(self, cutoff: float) -> list[str]:
+        c = jobs_table.c
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.select(c.id).where(c.status.in_(sorted(FINISHED)), c.completed_at < cutoff)
+                ).scalars()
+            )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create(self, job: Job) -> None:
+        with self._tx() as connection:
+            connection.execute(
+                jobs_table.insert().values(
+                    id=job.id,
+                    status=job.status,
+                    filename=job.filename,
+                    created_at=job.created_at,
+                    updated_at=self._clock(),
+                    duration=job.duration,
+                    processed_seconds=0.0,
+                    segment_count=0,
+                    attempt=0,
+                    resumed_from=0.0,
+                )
+            )
+
+    def claim(self, owner: str, lease_seconds: float) -> Job | None:
+        """Take the oldest claimable job: queued, or running with an expired lease.
+
+        Returns the job as claimed (status running, the new attempt), or None. Safe against
+        other claimers: the ``UPDATE`` only succeeds if the row still has the attempt we read.
+        """
+        c = jobs_table.c
+        for _ in range(5):  # another claimer won the row: try the next one
+            now = self._clock()
+            claimable = sa.or_(
+                c.status == "queued",
+                sa.and_(
+                    c.status == "running",
+                    sa.or_(c.lease_expires_at.is_(None), c.lease_expires_at < now),
+                ),
+            )
+            with self._tx() as connection:
+                row = connection.execute(
+                    sa.select(c.id, c.attempt, c.processed_seconds)
+                    .where(claimable)
+                    .order_by(c.created_at, c.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return None
+                result = connection.execute(
+                    jobs_table.update()
+                    .where(c.id == row.id, c.attempt == row.attempt, claimable)
+                    .values(
+                        status="running",
+                        lease_owner=owner,
+                        lease_expires_at=now + lease_seconds,
+                        attempt=row.attempt + 1,
+                        started_at=sa.func.coalesce(c.started_at, now),
+                        resumed_from=row.processed_seconds,
+                        updated_at=now,
+                    )
+                )
+                if result.rowcount != 1:
+                    continue
+            return self.get(row.id)
+        return None
+
+    def _held(self, job: Job) -> Any:
+        c = jobs_table.c
+        return sa.and_(
+            c.id == job.id,
+            c.lease_owner == job.lease_owner,
+            c.attempt == job.attempt,
+            c.status == "running",
+        )
+
+    def renew(self, job: Job, lease_seconds: float) -> bool:
+        now = self._clock()
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(self._held(job))
+                .values(lease_expires_at=now + lease_seconds, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def commit_chunk(self, job: Job, processed_seconds: float, segments: Sequence[Segment]) -> bool:
+        """Store a chunk's segments (their ``id`` is the sequence number) and advance progress,
+        in one transaction, only while holding the lease. False: lease lost, nothing written."""
+        c = jobs_table.c
+        now = self._clock()
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(self._held(job), c.processed_seconds <= processed_seconds)
+                .values(
+                    processed_seconds=processed_seconds,
+                    segment_count=c.segment_count + len(segments),
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return False  # nothing was written
+            if segments:
+                connection.execute(
+                    segments_table.insert(),
+                    [
+                        {
+                            "job_id": job.id,
+                            "seq": s.id,
+                            "start_s": s.start,
+                            "end_s": s.end,
+                            "text": s.text,
+                            "words": words_to_json(s.words),
+                        }
+                        for s in segments
+                    ],
+                )
+        return True
+
+    def complete(self, job: Job, duration: float) -> bool:
+        now = self._clock()
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(self._held(job))
+                .values(
+                    status="completed",
+                    duration=duration,
+                    processed_seconds=duration,
+                    completed_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return result.rowcount == 1
+
+    def fail(self, job: Job, error: JobError) -> bool:
+        now = self._clock()
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(self._held(job))
+                .values(
+                    status="failed",
+                    error_message=error.message,
+                    error_type=error.type,
+                    error_code=error.code,
+                    completed_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return result.rowcount == 1
+
+    def release(self, job: Job) -> bool:
+        """Give a running job back (graceful stop): it stays running, claimable at once."""
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(self._held(job))
+                .values(lease_owner=None, lease_expires_at=None, updated_at=self._clock())
+            )
+            return result.rowcount == 1
+
+    def release_all_leases(self) -> int:
+        """At start-up of the embedded store (one server per database): whatever ran before
+        a crash is claimable now instead of after its lease runs out."""
+        c = jobs_table.c
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(c.status == "running")
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            return int(result.rowcount)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Queued/running → cancelled, segments dropped, any lease fenced off (attempt + 1).
+        Returns the job as it was, or None when it does not exist."""
+        c = jobs_table.c
+        now = self._clock()
+        with self._tx() as connection:
+            row = connection.execute(sa.select(jobs_table).where(c.id == job_id)).first()
+            if row is None:
+                return None
+            if row.status in ACTIVE:
+                connection.execute(
+                    jobs_table.update()
+                    .where(c.id == job_id)
+                    .values(
+                        status="cancelled",
+                        completed_at=now,
+                        updated_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        attempt=c.attempt + 1,
+                    )
+                )
+                connection.execute(segments_table.delete().where(segments_table.c.job_id == job_id))
+        return self._job(row)
+
+    def delete(self, job_id: str) -> bool:
+        with self._tx() as connection:
+            connection.execute(segments_table.delete().where(segments_table.c.job_id == job_id))
+            result = connection.execute(jobs_table.delete().where(jobs_table.c.id == job_id))
+            return result.rowcount == 1
+
+
+def open_store(url: str) -> SqlJobStore:
+    """A store for a SQLAlchemy URL (``sqlite:///…`` by default; a server database later)."""
+    return SqlJobStore(url)
