@@ -48,6 +48,7 @@ from gigaam_api.api.params import (
     parse_response_format,
     parse_transcription_params,
 )
+from gigaam_api.api.record import record_of
 from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error
 from gigaam_api.api.uploads import FormData, read_form
@@ -128,7 +129,7 @@ def _check_upload(path: Path, settings: Settings) -> float | None:
 @job_router.post("/jobs")
 async def submit_job(request: Request) -> Response:
     settings, service = _jobs(request)
-    request_id: str = request.state.request_id
+    request_id = record_of(request).request_id
     try:
         await anyio.to_thread.run_sync(service.check_capacity)
     except JobLimit as exc:
@@ -158,7 +159,7 @@ async def submit_job(request: Request) -> Response:
         except JobLimit as exc:
             raise _limit_error(exc) from None
     except ClientDisconnect:
-        request.state.client_disconnected = True
+        record_of(request).client_disconnected = True  # logged as 499
         return Response(status_code=400)
     finally:
         if form is not None:
