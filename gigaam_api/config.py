@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     checkpoint_path: Path | None = None
     #: SentencePiece tokenizer for an e2e `CHECKPOINT_PATH` (default: `<stem>_tokenizer.model`).
     tokenizer_path: Path | None = None
+    #: Serve the web page at `/` (drop files, watch jobs, read and download transcripts).
+    web_ui: bool = True
 
     @field_validator("allowed_models", "model_aliases", mode="before")
     @classmethod

@@ -13,7 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from gigaam_api.api.errors import install_error_handlers
-from gigaam_api.api.ranges import ByteRange, RangeNotSatisfiable, file_response, parse_range
+from gigaam_api.api.ranges import (
+    ByteRange,
+    RangeNotSatisfiable,
+    file_response,
+    media_type_for,
+    parse_range,
+)
 from tests.api_server import serve
 
 SIZE = 1000
@@ -71,6 +77,22 @@ def test_empty_file_satisfies_no_range() -> None:
     for header in ("bytes=0-", "bytes=-10"):
         with pytest.raises(RangeNotSatisfiable):
             parse_range(header, 0)
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("talk.mp3", "audio/mpeg"),
+        ("clip.unknownext", "application/octet-stream"),
+        (None, "application/octet-stream"),
+    ],
+)
+def test_media_type_from_the_uploaded_name(filename: str | None, expected: str) -> None:
+    assert media_type_for(filename) == expected
+
+
+def test_media_type_of_a_wav_is_audio_whatever_the_system_table_says() -> None:
+    assert media_type_for("Встреча.WAV") in ("audio/wav", "audio/x-wav", "audio/vnd.wave")
 
 
 # -- file_response over real HTTP ----------------------------------------------------------

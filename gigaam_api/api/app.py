@@ -25,6 +25,7 @@ from gigaam_api.api.routes import AppContext, router
 from gigaam_api.api.service import Loader, ModelService
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import configure_logging
+from gigaam_api.web import install_web
 
 
 def create_app(
@@ -74,6 +75,8 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(router, prefix="/v1")
     app.include_router(router)
+    if settings.web_ui:
+        install_web(app)
     return app
 
 

@@ -20,6 +20,7 @@ Decisions, each allowed by RFC 9110 §14.2:
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import re
 from collections.abc import AsyncIterator
@@ -95,6 +96,16 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable(size)
     end = min(int(last), size - 1) if last else size - 1
     return ByteRange(start, end, size)
+
+
+def media_type_for(filename: str | None) -> str:
+    """The ``Content-Type`` to serve an upload with, guessed from the name the user gave it.
+
+    Browsers sniff audio anyway; a right type mainly lets ``<audio>`` skip formats it cannot
+    play without downloading them first.
+    """
+    guessed, _ = mimetypes.guess_type(filename or "")
+    return guessed or "application/octet-stream"
 
 
 def validators(path: Path) -> tuple[str, str, int]:
