@@ -9,11 +9,12 @@ the server, and a browser's own update or sync traffic would only blur that.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Playwright
+    from playwright.sync_api import Browser, Page, Playwright
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENSURE_CHROMIUM = REPO_ROOT / "scripts" / "ensure-chromium.sh"
@@ -47,3 +48,17 @@ def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(
         executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
     )
+
+
+def wait_until(page: Page, expression: str, timeout_s: float = 120.0) -> None:
+    """Poll a JavaScript expression until it is truthy.
+
+    ``page.wait_for_function`` compiles its predicate inside the page with ``eval``, which the
+    page's Content-Security-Policy (rightly) forbids; ``page.evaluate`` runs through the
+    DevTools protocol instead, so polling it works under the real CSP.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout_s:g} s: {expression}")
+        page.wait_for_timeout(100)

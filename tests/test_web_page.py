@@ -27,7 +27,7 @@ from gigaam_api.api.app import create_app
 from gigaam_api.config import Settings
 from gigaam_api.web import CONTENT_SECURITY_POLICY
 from tests.api_server import real_model_settings, serve
-from tests.browser import DESKTOP, PHONE, launch
+from tests.browser import DESKTOP, PHONE, launch, wait_until
 
 KEY = "web-secret"
 TIMEOUT_MS = 120_000
@@ -353,16 +353,17 @@ def test_a_recording_from_drop_to_delete(
     expect(page.locator("#transcript .w")).to_have_count(len(verbose["words"]))
 
     # the player loads the audio (with Range requests) and clicking a word seeks to its start
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_until(page, "document.getElementById('player').readyState >= 1")
     audio_responses = [r for r in session.requests if r.url.endswith(f"/{job_id}/audio")]
     assert audio_responses
+    # the player streams with Range requests, which is what makes seeking in long files work
+    statuses = {response.status for r in audio_responses if (response := r.response())}
+    assert 206 in statuses
     word = page.locator("#transcript .w").nth(len(verbose["words"]) // 2)
     start = float(word.get_attribute("data-start") or "nan")
     assert start == verbose["words"][len(verbose["words"]) // 2]["start"]
     word.click()
-    page.wait_for_function(
-        f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.05"
-    )
+    wait_until(page, f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.05")
     expect(word).to_have_class(re.compile(r"\bcurrent\b"))
 
     # search highlights the word everywhere it occurs
@@ -438,7 +439,7 @@ def test_with_a_key_every_call_carries_it_and_the_audio_plays(
     expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
     row.locator(".job-open").click()
     expect(page.locator("#transcript .w").first).to_be_visible()
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_until(page, "document.getElementById('player').readyState >= 1")
     calls = [r for r in session.requests if "/v1/" in r.url and r.url.startswith(keyed_server.url)]
     with_key = [r for r in calls if r.headers.get("authorization") == f"Bearer {KEY}"]
     # every call after the key was entered carried it (the first /v1/models found it missing)

@@ -458,7 +458,7 @@ function openView(id) {
   setupAudio(id);
   if (job.status === "completed") loadResult(id);
   else ensureStreams();
-  $("view-title").focus?.();
+  $("view-title").focus(); // moves keyboard users (and phone screens) to the opened job
 }
 
 function closeView() {
