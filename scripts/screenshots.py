@@ -32,9 +32,10 @@ from tests.browser import DESKTOP, PHONE, launch, wait_until  # noqa: E402
 from tests.conftest import CORPUS_DIR, GOLDEN_DIR  # noqa: E402
 
 KEY = "screenshot-key"
+# Uploaded in this order, so the last (several segments long) is the newest, opened one.
 DEFAULT_AUDIO = [
-    CORPUS_DIR / "edge_cases_golos" / "golos_padded_5s_silence_16k.wav",
     CORPUS_DIR / "golos" / "golos_001ce26c.wav",
+    CORPUS_DIR / "longform" / "longform_espeak_ru.wav",
 ]
 TIMEOUT_MS = 180_000
 
@@ -113,8 +114,8 @@ def main() -> int:
                     expect(page.locator("#transcript .seg").first).to_be_visible()
                     wait_until(page, "document.getElementById('player').readyState >= 1")
                     words = page.locator("#transcript .w")
-                    if words.count() > 1:
-                        words.nth(1).click()  # a seek: the current word is highlighted
+                    if words.count() > 6:
+                        words.nth(6).click()  # a seek: the current word is highlighted
                     shot = _shoot(page, args.out, f"{prefix}-2-job")
                     if lang == "en" and label == "desktop":
                         job_view = shot

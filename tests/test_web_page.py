@@ -26,13 +26,14 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, 
 from gigaam_api.api.app import create_app
 from gigaam_api.config import Settings
 from gigaam_api.web import CONTENT_SECURITY_POLICY
-from tests.api_server import real_model_settings, serve
+from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.browser import DESKTOP, PHONE, launch, wait_until
 
 KEY = "web-secret"
 TIMEOUT_MS = 120_000
 SPEECH = "golos/golos_001ce26c.wav"
 SECOND_SPEECH = "edge_cases/stereo_dual_mono_pisets_16k.wav"
+LONG_SPEECH = "longform/longform_espeak_ru.wav"  # 81 s: several segments
 
 #: What the page says, per language, for the checks below (the page's own i18n.js strings).
 TEXT = {
@@ -78,6 +79,12 @@ def server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def keyed_server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = _settings(golden_dir, tmp_path_factory, api_key=KEY)
     yield from _serve(settings, tmp_path_factory, KEY)
+
+
+@pytest.fixture(scope="module")
+def limited_server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = _settings(golden_dir, tmp_path_factory, max_upload_mb=1, max_audio_seconds=3)
+    yield from _serve(settings, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +137,13 @@ def session_factory(browser: Browser) -> Iterator[Any]:
         context.close()
 
 
+NO_JOBS = "the server has no job API yet (GET /v1/jobs answers 404 route not found)"
+
+
 @pytest.fixture
 def jobs_server(server: Server) -> Server:
     if not server.has_jobs():
-        pytest.skip("the server has no job API yet (GET /v1/jobs answers 404 route not found)")
+        pytest.skip(NO_JOBS)
     return server
 
 
@@ -428,7 +438,7 @@ def test_with_a_key_every_call_carries_it_and_the_audio_plays(
     keyed_server: Server, session_factory: Any, corpus_dir: Path
 ) -> None:
     if not keyed_server.has_jobs():
-        pytest.skip("the server has no job API yet (GET /v1/jobs answers 404 route not found)")
+        pytest.skip(NO_JOBS)
     session = session_factory()
     page = session.open(keyed_server.url + "/")
     page.fill("#key-input", KEY)
@@ -445,3 +455,78 @@ def test_with_a_key_every_call_carries_it_and_the_audio_plays(
     # every call after the key was entered carried it (the first /v1/models found it missing)
     assert len(with_key) >= len(calls) - 1
     assert any("/events" in r.url for r in with_key)  # SSE over fetch, with the header
+
+
+def test_a_long_recording_live_search_seek_and_copy(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path
+) -> None:
+    session = session_factory()
+    session.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = session.open(jobs_server.url + "/")
+    audio = corpus_dir / LONG_SPEECH
+    page.set_input_files("#file-input", str(audio))
+    row = _row(page, audio.name)
+    row.locator(".job-open").click()  # opened at once: its text arrives over the job's events
+    expect(page.locator("#view-title")).to_have_text(audio.name)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id")
+    http = httpx.Client(base_url=jobs_server.url, timeout=60)
+    verbose = http.get(
+        f"/v1/jobs/{job_id}/result",
+        params={"response_format": "verbose_json", "timestamp_granularities[]": "segment"},
+    ).json()
+    segments = verbose["segments"]
+    assert len(segments) >= 2, "the fixture model should give the long file several segments"
+    expect(page.locator("#transcript .seg")).to_have_count(len(segments))
+    texts = page.locator("#transcript .seg-text").all_text_contents()
+    assert [t.split() for t in texts] == [s["text"].split() for s in segments]
+
+    # a segment's time seeks to its start
+    last = page.locator("#transcript .seg-time").last
+    start = segments[-1]["start"]
+    assert float(last.get_attribute("data-start") or "nan") == start
+    last.focus()
+    page.keyboard.press("Enter")
+    wait_until(page, f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.05")
+
+    # search: a word only the last segment has; "only matching parts" hides the others
+    others = " ".join(s["text"] for s in segments[:-1]).split()
+    unique = next((w for w in segments[-1]["text"].split() if w not in others), None)
+    assert unique is not None, "the last segment has no word of its own to search for"
+    page.fill("#search", unique)
+    expect(page.locator("#transcript .seg.match")).to_have_count(1)
+    page.check("#filter")
+    expect(page.locator("#transcript .seg:visible")).to_have_count(1)
+    page.uncheck("#filter")
+    page.fill("#search", "")
+    expect(page.locator("#transcript .seg:visible")).to_have_count(len(segments))
+
+    # copy puts the text, as the API's text format has it, on the clipboard
+    page.click("#copy")
+    expect(page.locator("#notice")).to_have_text("The text is copied.")
+    expected = http.get(f"/v1/jobs/{job_id}/result", params={"response_format": "text"}).text
+    assert page.evaluate("navigator.clipboard.readText()") == expected
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [("too_big", "too big for this server"), ("too_long", "longer than this server accepts")],
+)
+def test_limits_are_explained_next_to_the_file(
+    limited_server: Server,
+    session_factory: Any,
+    corpus_dir: Path,
+    tmp_path: Path,
+    what: str,
+    expected: str,
+) -> None:
+    if not limited_server.has_jobs():
+        pytest.skip(NO_JOBS)
+    if what == "too_big":  # over MAX_UPLOAD_MB=1
+        audio = tiled_wav(corpus_dir / SPEECH, tmp_path / "big.wav", 40)
+    else:  # 4 s over MAX_AUDIO_SECONDS=3
+        audio = corpus_dir / SPEECH
+    page = session_factory().open(limited_server.url + "/")
+    page.set_input_files("#file-input", str(audio))
+    error = page.locator("li.job", has_text=audio.name).locator(".error")
+    expect(error).to_contain_text(expected, timeout=TIMEOUT_MS)
