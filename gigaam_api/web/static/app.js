@@ -18,6 +18,7 @@ const state = {
   streams: new Map(), // job id -> AbortController of its event stream
   segments: new Map(), // job id -> [{start, end, text, words: [{text, start, end}]}]
   openId: null,
+  resultLoaded: false, // the open job's transcript came from /result (final), not from events
   jobApi: null, // null until known; false when the server has no /v1/jobs
   started: false,
   offline: false,
@@ -197,6 +198,13 @@ function ensureStreams() {
     ...unfinished.filter((id) => state.jobs.get(id)?.status === "running"),
     ...unfinished.slice().reverse(), // oldest queued first: it starts next
   ];
+  const open = state.openId;
+  if (open && unfinished.includes(open) && !state.streams.has(open) && state.streams.size >= MAX_STREAMS) {
+    // the opened job's live text matters more than another row's progress bar
+    const [victim, controller] = state.streams.entries().next().value;
+    controller.abort();
+    state.streams.delete(victim);
+  }
   for (const id of byPriority) {
     if (state.streams.size >= MAX_STREAMS) break;
     if (!state.streams.has(id)) follow(id);
@@ -206,7 +214,8 @@ function ensureStreams() {
 function follow(id) {
   const controller = new AbortController();
   state.streams.set(id, controller);
-  state.segments.set(id, []);
+  state.segments.set(id, []); // a new stream replays every segment from the first
+  if (state.openId === id && !state.resultLoaded) renderTranscript([]);
   api
     .followEvents(id, {
       signal: controller.signal,
@@ -216,8 +225,11 @@ function follow(id) {
     .catch(() => null)
     .then((ended) => {
       if (state.streams.get(id) === controller) state.streams.delete(id);
-      if (ended) refreshJob(id).then(() => ensureStreams());
-      else ensureStreams();
+      if (controller.signal.aborted) return;
+      // Finished, or the stream was refused (job gone, key wrong): look at the job itself.
+      // A job still unfinished is followed again by the next poll, not at once, so a
+      // refusing server is not asked in a tight loop.
+      refreshJob(id).then(() => ended && ensureStreams());
     });
 }
 
