@@ -11,7 +11,7 @@ PORT ?=
 NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .env; then export MODELS_DIR=./models; fi
 
 
-.PHONY: help install ffmpeg chromium run test check lint format typecheck pytest bench download-weights-local build-docker up down logs lock clean
+.PHONY: help install ffmpeg chromium run test check lint format typecheck pytest bench download-weights-local build-docker image-test up down logs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -62,6 +62,9 @@ download-weights-local: install  ## download MODEL's weights into MODELS_DIR (de
 
 build-docker:  ## build the Docker image
 	docker build -t gigaam-api:latest .
+
+image-test:  ## build the image with podman and run it (root, Debian 12; see scripts/image-test.sh)
+	scripts/image-test.sh
 
 up:  ## start with docker compose
 	docker compose up -d

@@ -63,7 +63,7 @@ def make_input(hours: float) -> Path:
 def measure(path: Path) -> dict[str, float]:
     """Run in this (fresh) process: load the fixture model, transcribe ``path`` fully."""
     sys.path.insert(0, str(ROOT))
-    from gigaam_api.config import Settings
+    from gigaam_api.config import Settings, pipeline_options
     from gigaam_api.model import load_model
     from gigaam_api.pipeline import transcribe_file
 
@@ -71,7 +71,7 @@ def measure(path: Path) -> dict[str, float]:
     model = load_model(CHECKPOINT, num_threads=2)
     rss_loaded = _rss_mb()
     started = time.perf_counter()
-    run = transcribe_file(path, model.transcribe, settings)
+    run = transcribe_file(path, model.transcribe, pipeline_options(settings))
     segments = sum(1 for _ in run)
     wall = time.perf_counter() - started
     return {

@@ -1,4 +1,4 @@
-"""One inference worker shared fairly by all requests (DESIGN.md decision 5).
+"""One inference worker shared fairly by all requests (``docs/design.md``).
 
 The CPU is the bottleneck, so running two batches at once only makes both slower: a single
 worker thread owns the model and runs one batch at a time. Each admitted request gets a
@@ -29,6 +29,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from gigaam_api.cancellation import Cancelled
+
 R = TypeVar("R")
 Batch = Sequence[np.ndarray]
 
@@ -45,10 +47,6 @@ class QueueFull(SchedulerError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the server is busy: {limit} requests are already queued or running")
         self.limit = limit
-
-
-class Cancelled(SchedulerError):
-    """The ticket was cancelled or closed; the caller should stop its work."""
 
 
 class SchedulerClosed(SchedulerError):
@@ -71,7 +69,7 @@ class ServedBatch:
     seconds: float
 
 
-class _Job(Generic[R]):
+class _BatchWork(Generic[R]):
     """A batch waiting for (or running on) the worker; the caller blocks on ``done``."""
 
     __slots__ = ("batch", "done", "error", "index", "result", "submitted_at", "ticket")
@@ -86,7 +84,7 @@ class _Job(Generic[R]):
         self.error: BaseException | None = None
 
     def finish(self, result: list[R] | None, error: BaseException | None) -> None:
-        """Settle the job once; later settlements (a result after a cancel) are dropped."""
+        """Settle this batch once; later settlements (a result after a cancel) are dropped."""
         if self.done.is_set():
             return
         self.result = result
@@ -100,8 +98,8 @@ class Ticket(Generic[R]):
     def __init__(self, scheduler: Scheduler[R], request_id: str) -> None:
         self._scheduler = scheduler
         self.request_id = request_id
-        self._pending: deque[_Job[R]] = deque()
-        self._running: _Job[R] | None = None
+        self._pending: deque[_BatchWork[R]] = deque()
+        self._running: _BatchWork[R] | None = None
         self._batches = 0
         self._cancelled = False
         self._closed = False
@@ -125,12 +123,12 @@ class Ticket(Generic[R]):
         :class:`SchedulerClosed` if the service shuts down, and re-raises whatever the
         model raised for this batch.
         """
-        job = self._scheduler._submit(self, list(batch))
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        work = self._scheduler._submit(self, list(batch))
+        work.done.wait()
+        if work.error is not None:
+            raise work.error
+        assert work.result is not None
+        return work.result
 
     def cancel(self) -> None:
         """Stop this request's work: the waiting ``infer`` and all later ones raise Cancelled."""
@@ -258,21 +256,21 @@ class Scheduler(Generic[R]):
             self._active[id(ticket)] = ticket
             return ticket
 
-    def _submit(self, ticket: Ticket[R], batch: list[np.ndarray]) -> _Job[R]:
+    def _submit(self, ticket: Ticket[R], batch: list[np.ndarray]) -> _BatchWork[R]:
         with self._cond:
-            job = _Job(ticket, batch, ticket._batches, self._served_total)
+            work = _BatchWork(ticket, batch, ticket._batches, self._served_total)
             if ticket._cancelled or ticket._closed:
-                job.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
-                return job
+                work.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
+                return work
             if self._stopping:
-                job.finish(None, SchedulerClosed("the server is shutting down"))
-                return job
+                work.finish(None, SchedulerClosed("the server is shutting down"))
+                return work
             ticket._batches += 1
             if not ticket._pending:
                 self._ring.append(ticket)
-            ticket._pending.append(job)
+            ticket._pending.append(work)
             self._cond.notify_all()
-            return job
+            return work
 
     def _cancel(self, ticket: Ticket[R], *, closing: bool) -> None:
         with self._cond:
@@ -295,7 +293,7 @@ class Scheduler(Generic[R]):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def _next_job(self) -> _Job[R] | None:
+    def _next_work(self) -> _BatchWork[R] | None:
         """Block until a batch is pending; take the next one round-robin (None: stop)."""
         with self._cond:
             while not self._ring and not self._stopping:
@@ -303,39 +301,39 @@ class Scheduler(Generic[R]):
             if self._stopping:
                 return None
             ticket = self._ring.popleft()
-            job = ticket._pending.popleft()
+            work = ticket._pending.popleft()
             if ticket._pending:  # more batches from the same ticket wait for their next turn
                 self._ring.append(ticket)
-            ticket._running = job
+            ticket._running = work
             self._busy = True
-            return job
+            return work
 
     def _run(self) -> None:
         while True:
-            job = self._next_job()
-            if job is None:
+            work = self._next_work()
+            if work is None:
                 return
             start = time.perf_counter()
             result: list[R] | None = None
             error: BaseException | None = None
             try:
-                result = self._infer_fn(job.batch)
+                result = self._infer_fn(work.batch)
             except Exception as exc:  # delivered to the request that owns the batch
                 error = exc
             seconds = time.perf_counter() - start
             with self._cond:
                 record = ServedBatch(
-                    request_id=job.ticket.request_id,
-                    batch_index=job.index,
-                    size=len(job.batch),
-                    waited=self._served_total - job.submitted_at,
+                    request_id=work.ticket.request_id,
+                    batch_index=work.index,
+                    size=len(work.batch),
+                    waited=self._served_total - work.submitted_at,
                     seconds=seconds,
                 )
                 self._served_total += 1
                 self._served.append(record)
-                job.ticket._running = None
+                work.ticket._running = None
                 self._busy = False
-                job.finish(result, error)
+                work.finish(result, error)
             if self._on_batch is not None:
                 try:
                     self._on_batch(record)
