@@ -1,7 +1,7 @@
 """Peak memory and wall time of the streaming pipeline on 1 min, 1 h and 10 h of audio.
 
-The point is the *shape*: peak RSS must not grow with the length of the audio (DESIGN.md
-decision 4). Inputs are generated once (speech from the corpus tiled with silence, written
+The point is the *shape*: peak RSS must not grow with the length of the audio (``docs/design.md``,
+"Everything streams"). Inputs are generated once (speech from the corpus tiled with silence, written
 as 16 kHz mono WAV) into ``benchmarks/.cache/``; each measurement runs in a fresh process with a
 fixture-sized model from ``../shared/golden`` so that recognition is cheap and the figure is
 dominated by decoding, VAD and buffering.

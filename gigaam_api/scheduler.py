@@ -52,6 +52,9 @@ class QueueFull(SchedulerError):
 class SchedulerClosed(SchedulerError):
     """The scheduler is shut down and accepts no more work."""
 
+    def __init__(self, message: str = "the server is shutting down") -> None:
+        super().__init__(message)
+
 
 @dataclass(frozen=True, slots=True)
 class ServedBatch:
@@ -196,7 +199,7 @@ class Scheduler(Generic[R]):
         with self._cond:
             self._stopping = True
             for ticket in list(self._ring):
-                self._fail_pending(ticket, SchedulerClosed("the server is shutting down"))
+                self._fail_pending(ticket, SchedulerClosed())
             self._ring.clear()
             self._cond.notify_all()
         if self._started:
@@ -249,7 +252,7 @@ class Scheduler(Generic[R]):
         """Admit a request or raise :class:`QueueFull` / :class:`SchedulerClosed`."""
         with self._cond:
             if self._stopping:
-                raise SchedulerClosed("the server is shutting down")
+                raise SchedulerClosed()
             if len(self._active) >= self.max_active:
                 raise QueueFull(self.max_active)
             ticket = Ticket(self, request_id)
@@ -263,7 +266,7 @@ class Scheduler(Generic[R]):
                 work.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
                 return work
             if self._stopping:
-                work.finish(None, SchedulerClosed("the server is shutting down"))
+                work.finish(None, SchedulerClosed())
                 return work
             ticket._batches += 1
             if not ticket._pending:

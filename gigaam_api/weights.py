@@ -43,14 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: MD5 of each official ``<name>.ckpt``. Tokenizers are not hashed upstream, so they are only
-#: checked for completeness (length).
-OFFICIAL_MD5: Final[Mapping[str, str]] = {name: info.md5 for name, info in CATALOGUE.items()}
-
-#: Names the official download location serves.
-MODEL_NAMES: Final[tuple[str, ...]] = tuple(CATALOGUE)
-
-#: Expected MD5 per file name; ``ensure_model(checksums=...)`` replaces it (mirrors, tests).
+#: Expected MD5 per file name (the catalogue's, by checkpoint file); ``ensure_model(checksums=...)``
+#: replaces it (mirrors, tests). Tokenizers are not hashed upstream, so they are only checked for
+#: completeness (length).
 OFFICIAL_CHECKSUMS: Final[Mapping[str, str]] = {
     info.checkpoint_file: info.md5 for info in CATALOGUE.values()
 }
@@ -67,12 +62,6 @@ class WeightsError(RuntimeError):
 
 class _Transient(Exception):
     """A failure worth retrying (dropped connection, 5xx, server-side range mix-up)."""
-
-
-def needs_tokenizer(name: str) -> bool:
-    """Whether ``name`` ships a SentencePiece tokenizer next to its checkpoint."""
-    info = CATALOGUE.get(name)
-    return info is not None and info.tokenizer
 
 
 def model_filenames(name: str) -> tuple[str, str | None]:
@@ -460,9 +449,9 @@ def _unreachable_message(url: str, partial: _Partial, model: str, reason: str) -
 
 
 def _check_name(name: str) -> None:
-    if name not in OFFICIAL_MD5:
+    if name not in CATALOGUE:
         raise WeightsError(
-            f"unknown model {name!r}; the official weights are: {', '.join(MODEL_NAMES)}"
+            f"unknown model {name!r}; the official weights are: {', '.join(CATALOGUE)}"
         )
 
 

@@ -61,7 +61,6 @@ def test_downloads_are_named_and_checked_by_the_catalogue() -> None:
     for name, info in CATALOGUE.items():
         assert weights.model_filenames(name) == (info.checkpoint_file, info.tokenizer_file)
         assert weights.OFFICIAL_CHECKSUMS[info.checkpoint_file] == info.md5
-        assert weights.needs_tokenizer(name) == info.tokenizer
 
 
 def test_tokenizer_is_looked_for_next_to_the_checkpoint(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 The golden fixtures are scaled down (d_model 64); here the real v3 configs from
 ``../shared/golden/manifests`` are used with fewer layers, written in the official checkpoint
 format. With no reference output for them, an independent numpy implementation of the
-reference encoder (written from ``../shared/docs/gigaam.md`` §4, float64 where it matters)
+reference encoder (written from the published Conformer description, float64 where it matters)
 is the yardstick; it also checks inputs longer than the reference's 5000-frame rotary table.
 """
 

@@ -1,6 +1,6 @@
 """Engine parity with the reference on the four golden fixtures, plus the engine's contracts.
 
-Tolerances are the ones ``../shared/golden/README.md`` suggests: features 1e-3, pre-encode /
+Tolerances are the ones the golden data set is published with: features 1e-3, pre-encode /
 every layer / encoder output 1e-4, log-probs 2e-4, RNN-T joint log-probs 2e-4 along the
 reference's own greedy trace; token ids, frames, text and word boundaries exact; word times
 1e-6 s. Only frames below each item's length are compared in batches.

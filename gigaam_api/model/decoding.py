@@ -35,6 +35,7 @@ __all__ = [
     "Hypothesis",
     "Result",
     "RnntStep",
+    "StepOutput",
     "ctc_greedy",
     "make_result",
     "rnnt_greedy",
@@ -43,6 +44,8 @@ __all__ = [
 
 #: One decoded item: token ids and the encoder frame at which each was emitted.
 Hypothesis = tuple[list[int], list[int]]
+#: What one RNN-T step returns: log-probs [n, C] and the new LSTM state ``h``, ``c``.
+StepOutput = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,13 @@ class RnntStep(Protocol):
         h: NDArray[np.float32],
         c: NDArray[np.float32],
         enc: NDArray[np.float32],
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]: ...
+    ) -> StepOutput: ...
 
 
 def rnnt_greedy(
     enc_proj: NDArray[np.float32],
     lengths: NDArray[np.integer[Any]] | Sequence[int],
-    step: RnntStep | Callable[..., tuple[NDArray[Any], NDArray[Any], NDArray[Any]]],
+    step: RnntStep | Callable[..., StepOutput],
     blank_id: int,
     max_symbols: int = 10,
     *,
@@ -232,7 +235,7 @@ def rnnt_greedy(
 def _rnnt_greedy_one(
     enc: NDArray[np.float32],
     length: int,
-    step: RnntStep | Callable[..., tuple[NDArray[Any], NDArray[Any], NDArray[Any]]],
+    step: RnntStep | Callable[..., StepOutput],
     blank_id: int,
     max_symbols: int,
     hidden_size: int,

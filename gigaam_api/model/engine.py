@@ -25,6 +25,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from gigaam_api.model.decoding import StepOutput
 from gigaam_api.onnx_session import CPU_PROVIDER, ORT_ERRORS, create_session
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class StepSession:
         h: NDArray[np.float32],
         c: NDArray[np.float32],
         enc: NDArray[np.float32],
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    ) -> StepOutput:
         log_probs, h_out, c_out = self._run(
             None,
             {

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
-
-from gigaam_api.api.errors import not_found
+from starlette.exceptions import HTTPException
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Where the page's assets live under the server's root (kept off the API's own paths).
@@ -87,8 +86,8 @@ def web_router(static_dir: Path = STATIC_DIR) -> APIRouter:
     @router.get(ASSET_PREFIX + "/{name}", include_in_schema=False)
     async def asset(name: str) -> FileResponse:
         path = assets.get(name)
-        if path is None:
-            raise not_found(f"Unknown route: GET {ASSET_PREFIX}/{name}")
+        if path is None:  # the app's 404 handler words it like any unknown route
+            raise HTTPException(status_code=404)
         return _serve(path)
 
     return router

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -43,7 +43,23 @@ from gigaam_api.wyoming.protocol import ProtocolError, read_event, supports_stre
 from gigaam_api.wyoming.transcriber import TranscriptionFailed
 
 if TYPE_CHECKING:
-    from gigaam_api.wyoming.server import WyomingServer
+    from gigaam_api.api.metrics import Metrics
+    from gigaam_api.config import Settings
+    from gigaam_api.wyoming.transcriber import Transcriber
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs from the server that accepted it (the server implements it).
+
+    A protocol rather than an import of ``server``, so the two modules do not import each other.
+    """
+
+    settings: Settings
+    metrics: Metrics
+    transcriber: Transcriber
+
+    def info_event(self) -> Event: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +86,7 @@ class WyomingHandler(AsyncEventHandler):
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        server: WyomingServer,
+        server: ConnectionHost,
         on_exit: Callable[[WyomingHandler], None],
     ) -> None:
         super().__init__(reader, writer)
