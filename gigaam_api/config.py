@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     jobs_min_free_mb: int = Field(default=1024, ge=0)
     #: Jobs transcribed at the same time (oldest first); they share the one inference worker.
     job_concurrency: int = Field(default=1, ge=1, le=64)
+    #: Serve the web page at `/` (drop files, watch jobs, read and download transcripts).
+    web_ui: bool = True
 
     @field_validator("allowed_models", "model_aliases", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from gigaam_api.api.routes import AppContext, router
 from gigaam_api.api.service import Loader, ModelService
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import configure_logging
+from gigaam_api.web import install_web
 from gigaam_api.wyoming.server import WyomingServer
 
 
@@ -88,6 +89,8 @@ def create_app(
     app.include_router(router)
     app.include_router(job_router, prefix="/v1")
     app.include_router(job_router)
+    if settings.web_ui:
+        install_web(app)
     return app
 
 

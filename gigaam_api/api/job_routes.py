@@ -48,6 +48,7 @@ from gigaam_api.api.params import (
     parse_response_format,
     parse_transcription_params,
 )
+from gigaam_api.api.ranges import file_response, media_type_for
 from gigaam_api.api.record import record_of
 from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error
@@ -264,6 +265,20 @@ def _last_event_id(request: Request) -> int:
         raise bad_request(
             f"Invalid Last-Event-ID header: {raw!r}", param="Last-Event-ID", code="invalid_value"
         ) from None
+
+
+@job_router.get("/jobs/{job_id}/audio")
+async def job_audio(request: Request, job_id: str) -> Response:
+    """The uploaded audio, with Range support so a browser's player can seek (the web page)."""
+    _, service = _jobs(request)
+    job = await _job(service, job_id)
+    return file_response(
+        service.files.audio(job_id),
+        media_type=media_type_for(job.filename),
+        range_header=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
+        filename=job.filename,
+    )
 
 
 @job_router.get("/jobs/{job_id}/events")
