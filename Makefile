@@ -11,13 +11,10 @@ PORT ?=
 NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .env; then export MODELS_DIR=./models; fi
 
 
-.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker up down logs lock clean
+.PHONY: help install run test check lint format typecheck pytest bench download-weights-local build-docker up down logs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
-
-ffmpeg:  ## make sure ffmpeg is installed (apt-get where possible)
-	@scripts/ensure-ffmpeg.sh
 
 # requirements-dev.lock pins every package, transitive ones included, so installs are reproducible.
 $(BIN)/gigaam-api: pyproject.toml requirements-dev.lock
@@ -26,7 +23,7 @@ $(BIN)/gigaam-api: pyproject.toml requirements-dev.lock
 	$(BIN)/pip install --quiet -c requirements-dev.lock -e '.[dev]'
 	@touch $@
 
-install: ffmpeg $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
+install: $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
 
 run: install  ## install and start the server (settings from .env / environment)
 	@$(NATIVE_MODELS_DIR); exec $(BIN)/gigaam-api serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))

@@ -57,13 +57,26 @@ class PcmStream(ABC):
     """
 
     def __init__(
-        self, path: Path, info: AudioInfo, *, max_seconds: float, block_samples: int
+        self,
+        path: Path,
+        info: AudioInfo,
+        *,
+        max_seconds: float,
+        block_samples: int,
+        start_seconds: float = 0.0,
     ) -> None:
+        if not math.isfinite(start_seconds) or start_seconds < 0:
+            raise ValueError(f"start_seconds must be >= 0, got {start_seconds!r}")
         self.path = path
         self.info = info
         self.max_seconds = float(max_seconds)
         self.block_samples = int(block_samples)
-        #: Mono samples produced so far (the decoded length once iteration has finished).
+        #: Where reading starts (a resumed job): samples before it are not produced.
+        self.start_seconds = float(start_seconds)
+        #: ``start_seconds`` in samples; counted against ``max_seconds`` with the rest.
+        self.start_samples = round(self.start_seconds * SAMPLE_RATE)
+        #: Mono samples produced so far, from the start point (the decoded length once
+        #: iteration has finished, when reading started at 0).
         self.total_samples = 0
         self._max_samples = round(self.max_seconds * SAMPLE_RATE) if self.max_seconds else 0
         self._completed = False
@@ -94,7 +107,7 @@ class PcmStream(ABC):
         if block is None:
             return None
         self.total_samples += block.shape[0]
-        if self._max_samples and self.total_samples > self._max_samples:
+        if self._max_samples and self.start_samples + self.total_samples > self._max_samples:
             self.close()
             raise too_long(self.max_seconds, self.max_seconds, at_least=True)
         return block
@@ -167,14 +180,23 @@ class WavReader(PcmStream):
         *,
         max_seconds: float = 0.0,
         block_samples: int = DEFAULT_BLOCK_SAMPLES,
+        start_seconds: float = 0.0,
     ) -> None:
         if info.data_offset is None or not info.is_plain_16k_mono:
             raise ValueError("WavReader reads 16 kHz mono 16-bit PCM WAV only")
-        super().__init__(path, info, max_seconds=max_seconds, block_samples=block_samples)
-        self._remaining = round((info.duration or 0.0) * SAMPLE_RATE)
+        super().__init__(
+            path,
+            info,
+            max_seconds=max_seconds,
+            block_samples=block_samples,
+            start_seconds=start_seconds,
+        )
+        total = round((info.duration or 0.0) * SAMPLE_RATE)
+        skipped = min(self.start_samples, total)  # exact to the sample: a seek in the file
+        self._remaining = total - skipped
         self._lock = threading.Lock()
         self._file = path.open("rb")
-        self._file.seek(info.data_offset)
+        self._file.seek(info.data_offset + 2 * skipped)
         self._open()
 
     def _read_block(self) -> NDArray[np.int16] | None:
@@ -185,7 +207,7 @@ class WavReader(PcmStream):
             data = self._file.read(2 * want) if want > 0 else b""
             frames = len(data) // 2
             if frames == 0:
-                if self.total_samples == 0:
+                if self.total_samples == 0 and self.start_samples == 0:
                     raise self._no_samples()
                 self._completed = True
                 self._file.close()
