@@ -84,3 +84,31 @@ def png(path: Path, width: int = 8, height: int = 8) -> Path:
         + chunk(b"IEND", b"")
     )  # fmt: skip
     return path
+
+
+def with_video(path: Path, samples: NDArray[np.int16], *, rate: int = SR) -> Path:
+    """An MP4 with a black video track and ``samples`` as AAC: a phone recording."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width = video.height = 64
+        video.pix_fmt = "yuv420p"
+        sound = out.add_stream("aac", rate=rate, layout="mono")
+        seconds = len(samples) / rate
+        black = np.zeros((64, 64, 3), dtype=np.uint8)
+        for index in range(int(seconds * 25)):
+            picture = av.VideoFrame.from_ndarray(black, format="rgb24")
+            picture.pts = index
+            for packet in video.encode(picture):
+                out.mux(packet)
+        step = 1024
+        for at in range(0, len(samples), step):
+            chunk = np.ascontiguousarray(samples[at : at + step], dtype=np.int16).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = at
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for stream in (video, sound):
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path

@@ -25,7 +25,7 @@ from gigaam_api.api.app import create_app
 from gigaam_api.scheduler import Scheduler
 from tests.api_server import (
     MULTIPART_HEADERS,
-    ffmpeg_children,
+    busy_decoders,
     form_body,
     form_part,
     real_model_settings,
@@ -78,11 +78,11 @@ def multipart_body(path: Path, **fields: str) -> bytes:
 
 @pytest.fixture(autouse=True)
 def idle_afterwards(app: FastAPI, url: str) -> Iterator[None]:
-    """Each test ends with a free worker, no ffmpeg left running and no upload left on disk."""
+    """Each test ends with a free worker, no decoder busy and no upload left on disk."""
     yield
     uploads: Path = app.state.ctx.tmp_dir
     wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
-    wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg children to exit")
+    wait_until(lambda: not busy_decoders(), timeout=10, what="decoders to finish")
     wait_until(lambda: not list(uploads.iterdir()), timeout=10, what="uploads to be removed")
 
 
@@ -207,11 +207,14 @@ def test_client_disconnect_cancels_and_frees_the_worker(
                 received += chunk
             assert b"200 OK" in received.split(b"\r\n", 1)[0]
         wait_until(lambda: served_for(app, request_id) >= 1, what="the first batch")
-        assert ffmpeg_children(), "ffmpeg should be decoding the long file"
+        decoding = busy_decoders()
+        assert decoding, "a decoder worker should be decoding the long file"
     finally:
         sock.close()  # the client goes away mid-transcription
     wait_until(lambda: scheduler(app).active == 0, timeout=30, what="the slot to be freed")
-    wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg to be killed")
+    wait_until(
+        lambda: not set(decoding) & set(busy_decoders()), timeout=10, what="decoder to be killed"
+    )
     assert cancelled_count(url) == before + 1  # stopped, not finished
     done = served_for(app, request_id)
     # the worker is free: the next request starts and completes
