@@ -464,7 +464,7 @@ def test_limit_when_the_duration_is_unknown(long_silence: Path) -> None:
         _decode_all(long_silence, max_seconds=5.5, info=unknown)
 
 
-# --- blocks, lifetime of the ffmpeg child --------------------------------------------------------
+# --- blocks, lifetime of the decoder worker ----------------------------------------------------
 
 
 def test_blocks_are_bounded_and_add_up(long_silence: Path) -> None:
@@ -511,7 +511,7 @@ def _closing_scenarios() -> Iterator[tuple[str, Callable[[PcmReader], None]]]:
 
 
 @pytest.mark.parametrize(("name", "scenario"), list(_closing_scenarios()))
-def test_ffmpeg_dies_when_the_reader_is_left_early(
+def test_the_worker_dies_when_the_reader_is_left_early(
     long_silence: Path, name: str, scenario: Callable[[PcmReader], None]
 ) -> None:
     reader = decode_pcm(long_silence, block_samples=1600)
@@ -523,7 +523,7 @@ def test_ffmpeg_dies_when_the_reader_is_left_early(
     assert list(reader) == []  # a closed reader yields nothing more
 
 
-def test_ffmpeg_dies_when_the_reader_is_garbage_collected(long_silence: Path) -> None:
+def test_the_worker_dies_when_the_reader_is_garbage_collected(long_silence: Path) -> None:
     reader = decode_pcm(long_silence, block_samples=1600)
     pid = reader.pid
     next(reader)
@@ -532,18 +532,18 @@ def test_ffmpeg_dies_when_the_reader_is_garbage_collected(long_silence: Path) ->
     assert _gone(pid)
 
 
-@pytest.mark.parametrize("via", ["ffmpeg", "plain_wav"])
+@pytest.mark.parametrize("via", ["worker", "plain_wav"])
 def test_close_from_another_thread_cancels_the_read(
     via: str, long_silence: Path, corpus_dir: Path
 ) -> None:
     """Both readers: ``close()`` from another thread ends a consumer's iteration early."""
     plain = corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"
-    reader = decode_pcm(long_silence if via == "ffmpeg" else plain, block_samples=SR)
-    assert isinstance(reader, PcmReader if via == "ffmpeg" else audio.WavReader)
+    reader = decode_pcm(long_silence if via == "worker" else plain, block_samples=SR)
+    assert isinstance(reader, PcmReader if via == "worker" else audio.WavReader)
     seen: list[int] = []
     first, closed, finished = threading.Event(), threading.Event(), threading.Event()
 
-    def consume() -> None:  # a paused consumer: ffmpeg is blocked on a full pipe meanwhile
+    def consume() -> None:  # a paused consumer: the worker is blocked on a full pipe meanwhile
         for block in reader:
             seen.append(len(block))
             first.set()
@@ -638,10 +638,10 @@ def test_wav_header_overstating_its_data_is_measured_by_size(tmp_path: Path) -> 
     assert audio.load_audio(path).size == 16000
 
 
-# --- 16 kHz mono PCM WAV: read directly, no ffmpeg ------------------------------------------------
+# --- 16 kHz mono PCM WAV: read directly, no decoder ---------------------------------------------
 
 
-def test_plain_wav_is_read_directly_and_equals_ffmpeg(pisets: Path) -> None:
+def test_plain_wav_is_read_directly_and_equals_the_decoder(pisets: Path) -> None:
     info = probe(pisets)
     assert info.is_plain_16k_mono
     with decode_pcm(pisets, block_samples=5000) as reader:
@@ -649,8 +649,8 @@ def test_plain_wav_is_read_directly_and_equals_ffmpeg(pisets: Path) -> None:
         blocks = list(reader)
         assert reader.completed and reader.duration == pytest.approx(info.duration or 0)
     assert all(0 < b.size <= 5000 for b in blocks)
-    via_ffmpeg = np.concatenate(list(PcmReader(pisets, block_samples=5000)))
-    np.testing.assert_array_equal(np.concatenate(blocks), via_ffmpeg)
+    via_decoder = np.concatenate(list(PcmReader(pisets, block_samples=5000)))
+    np.testing.assert_array_equal(np.concatenate(blocks), via_decoder)
 
 
 def test_plain_wav_limits_and_empty_file(pisets: Path, tmp_path: Path) -> None:
