@@ -248,8 +248,13 @@ class Worker:
                 if resampler is None:
                     channels = frame.layout.nb_channels
                     mixer = PolarityMixer(channels) if channels > 1 else None
+                    # Output frames of a whole block: one Python step per block, not per
+                    # (tiny, e.g. 576-sample MP3) codec frame.
                     resampler = self.av.AudioResampler(
-                        format="s16", layout=frame.layout, rate=SAMPLE_RATE
+                        format="s16",
+                        layout=frame.layout,
+                        rate=SAMPLE_RATE,
+                        frame_size=block_samples,
                     )
                 take(resampler.resample(frame))
             if resampler is not None:
