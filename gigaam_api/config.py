@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=4, ge=1, le=64)
     num_threads: int = Field(default=4, ge=1, le=256)
     max_upload_mb: int = Field(default=2048, ge=1)
+    #: Where uploads are spooled (each server in a folder of its own, see api/spool.py);
+    #: empty: ``gigaam-uploads`` in the system temp folder.
+    upload_dir: Path | None = None
     max_audio_seconds: float = Field(default=36000, ge=0)
     max_queue: int = Field(default=8, ge=1)
     vad_min_duration: float = Field(default=ChunkingOptions.min_duration, gt=0)

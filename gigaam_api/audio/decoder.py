@@ -19,6 +19,7 @@ module starts them, hands each request one idle worker, and reads its answer fra
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import signal
@@ -44,6 +45,8 @@ from gigaam_api.audio.errors import (
 )
 from gigaam_api.audio.probe import MAX_CHANNELS, AudioInfo, check_file
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, check_arguments
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_IDLE_WORKERS",
@@ -258,6 +261,17 @@ class WorkerPool:
     def prestart(self) -> None:
         """Start one worker now, so the first compressed upload does not wait for it."""
         self.release(self.acquire()[0])
+
+    def prestart_soon(self) -> None:
+        """:meth:`prestart` on a background thread (server start-up must not wait for it)."""
+
+        def run() -> None:
+            try:
+                self.prestart()
+            except AudioError as exc:  # reported again, to the client, on first use
+                log.warning("the audio decoder could not be started: %s", exc.message)
+
+        threading.Thread(target=run, name="decoder-prestart", daemon=True).start()
 
     def idle_pids(self) -> list[int]:
         with self._lock:
