@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("checkpoint_path", "tokenizer_path", mode="before")
+    @field_validator("checkpoint_path", "tokenizer_path", "upload_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
