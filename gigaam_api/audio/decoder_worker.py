@@ -25,6 +25,7 @@ What it guarantees, request by request:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -103,6 +104,11 @@ class Worker:
         import av.logging
 
         self.av = av
+        # FFmpeg's messages are read where they matter (the open, through av.logging.Capture)
+        # and otherwise dropped: a damaged file can log thousands of lines into the server log.
+        quiet = logging.getLogger("libav")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
         av.logging.set_level(av.logging.ERROR)
         av.logging.set_skip_repeated(False)  # the whitelist refusal is read from the log
         self.whitelist = _safe_demuxers(av)
