@@ -110,6 +110,8 @@ class DecoderWorker:
         except _Stalled:
             self.kill()
             raise FfmpegMissing("the audio decoder did not start in time") from None
+        except DecoderCrashed as exc:  # died before it could say why (a broken install)
+            raise FfmpegMissing(f"the audio decoder could not start: {exc.message}") from None
         if kind == protocol.ERROR:
             self.kill()
             error = protocol.decode_json(payload)
@@ -165,12 +167,12 @@ class DecoderWorker:
                 user_error=True,
             )
         how = (
-            f"killed by {signal.Signals(-status).name}"
+            f"was killed by {signal.Signals(-status).name}"
             if status is not None and status < 0
             else f"exited with status {status}"
         )
         return DecoderCrashed(
-            f"the audio decoder process was {how} while decoding; please retry",
+            f"the audio decoder process {how} while decoding; please retry",
             user_error=False,
         )
 
