@@ -109,3 +109,20 @@ def test_a_device_the_runtime_lacks_is_an_error_without_retries(
     assert health.status_code == 503
     assert "cuda" in health.json()["reason"] and app.state.ctx.service.attempts == 0
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_a_models_dir_that_cannot_be_created_is_retried_and_explained(
+    files: FileServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OS error (here MODELS_DIR is a file, as a wrong volume mount makes it) is expected:
+    logged without a traceback, shown on /health, retried."""
+    blocker = tmp_path / "models"
+    blocker.write_text("not a folder")
+    app = create_app(_settings(blocker / "inner", weights_url=files.base_url))
+    app.state.ctx.service.retry_first_s = 0.05
+    with serve(app) as url:
+        wait_until(lambda: app.state.ctx.service.attempts >= 2, what="two failed tries")
+        health = httpx.get(f"{url}/health")
+    assert health.status_code == 503 and health.json()["status"] == "loading"
+    assert "Not a directory" in health.json()["reason"]
+    assert all(r.exc_info is None for r in caplog.records)
