@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="transcribe audio files locally, without a server",
         description=(
             "Transcribe audio/video files with the local model and print the result (or write "
-            "<name>.<ext> files with --output). Any format ffmpeg decodes works."
+            "<name>.<ext> files with --output). Any format FFmpeg decodes works."
         ),
     )
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -264,7 +264,7 @@ def transcribe_to_text(
     """Run the pipeline on one file and render it like the HTTP API would.
 
     ``infer`` is ``model.transcribe``. Audio problems (not audio, no stream, too long,
-    ffmpeg missing) come back as :class:`CliError` with the pipeline's message.
+    decoder unavailable) come back as :class:`CliError` with the pipeline's message.
     """
     from gigaam_api import audio, pipeline
     from gigaam_api.config import pipeline_options
