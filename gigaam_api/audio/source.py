@@ -47,8 +47,9 @@ def decode_pcm(
 
     ``max_seconds`` is ``MAX_AUDIO_SECONDS`` (0 = unlimited). Pass ``info`` when the file was
     already probed to skip a second probe. ``start_seconds`` starts reading there (a resumed
-    job): exact to the sample for a plain WAV, and sample-accurate after a seek and a discard
-    for everything else (the decoder restarts a little earlier and drops what precedes it).
+    job), exact to the sample: a plain WAV is read from that offset; anything else is decoded
+    from the beginning by the worker, which drops what precedes it (a container seek is not
+    sample-exact for every codec; skipping costs ~2 s of decoding per hour skipped).
     """
     check_arguments(max_seconds, block_samples, stall_timeout)
     file = check_file(path)
