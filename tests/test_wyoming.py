@@ -184,7 +184,7 @@ def test_44k_stereo_utterance_matches_http(server: Server, tmp_path: Path) -> No
     assert pcm_of(stereo)[:3] == (44100, 2, 2)
     reply = asyncio.run(transcribe(server.port, stereo))
     assert reply.error is None, reply.error
-    # The same file over HTTP: both doors decode it with the same ffmpeg resampler. (The
+    # The same file over HTTP: both doors decode it with the same decoder (FFmpeg's resampler). (The
     # random-weight test model is not asked to be robust to resampling: its text for the
     # 44.1 kHz copy may differ from the 16 kHz original's.)
     assert reply.text == http_text(server, stereo)

@@ -122,6 +122,8 @@ async def health(request: Request) -> JSONResponse:
     }
     if service.error:
         body["error"] = service.error
+    if not loaded and service.reason:
+        body["reason"] = service.reason
     return JSONResponse(body, status_code=200 if loaded else 503)
 
 
