@@ -11,6 +11,7 @@
 # /health 200, a WAV and an MP3 transcription, srt output, the process runs as UID 1000, torch is
 # not importable, the ffmpeg Debian package is (or is not) installed as the Dockerfile says, the
 # HEALTHCHECK survived the build and passes, `podman stop` ends it cleanly; the image size is printed.
+# It also opens the web page and runs one durable job (upload in the /data/jobs volume).
 # The container and the built image are always removed; the cached base and the build's layer
 # cache are kept.
 #
@@ -263,6 +264,33 @@ if [ "$status" = 200 ] && head -n 2 "$WORK/out.srt" | tail -n 1 | grep -Eq '^[0-
     pass "response_format=srt: 200, a numbered cue with a timing line"
 else
     fail "response_format=srt: status $status, body $(head -c 300 "$WORK/out.srt")"
+fi
+
+status=$(curl -s -o "$WORK/page.html" -w '%{http_code} %{content_type}' --max-time 10 "$base/" || true)
+if [ "${status%% *}" = 200 ] && grep -q '<html' "$WORK/page.html"; then
+    pass "the web page at /: $status (its files ship in the package)"
+else
+    fail "the web page at /: $status"
+fi
+
+# A durable job end to end: the upload lands in the /data/jobs volume (owned by UID 1000), the
+# job store's migrations ship in the package, the worker runs it.
+status=$(curl -s -o "$WORK/job.json" -w '%{http_code}' --max-time 60 -F "file=@$WAV" "$base/v1/jobs" || true)
+job_id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("id", ""))' "$WORK/job.json" 2>/dev/null || true)
+job_status=""
+if [ "$status" = 202 ] && [ -n "$job_id" ]; then
+    for _ in $(seq 1 120); do
+        job_status=$(curl -s --max-time 5 "$base/v1/jobs/$job_id" \
+            | python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || true)
+        case "$job_status" in completed|failed|cancelled) break ;; esac
+        sleep 0.5
+    done
+fi
+result=$(curl -s --max-time 10 "$base/v1/jobs/$job_id/result?response_format=text" || true)
+if [ "$job_status" = completed ] && [ -n "$result" ]; then
+    pass "a job in /data/jobs: submitted 202, completed, result text \"$result\""
+else
+    fail "a job: submit status $status, id '$job_id', final status '$job_status', body $(head -c 300 "$WORK/job.json")"
 fi
 
 uids=$(podman exec "$CONTAINER" sh -c 'grep "^Uid:" /proc/1/status' | awk '{print $2, $3, $4, $5}')
