@@ -9,7 +9,7 @@
 #
 # Then the built image is started with the fixture checkpoint on a free loopback port and checked:
 # /health 200, a WAV and an MP3 transcription, srt output, the process runs as UID 1000, torch is
-# not importable, the ffmpeg Debian package is (or is not) installed as the Dockerfile says, the
+# not importable, no ffmpeg package or program is in the image, the
 # HEALTHCHECK survived the build and passes, `podman stop` ends it cleanly; the image size is printed.
 # It also opens the web page and runs one durable job (upload in the /data/jobs volume).
 # The container and the built image are always removed; the cached base and the build's layer
