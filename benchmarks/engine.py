@@ -330,17 +330,18 @@ def _torchaudio_stub() -> Any:
     ``spectrogram.window`` and ``mel_scale.fb`` buffers are loaded from the checkpoint like the
     real module's, so the features are the checkpoint's own.
     """
+    import importlib
     import types
 
-    import torch
-    from torch import nn
+    torch: Any = importlib.import_module("torch")  # the torch venv's, never the runtime's
+    nn = torch.nn
 
-    class _Buffers(nn.Module):
+    class _Buffers(nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self, name: str, value: Any) -> None:
             super().__init__()
             self.register_buffer(name, value)
 
-    class MelSpectrogram(nn.Module):
+    class MelSpectrogram(nn.Module):  # type: ignore[misc,name-defined]
         def __init__(
             self,
             sample_rate: int,
@@ -380,17 +381,18 @@ def _upstream(task: dict[str, Any]) -> dict[str, Any]:
     """The same workload on upstream GigaAM (torch, run by the torch venv's interpreter):
     ``forward`` (features + encoder) and greedy ``decode``, fp32 or dynamic int8 (every
     ``nn.Linear`` through ``torch.ao.quantization.quantize_dynamic``, qint8 weights)."""
+    import importlib
     import importlib.util
     import warnings
 
-    import omegaconf
-    import torch
+    torch: Any = importlib.import_module("torch")
+    omegaconf: Any = importlib.import_module("omegaconf")
 
     torch.set_num_threads(task["threads"])
     sys.path.insert(0, task["upstream"])
     if importlib.util.find_spec("torchaudio") is None:
         sys.modules["torchaudio"] = _torchaudio_stub()
-    from gigaam.model import GigaAMASR
+    GigaAMASR = importlib.import_module("gigaam.model").GigaAMASR
 
     waves = chunks()
     base = _rss_mb()
@@ -520,22 +522,22 @@ def main() -> None:
         for i in range(args.processes):
             for engine in engines:
                 for precision in args.precisions:
-                    task: dict[str, Any] = {
+                    job: dict[str, Any] = {
                         "checkpoint": str(ckpt),
                         "int8": precision == "int8",
                         "threads": args.threads,
                         "runs": args.runs,
                     }
                     if engine == "ours":
-                        task.update(
+                        job.update(
                             task="measure",
                             cache=str(graphs),
                             profile=args.profile and i == 0,
                         )
-                        result = _child(task)
+                        result = _child(job)
                     else:
-                        task.update(task="upstream", upstream=str(args.upstream.resolve()))
-                        result = _child(task, python=args.torch_python)
+                        job.update(task="upstream", upstream=str(args.upstream.resolve()))
+                        result = _child(job, python=args.torch_python)
                     runs.setdefault((engine, precision), []).append(result)
         for precision in args.precisions:
             build = builds[precision]

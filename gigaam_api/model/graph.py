@@ -4,7 +4,9 @@ No torch and no exporter: every node is written here with the ``onnx`` helpers, 
 has exactly the shape we want ONNX Runtime to see (``../shared/docs/performance.md``):
 
 * the residual stream is kept 2-D ``[B·T, D]`` so every linear layer is one ``Gemm`` (bias
-  fused) or, with int8, one ``DynamicQuantizeMatMul`` — the 1×1 convolutions too;
+  fused) or, with int8, one ``DynamicQuantizeMatMul`` — the 1×1 convolutions too; linears that
+  read the same input are one product (q with k, the two GLU halves), so with int8 each
+  activation is quantized once;
 * rotary position encoding is ORT's fused ``RotaryEmbedding`` (NeoX half split) applied to the
   layer-normed input before ``linear_q``/``linear_k``, as GigaAM does; the cos/sin tables are
   computed in-graph for the actual length, so there is no 5000-frame limit;
@@ -590,9 +592,9 @@ def build_encoder(
     linear's bias added, ready for :func:`build_step`). With
     ``debug_outputs`` also ``pre_encode`` and ``layer_<i>`` [B, T', D].
 
-    ``quantize_int8`` turns every large linear layer of the encoder body into a dynamic int8
-    ``DynamicQuantizeMatMul`` (QInt8 weights, symmetric per-tensor); the subsampling
-    convolutions and the heads stay fp32.
+    ``quantize_int8`` turns every large linear layer of the encoder (and the second
+    subsampling convolution) into a dynamic int8 ``DynamicQuantizeMatMul`` (int8 weights,
+    symmetric, one scale per output channel); the first convolution and the heads stay fp32.
     """
     check_weights(spec, state_dict)
     enc = spec.encoder
