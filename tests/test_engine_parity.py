@@ -306,9 +306,11 @@ def test_int8_runs_and_stays_close(golden_dir: Path, golden: dict[str, Any], nam
     assert result.token_ids and all(0 <= t < int8.blank_id for t in result.token_ids)
     if name in CTC:
         log_probs, _ = int8.ctc_log_probs(data["features"], data["feature_lengths"])
-        assert (log_probs.argmax(-1) == data["argmax"]).mean() > 0.85  # measured 0.98 (0.91-0.94 per-tensor)
+        # measured: argmax agreement 0.98 and edit distance 0.04-0.07 (per-tensor scales:
+        # 0.91-0.94 and 0.14-0.21)
+        assert (log_probs.argmax(-1) == data["argmax"]).mean() > 0.85
         expected = data["result"]["token_ids"]
-        assert edit_distance(result.token_ids, expected) <= 0.3 * len(expected)  # 0.04-0.07 (0.14-0.21)
+        assert edit_distance(result.token_ids, expected) <= 0.3 * len(expected)
 
 
 # ------------------------------------------------------------------ cache, errors, devices
