@@ -569,10 +569,12 @@ def main() -> None:
                 print(
                     f"{'':8s} torch {runs[('torch', precision)][0]['torch']} {precision}: "
                     f"RTF {up['rtf']:.4f} ({up['rtf_min']:.4f}-{up['rtf_max']:.4f}), "
+                    f"CPU-s/audio-s {up['cpu_rtf']:.4f}, "
                     f"RSS after load {up['rss_loaded_mb']:.0f} MB, "
                     f"tokens/frame {up['tokens_per_frame']:.2f} -> ours is "
                     f"{up['rtf'] / row['rtf']:.2f}x faster (medians), "
-                    f"{up['rtf_min'] / row['rtf_min']:.2f}x (best runs)",
+                    f"{up['rtf_min'] / row['rtf_min']:.2f}x (best runs), "
+                    f"{up['cpu_rtf'] / row['cpu_rtf']:.2f}x less CPU time",
                     flush=True,
                 )
             report.append(row)
