@@ -1,7 +1,7 @@
 """GigaAM v3 encoder and heads as ONNX graphs, built from the checkpoint's numpy weights.
 
 No torch and no exporter: every node is written here with the ``onnx`` helpers, so the graph
-has exactly the shape we want ONNX Runtime to see (``../shared/docs/performance.md``):
+has exactly the shape we want ONNX Runtime to see (the measurements are in ``docs/design.md``):
 
 * the residual stream is kept 2-D ``[B·T, D]`` so every linear layer is one ``Gemm`` (bias
   fused) or, with int8, one ``DynamicQuantizeMatMul`` — the 1×1 convolutions too; linears that
