@@ -19,6 +19,7 @@ from typing import Literal
 from gigaam_api.api.errors import model_not_loaded, queue_full, shutting_down
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.config import Settings
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
@@ -28,6 +29,17 @@ log = logging.getLogger(__name__)
 State = Literal["loading", "ready", "failed", "stopped"]
 #: Builds the model from settings; the default downloads/loads the real weights.
 Loader = Callable[[Settings], AsrModel]
+
+
+def combine_samples(settings: Settings) -> int:
+    """Padded samples one worker turn may combine: the audio of one full pipeline batch.
+
+    That is what the activations of a single request's batch may already need, so combining
+    short requests never makes a model call bigger than one long request's (0: combining off).
+    """
+    if not settings.batch_combine:
+        return 0
+    return round(settings.batch_size * settings.vad_max_duration * SAMPLE_RATE)
 
 
 class ModelService:
@@ -69,7 +81,10 @@ class ModelService:
             log.exception("model %s failed to load", self.settings.model)
             return
         scheduler: Scheduler[Result] = Scheduler(
-            model.transcribe, self.settings.max_queue, on_batch=self.metrics.observe_batch
+            model.transcribe,
+            self.settings.max_queue,
+            on_batch=self.metrics.observe_batch,
+            combine_samples=combine_samples(self.settings),
         )
         with self._lock:
             if self.state != "loading":  # shut down while loading: never start the worker
