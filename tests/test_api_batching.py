@@ -120,6 +120,8 @@ class Burst:
         self.app, self.url, self.gate = app, url, gate
         self.responses: dict[str, httpx.Response] = {}
         self.threads: list[threading.Thread] = []
+        while gate.entered.acquire(blocking=False):  # forget the calls made while it was open
+            pass
         gate.open.clear()
         self.start("blocker", CLIPS[0])
         assert gate.entered.acquire(timeout=TIMEOUT), "the blocker never reached the model"
@@ -136,9 +138,6 @@ class Burst:
         self.gate.open.set()
         for thread in self.threads:
             thread.join(TIMEOUT)
-        # the calls after the blocker's also passed the gate's semaphore: drain it
-        while self.gate.entered.acquire(blocking=False):
-            pass
 
 
 def records(app: FastAPI, prefix: str) -> list[ServedBatch]:
