@@ -27,6 +27,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -125,6 +126,7 @@ def main() -> None:
         batch_size=4,
         max_queue=max(args.clips, len(MIXED)) + 1,
         log_level="WARNING",
+        jobs_dir=Path(tempfile.mkdtemp(prefix="gigaam-bench-jobs-")),
     )
     modes = {"before": 0, "after": combine_samples(settings)}
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
