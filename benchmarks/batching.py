@@ -15,6 +15,9 @@ sets), interleaved round by round so that the shared machine's load falls on bot
 * **Long file**: corpus speech tiled to ``--minutes`` (16 kHz mono WAV), one synchronous
   request; wall time and the padding share (padded samples ÷ samples computed, from the
   worker's records).
+* ``--engine``: instead of the above, the model alone (no server): seconds per clip when the
+  same 2.7 s of speech runs as a batch of 1, 4 and 16, interleaved — what combining can gain
+  at most on this CPU.
 
 Usage::
 
@@ -108,6 +111,32 @@ def padding(records: list[ServedBatch]) -> tuple[float, int]:
     return (computed - real) / computed if computed else 0.0, len({r.call for r in records})
 
 
+def engine(threads: int, rounds: int) -> None:
+    import numpy as np
+
+    from gigaam_api.audio import load_audio
+    from gigaam_api.model import load_model
+
+    model = load_model(
+        checkpoint(), quantize_int8=True, num_threads=threads, cache_dir=CACHE / "models"
+    )
+    speech = load_audio(SHARED / "corpus" / "longform" / "longform_espeak_ru.wav")
+    clip = (speech[16000 : 16000 + 43200] / 32768.0).astype(np.float32)
+    model.transcribe([clip])
+    per_clip: dict[int, list[float]] = {1: [], 4: [], 16: []}
+    for _ in range(rounds):
+        for size in per_clip:
+            for _ in range(3):
+                started = time.perf_counter()
+                model.transcribe([clip] * size)
+                per_clip[size].append((time.perf_counter() - started) / size)
+    for size, values in per_clip.items():
+        print(
+            f"batch of {size:2d}: {statistics.median(values):.3f} s per clip median, "
+            f"{min(values):.3f} best"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -115,7 +144,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--engine", action="store_true", help="the model alone, batch 1/4/16")
     args = parser.parse_args()
+    if args.engine:
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        engine(args.threads, args.rounds)
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
+        return
     long = long_input(args.minutes)
     settings = load_settings(
         _env_file=None,
