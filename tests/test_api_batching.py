@@ -144,9 +144,17 @@ def records(app: FastAPI, prefix: str) -> list[ServedBatch]:
     return [r for r in scheduler(app).served if r.request_id.startswith(prefix)]
 
 
+def batch_seconds_count(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("gigaam_inference_batch_seconds_count"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no inference histogram in /metrics")
+
+
 def test_concurrent_short_requests_are_combined_and_each_text_is_its_own(
     app: FastAPI, url: str, gate: Gate, alone: list[str]
 ) -> None:
+    observed_before = batch_seconds_count(url)
     burst = Burst(app, url, gate)
     for i, clip in enumerate(CLIPS):
         burst.start(f"burst-{i}", clip)
@@ -169,6 +177,8 @@ def test_concurrent_short_requests_are_combined_and_each_text_is_its_own(
         computed = sum(r.computed_samples for r in mine)
         padded = computed - sum(r.audio_samples for r in mine)
         assert padded <= MAX_PADDING_SHARE * computed
+    # the model-time histogram counts calls, not the batches that shared them
+    assert batch_seconds_count(url) == observed_before + 1 + len(calls)
 
 
 def test_a_client_leaving_does_not_disturb_the_others_in_its_turn(
