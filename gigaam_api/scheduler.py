@@ -25,8 +25,9 @@ while a long work runs then waits for at most about one budget (one ~22 s chunk 
 instead of a whole batch of four. While interactive tickets are admitted, slices are at most
 one wave. With a fast model the budget holds the whole batch, so nothing is lost.
 
-Combined calls (``combine_samples`` > 0). On a CPU a 3 s clip alone is a 75-frame GEMM at low
-efficiency, so many short requests run faster together. When the worker takes an interactive
+Combined calls (``combine_samples`` > 0). Every model call has a fixed cost and a 3 s clip
+alone is a 75-frame GEMM, so short requests can run faster together (how much depends on the
+hardware: little on a 2-core CPU, ``benchmarks/README.md``). When the worker takes an interactive
 ticket's batch it also takes the next pending batch of every other interactive ticket, in ring
 order, while the waves taken stay within ``combine_samples`` padded samples (the audio of one
 full pipeline batch in the server) — a batch that does not fit is left where it is and heads
