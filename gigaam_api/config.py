@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     weights_url: str = OFFICIAL_WEIGHTS_URL
     quantize_int8: bool = False
     batch_size: int = Field(default=4, ge=1, le=64)
+    #: Let the worker combine concurrent requests' batches into one model call (up to the
+    #: audio of one full batch, BATCH_SIZE × VAD_MAX_DURATION) and group waves by length.
+    batch_combine: bool = True
     num_threads: int = Field(default=4, ge=1, le=256)
     max_upload_mb: int = Field(default=2048, ge=1)
     #: Where uploads are spooled (each server in a folder of its own, see api/spool.py);

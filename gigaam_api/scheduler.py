@@ -24,6 +24,23 @@ least one wave), re-checking for interactive work between slices: a 3 s clip tha
 while a long work runs then waits for at most about one budget (one ~22 s chunk on a slow CPU)
 instead of a whole batch of four. While interactive tickets are admitted, slices are at most
 one wave. With a fast model the budget holds the whole batch, so nothing is lost.
+
+Combined calls (``combine_samples`` > 0). Every model call has a fixed cost and a 3 s clip
+alone is a 75-frame GEMM, so short requests can run faster together (how much depends on the
+hardware: little on a 2-core CPU, ``benchmarks/README.md``). When the worker takes an interactive
+ticket's batch it also takes the next pending batch of every other interactive ticket, in ring
+order, while the waves taken stay within ``combine_samples`` padded samples (the audio of one
+full pipeline batch in the server) — a batch that does not fit is left where it is and heads
+the next turn. The waves taken are then planned into model calls by length
+(:func:`gigaam_api.batching.plan_calls`): similar lengths share a call, so a clip is not padded
+to a long chunk, and a single batch of chunks of very different lengths is split the same way.
+Round-robin order is kept (a combined turn serves the next tickets of the ring at once), as is
+background work's place (never combined, only when no interactive batch waits). A ticket
+cancelled while its waves wait for a later call of the turn loses those waves; a call in flight
+finishes for the others. If a combined call fails, each owner's waves are run again alone, so
+an error reaches only the request whose audio causes it. :attr:`Scheduler.served` gets one
+:class:`ServedBatch` per owner and call, with the call's number (``call``) and how many owners
+shared it (``owners``).
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from gigaam_api.batching import MAX_PADDING_SHARE, plan_calls
 from gigaam_api.cancellation import Cancelled
 
 R = TypeVar("R")
@@ -68,11 +86,13 @@ class SchedulerClosed(SchedulerError):
 
 @dataclass(frozen=True, slots=True)
 class ServedBatch:
-    """One batch the worker ran, in serving order.
+    """One batch (or the part of it in one model call) the worker ran, in serving order.
 
-    ``waited`` counts the batches (of any request) the worker finished between this batch's
-    submission and its start: with round-robin it is at most the number of other active
-    requests, which is what the fairness tests assert.
+    ``waited`` counts the model calls the worker finished between this batch's submission and
+    its start: with round-robin it is at most the number of other active requests, which is
+    what the fairness tests assert. ``call`` numbers the model calls (records of batches
+    combined into one call share it), ``owners`` is how many batches shared that call and
+    ``seconds`` is the call's time (the same for all of them).
     """
 
     request_id: str
@@ -81,6 +101,15 @@ class ServedBatch:
     waited: int
     seconds: float
     background: bool = False
+    call: int = 0
+    owners: int = 1
+    #: Position of this batch among the call's owners (0: the one whose turn it was).
+    part: int = 0
+    #: Samples the call computed (its waves padded to the longest) and samples of real audio.
+    computed_samples: int = 0
+    audio_samples: int = 0
+    #: The call failed and its owners' waves were run again alone (recorded separately).
+    failed: bool = False
 
 
 class _BatchWork(Generic[R]):
@@ -195,14 +224,22 @@ class Scheduler(Generic[R]):
         record_limit: int = 10_000,
         name: str = "inference-worker",
         background_budget_s: float = 1.0,
+        combine_samples: int = 0,
+        max_padding: float = MAX_PADDING_SHARE,
     ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
         if not background_budget_s > 0:
             raise ValueError("background_budget_s must be positive")
+        if combine_samples < 0 or max_padding < 0:
+            raise ValueError("combine_samples and max_padding must not be negative")
         self._infer_fn = infer_fn
         self.max_active = max_active
         self.background_budget_s = background_budget_s
+        #: Padded samples one turn may take from several interactive tickets (0: no combining,
+        #: one batch per turn and one model call per batch, as before combining existed).
+        self.combine_samples = combine_samples
+        self.max_padding = max_padding
         #: Seconds per wave of background work (moving average): sizes the slices.
         self._wave_seconds: float | None = None
         self._on_batch = on_batch
@@ -211,6 +248,7 @@ class Scheduler(Generic[R]):
         self._ring: deque[Ticket[R]] = deque()
         self._served: deque[ServedBatch] = deque(maxlen=record_limit)
         self._served_total = 0
+        self._calls = 0
         self._busy = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -277,8 +315,15 @@ class Scheduler(Generic[R]):
 
     @property
     def served_total(self) -> int:
+        """Records ever added to :attr:`served` (one per batch and model call)."""
         with self._cond:
             return self._served_total
+
+    @property
+    def calls_total(self) -> int:
+        """Model calls run so far."""
+        with self._cond:
+            return self._calls
 
     # -- tickets -------------------------------------------------------------------------
 
@@ -298,7 +343,7 @@ class Scheduler(Generic[R]):
 
     def _submit(self, ticket: Ticket[R], batch: list[np.ndarray]) -> _BatchWork[R]:
         with self._cond:
-            work = _BatchWork(ticket, batch, ticket._batches, self._served_total)
+            work = _BatchWork(ticket, batch, ticket._batches, self._calls)
             if ticket._cancelled or ticket._closed:
                 work.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
                 return work
@@ -333,12 +378,12 @@ class Scheduler(Generic[R]):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def _next_work(self) -> tuple[_BatchWork[R], int] | None:
-        """Block until a batch is pending; take the next one (None: stop).
+    def _next_work(self) -> list[_Part[R]] | None:
+        """Block until a batch is pending; take this turn's work (None: stop).
 
         Interactive tickets round-robin first; a background ticket only when no interactive
-        batch waits. Returns the work and how many of its waves to run now: all of them, or one
-        slice of a background batch while interactive work is admitted.
+        batch waits. An interactive turn may take the next batch of several interactive
+        tickets (combining); a background turn takes one slice of one batch.
         """
         with self._cond:
             while not self._ring and not self._stopping:
@@ -346,16 +391,45 @@ class Scheduler(Generic[R]):
             if self._stopping:
                 return None
             ticket = next((t for t in self._ring if not t.background), self._ring[0])
-            self._ring.remove(ticket)
-            work = ticket._pending.popleft()
-            if ticket._pending:  # more batches from the same ticket wait for their next turn
-                self._ring.append(ticket)
-            ticket._running = work
+            taken = [ticket]
+            if not ticket.background and self.combine_samples > 0:
+                taken.extend(self._combinable(ticket))
+            parts: list[_Part[R]] = []
+            for owner in taken:
+                self._ring.remove(owner)
+                work = owner._pending.popleft()
+                owner._running = work
+                count = len(work.batch) - work.offset
+                if owner.background:
+                    count = min(count, self._background_slice())
+                parts.append(_Part(work, work.batch[work.offset : work.offset + count]))
+            for owner in taken:  # more batches of the same tickets wait for their next turn
+                if owner._pending:
+                    self._ring.append(owner)
             self._busy = True
-            count = len(work.batch) - work.offset
-            if ticket.background:
-                count = min(count, self._background_slice())
-            return work, count
+            return parts
+
+    def _combinable(self, first: Ticket[R]) -> list[Ticket[R]]:
+        """Other interactive tickets whose next batch joins ``first``'s turn, in ring order.
+
+        The turn's waves, padded to the longest, stay within ``combine_samples`` (or within
+        the first batch alone, if that is larger); a batch that would not fit is skipped and
+        keeps its place at the head of the ring.
+        """
+        waves = first._pending[0].batch
+        count, longest = len(waves), max((len(w) for w in waves), default=0)
+        limit = max(self.combine_samples, count * longest)
+        joined: list[Ticket[R]] = []
+        for ticket in self._ring:
+            if ticket is first or ticket.background:
+                continue
+            batch = ticket._pending[0].batch
+            new_count = count + len(batch)
+            new_longest = max([longest, *(len(w) for w in batch)])
+            if new_count * new_longest <= limit:
+                joined.append(ticket)
+                count, longest = new_count, new_longest
+        return joined
 
     def _background_slice(self) -> int:
         """Waves of background work that fit the time budget (one while interactive waits)."""
@@ -370,55 +444,145 @@ class Scheduler(Generic[R]):
             self._ring.appendleft(ticket)
         ticket._pending.appendleft(work)
 
+    def _plan(self, parts: list[_Part[R]]) -> list[list[tuple[int, int]]]:
+        """This turn's model calls, each a list of (part, wave) positions."""
+        flat = [(p, w) for p, part in enumerate(parts) for w in range(len(part.waves))]
+        if self.combine_samples <= 0:  # as before combining existed: one call per batch
+            return [[(p, w) for p2, w in flat if p2 == p] for p in range(len(parts))]
+        lengths = [len(parts[p].waves[w]) for p, w in flat]
+        groups = plan_calls(lengths, max_padding=self.max_padding)
+        return [[flat[i] for i in group] for group in groups]
+
     def _run(self) -> None:
         while True:
-            taken = self._next_work()
-            if taken is None:
+            parts = self._next_work()
+            if parts is None:
                 return
-            work, count = taken
-            waves = work.batch[work.offset : work.offset + count]
-            start = time.perf_counter()
-            result: list[R] | None = None
-            error: BaseException | None = None
-            try:
-                result = self._infer_fn(waves)
-            except Exception as exc:  # delivered to the request that owns the batch
-                error = exc
-            seconds = time.perf_counter() - start
+            for call in self._plan(parts):
+                self._run_call(parts, call, retry_alone=True)
+            records: list[ServedBatch] = []
             with self._cond:
-                record = ServedBatch(
-                    request_id=work.ticket.request_id,
-                    batch_index=work.index,
-                    size=len(waves),
-                    waited=self._served_total - work.submitted_at,
-                    seconds=seconds,
-                    background=work.ticket.background,
+                for part in parts:
+                    records.extend(part.records)
+                    self._settle(part)
+                self._busy = False
+                self._cond.notify_all()
+            if self._on_batch is not None:
+                for record in records:
+                    try:
+                        self._on_batch(record)
+                    except Exception:
+                        log.exception("on_batch callback failed")
+
+    def _run_call(
+        self, parts: list[_Part[R]], call: list[tuple[int, int]], *, retry_alone: bool
+    ) -> None:
+        """Run one model call over ``call``'s waves; results and records go to the parts."""
+        with self._cond:  # waves of a ticket cancelled meanwhile are not computed
+            call = [(p, w) for p, w in call if not parts[p].failed_or_cancelled]
+        if not call:
+            return
+        waves = [parts[p].waves[w] for p, w in call]
+        start = time.perf_counter()
+        result: list[R] | None = None
+        error: BaseException | None = None
+        try:
+            result = self._infer_fn(waves)
+        except Exception as exc:  # delivered to the request(s) that own the waves
+            error = exc
+        seconds = time.perf_counter() - start
+        owners = sorted({p for p, _ in call})
+        if error is not None and retry_alone and len(owners) > 1:
+            # a combined call failed: run each owner's waves alone, so the error reaches only
+            # the request whose audio causes it (the failed call is recorded all the same)
+            self._record(parts, call, seconds, failed=True)
+            for p in owners:
+                self._run_call(parts, [(q, w) for q, w in call if q == p], retry_alone=False)
+            return
+        self._record(parts, call, seconds, failed=False)
+        with self._cond:
+            if error is not None:
+                for p in owners:
+                    parts[p].error = error
+                return
+            assert result is not None
+            for (p, w), value in zip(call, result, strict=True):
+                parts[p].results[w] = value
+                parts[p].filled += 1
+
+    def _record(
+        self, parts: list[_Part[R]], call: list[tuple[int, int]], seconds: float, *, failed: bool
+    ) -> None:
+        longest = max(len(parts[p].waves[w]) for p, w in call)
+        owners = sorted({p for p, _ in call})
+        with self._cond:
+            for position, p in enumerate(owners):
+                mine = [w for q, w in call if q == p]
+                work = parts[p].work
+                parts[p].records.append(
+                    ServedBatch(
+                        request_id=work.ticket.request_id,
+                        batch_index=work.index,
+                        size=len(mine),
+                        waited=self._calls - work.submitted_at,
+                        seconds=seconds,
+                        background=work.ticket.background,
+                        call=self._calls,
+                        owners=len(owners),
+                        part=position,
+                        computed_samples=len(mine) * longest,
+                        audio_samples=sum(len(parts[p].waves[w]) for w in mine),
+                        failed=failed,
+                    )
                 )
-                self._served_total += 1
-                self._served.append(record)
-                if work.ticket.background and waves:
-                    per_wave = seconds / len(waves)
+                if work.ticket.background and mine and not failed:
+                    per_wave = seconds / len(mine)
                     previous = self._wave_seconds
                     self._wave_seconds = (
                         per_wave if previous is None else 0.7 * previous + 0.3 * per_wave
                     )
-                work.ticket._running = None
-                self._busy = False
-                if error is None and result is not None:
-                    work.partial.extend(result)
-                    work.offset += len(waves)
-                    if work.offset < len(work.batch):
-                        if not work.done.is_set() and not self._stopping:
-                            self._requeue(work)
-                            work.submitted_at = self._served_total
-                        elif not work.done.is_set():
-                            work.finish(None, SchedulerClosed())
-                    else:
-                        work.finish(work.partial, None)
-                else:
-                    work.finish(None, error)
-            if self._on_batch is not None:
-                try:
-                    self._on_batch(record)
-                except Exception:
-                    log.exception("on_batch callback failed")
+            self._calls += 1
+            for p in owners:
+                self._served_total += 1
+                self._served.append(parts[p].records[-1])
+
+    def _settle(self, part: _Part[R]) -> None:
+        """After the turn: deliver a part's results or error, or requeue a background batch."""
+        work = part.work
+        work.ticket._running = None
+        if part.error is not None:
+            work.finish(None, part.error)
+            return
+        if work.done.is_set():
+            return
+        if part.filled < len(part.waves):  # defensive: every call of a live part has run
+            work.finish(None, SchedulerClosed())
+            return
+        work.partial.extend(part.results)  # type: ignore[arg-type]  # all filled
+        work.offset += len(part.waves)
+        if work.offset < len(work.batch):
+            if self._stopping:
+                work.finish(None, SchedulerClosed())
+            else:
+                self._requeue(work)
+                work.submitted_at = self._calls
+        else:
+            work.finish(work.partial, None)
+
+
+class _Part(Generic[R]):
+    """The waves of one batch taken in this turn, their results and records."""
+
+    __slots__ = ("error", "filled", "records", "results", "waves", "work")
+
+    def __init__(self, work: _BatchWork[R], waves: Sequence[np.ndarray]) -> None:
+        self.work = work
+        self.waves = list(waves)
+        self.results: list[R | None] = [None] * len(self.waves)
+        self.filled = 0
+        self.error: BaseException | None = None
+        self.records: list[ServedBatch] = []
+
+    @property
+    def failed_or_cancelled(self) -> bool:
+        return self.error is not None or self.work.done.is_set()

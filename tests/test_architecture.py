@@ -88,13 +88,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "catalogue": set(),
     "logging": set(),
     "web": set(),  # the page is a client of the HTTP API, never of its code
+    "batching": set(),
     "transcript": {"options"},
     "formats": {"transcript", "options"},
     "chunking": {"options", "constants"},
     "audio": {"constants"},
     "vad": {"constants", "onnx_session"},
     "model": {"constants", "onnx_session", "catalogue", "transcript", "options"},
-    "scheduler": {"cancellation"},
+    "scheduler": {"cancellation", "batching"},
     "config": {"catalogue", "formats", "options", "transcript"},
     "weights": {"catalogue", "config", "formats", "options", "transcript"},
     "pipeline": {

@@ -53,7 +53,7 @@ class GatedModel:
         self.entered.release()
         if self.gated and not self.permits.acquire(timeout=WAIT):
             raise TimeoutError("test never released this batch")
-        if self.fail_on is not None and float(batch[0][0]) == self.fail_on:
+        if self.fail_on is not None and any(float(w[0]) == self.fail_on for w in batch):
             raise ValueError("model exploded")
         return [float(w[0]) for w in batch]
 
@@ -61,22 +61,22 @@ class GatedModel:
         assert self.entered.acquire(timeout=WAIT), "worker never started the batch"
 
 
-def wave(value: float) -> np.ndarray:
-    return np.full(4, value, dtype=np.float32)
+def wave(value: float, length: int = 4) -> np.ndarray:
+    return np.full(length, value, dtype=np.float32)
 
 
 class Caller:
     """Runs ticket.infer on its own thread (as a pipeline thread would) and keeps the outcome."""
 
-    def __init__(self, ticket: Ticket[float], values: list[float]) -> None:
+    def __init__(self, ticket: Ticket[float], values: list[float], length: int = 4) -> None:
         self.result: list[float] | None = None
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(ticket, values), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(ticket, values, length), daemon=True)
         self.thread.start()
 
-    def _run(self, ticket: Ticket[float], values: list[float]) -> None:
+    def _run(self, ticket: Ticket[float], values: list[float], length: int) -> None:
         try:
-            self.result = ticket.infer([wave(v) for v in values])
+            self.result = ticket.infer([wave(v, length) for v in values])
         except BaseException as exc:
             self.error = exc
 
@@ -290,3 +290,210 @@ def test_on_batch_sees_every_batch_and_its_failures_are_contained() -> None:
 def test_invalid_capacity_is_refused() -> None:
     with pytest.raises(ValueError):
         Scheduler(GatedModel(), max_active=0)
+
+
+# -- combined calls (several interactive batches in one model call) -----------------------
+
+
+@pytest.fixture
+def combining(model: GatedModel) -> Iterator[Scheduler[float]]:
+    """A scheduler that combines up to 64 padded samples per turn (16 waves of 4 samples)."""
+    sched: Scheduler[float] = Scheduler(model, max_active=8, combine_samples=64).start()
+    yield sched
+    model.gated = False
+    for _ in range(64):
+        model.permits.release()
+    sched.stop()
+
+
+def calls(scheduler: Scheduler[float]) -> list[list[tuple[str, int, int]]]:
+    """The served records grouped by model call: [(request, batch index, waves), ...] each."""
+    grouped: dict[int, list[tuple[str, int, int]]] = {}
+    for record in scheduler.served:
+        grouped.setdefault(record.call, []).append(
+            (record.request_id, record.batch_index, record.size)
+        )
+    return list(grouped.values())
+
+
+def queue_behind_blocker(
+    scheduler: Scheduler[float], model: GatedModel, batches: list[tuple[str, list[float], int]]
+) -> tuple[Caller, dict[str, Ticket[float]], list[Caller]]:
+    """Occupy the worker, then submit ``(request, values, wave length)`` batches in order."""
+    first = Caller(scheduler.admit("blocker"), [0.0])
+    model.wait_entered()
+    tickets: dict[str, Ticket[float]] = {}
+    callers: list[Caller] = []
+    for i, (name, values, length) in enumerate(batches):
+        if name not in tickets:
+            tickets[name] = scheduler.admit(name)
+        callers.append(Caller(tickets[name], values, length))
+        wait_pending(scheduler, i + 1)
+    return first, tickets, callers
+
+
+def test_waiting_interactive_batches_share_one_model_call(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    blocker, _, callers = queue_behind_blocker(
+        combining, model, [("a", [1.0], 4), ("b", [2.0, 3.0], 4), ("c", [4.0], 4)]
+    )
+    model.gated = False
+    model.permits.release()
+    assert blocker.join().result == [0.0]
+    assert [c.join().result for c in callers] == [[1.0], [2.0, 3.0], [4.0]]
+    assert model.calls == [[0.0], [1.0, 2.0, 3.0, 4.0]]
+    assert calls(combining) == [[("blocker", 0, 1)], [("a", 0, 1), ("b", 0, 2), ("c", 0, 1)]]
+    combined = [r for r in combining.served if r.request_id != "blocker"]
+    assert [(r.owners, r.part, r.waited) for r in combined] == [(3, 0, 1), (3, 1, 1), (3, 2, 1)]
+    assert combining.calls_total == 2 and combining.served_total == 4
+
+
+def test_combined_turns_keep_round_robin_one_batch_per_ticket(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    # "a" floods the queue with three concurrent batches, "b" and "c" submit one each
+    batches = [("a", [10.0], 4), ("a", [11.0], 4), ("a", [12.0], 4)]
+    batches += [("b", [20.0], 4), ("c", [30.0], 4)]
+    blocker, _, callers = queue_behind_blocker(combining, model, batches)
+    model.gated = False
+    model.permits.release()
+    for caller in [blocker, *callers]:
+        assert caller.join().error is None
+    assert calls(combining) == [
+        [("blocker", 0, 1)],
+        [("a", 0, 1), ("b", 0, 1), ("c", 0, 1)],
+        [("a", 1, 1)],
+        [("a", 2, 1)],
+    ]
+
+
+def test_a_batch_too_big_to_combine_heads_the_next_turn(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    # "big" (4 waves of 16 samples = the whole 64-sample budget) cannot join "a"'s turn, "c" can
+    batches = [("a", [1.0], 4), ("big", [5.0, 6.0, 7.0, 8.0], 16), ("c", [3.0], 4)]
+    blocker, _, callers = queue_behind_blocker(combining, model, batches)
+    model.gated = False
+    model.permits.release()
+    for caller in [blocker, *callers]:
+        assert caller.join().error is None
+    assert calls(combining) == [
+        [("blocker", 0, 1)],
+        [("a", 0, 1), ("c", 0, 1)],
+        [("big", 0, 4)],
+    ]
+    big = next(r for r in combining.served if r.request_id == "big")
+    assert big.waited == 2  # one turn more than round-robin alone would give it, never more
+
+
+def test_waves_of_different_lengths_go_to_separate_calls(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    # a 4-sample clip is not padded to 16 samples: the turn is planned as two calls
+    batches = [("long", [5.0, 6.0], 16), ("clip", [1.0], 4), ("long2", [7.0], 15)]
+    blocker, _, callers = queue_behind_blocker(combining, model, batches)
+    model.gated = False
+    model.permits.release()
+    assert blocker.join().result == [0.0]
+    assert [c.join().result for c in callers] == [[5.0, 6.0], [1.0], [7.0]]
+    assert model.calls[1:] == [[5.0, 6.0, 7.0], [1.0]]
+    assert calls(combining)[1:] == [[("long", 0, 2), ("long2", 0, 1)], [("clip", 0, 1)]]
+    records = {r.request_id: r for r in combining.served}
+    assert (records["long2"].computed_samples, records["long2"].audio_samples) == (16, 15)
+    assert (records["clip"].computed_samples, records["clip"].audio_samples) == (4, 4)
+
+
+def test_one_requests_batch_is_split_by_length(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    model.gated = False
+    with combining.admit("r") as ticket:
+        batch = [wave(1.0, 40), wave(2.0, 8), wave(3.0, 39), wave(4.0, 9)]
+        assert ticket.infer(batch) == [1.0, 2.0, 3.0, 4.0]  # results in the batch's order
+    assert model.calls == [[1.0, 3.0], [2.0, 4.0]]
+    assert calls(combining) == [[("r", 0, 2)], [("r", 0, 2)]]
+
+
+def test_cancelling_one_owner_of_a_combined_call_spares_the_others(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    blocker, tickets, callers = queue_behind_blocker(
+        combining, model, [("a", [1.0], 4), ("b", [2.0], 4)]
+    )
+    model.permits.release()
+    assert blocker.join().result == [0.0]
+    model.wait_entered()  # a and b are inside one model call now
+    assert model.calls[-1] == [1.0, 2.0]
+    tickets["a"].cancel()
+    assert isinstance(callers[0].join().error, Cancelled)  # woken while the call runs
+    model.gated = False
+    model.permits.release()
+    assert callers[1].join().result == [2.0]
+    assert tickets["b"].infer([wave(3.0)]) == [3.0]
+    with pytest.raises(Cancelled):
+        tickets["a"].infer([wave(4.0)])
+    assert [r.request_id for r in combining.served if r.call == 1] == ["a", "b"]
+
+
+def test_a_cancelled_owner_s_waves_never_reach_a_later_call_of_the_turn(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    # two calls in one turn (lengths 16 and 4); the clip's owner cancels during the first
+    batches = [("long", [5.0], 16), ("clip", [1.0], 4), ("clip2", [2.0], 4)]
+    blocker, tickets, callers = queue_behind_blocker(combining, model, batches)
+    model.permits.release()
+    blocker.join()
+    model.wait_entered()
+    assert model.calls[-1] == [5.0]
+    tickets["clip"].cancel()
+    assert isinstance(callers[1].join().error, Cancelled)
+    model.gated = False
+    model.permits.release()
+    assert callers[0].join().result == [5.0]
+    assert callers[2].join().result == [2.0]
+    assert model.calls[-1] == [2.0]  # the cancelled clip was dropped from its call
+    assert [1.0] not in model.calls and all(1.0 not in call for call in model.calls)
+
+
+def test_a_failed_combined_call_is_retried_per_owner(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    model.fail_on = 13.0
+    batches = [("a", [1.0], 4), ("bad", [13.0], 4), ("c", [3.0], 4)]
+    blocker, _, callers = queue_behind_blocker(combining, model, batches)
+    model.gated = False
+    model.permits.release()
+    blocker.join()
+    good_a, bad, good_c = (c.join() for c in callers)
+    assert good_a.result == [1.0] and good_c.result == [3.0]
+    assert isinstance(bad.error, ValueError) and "model exploded" in str(bad.error)
+    assert model.calls[1:] == [[1.0, 13.0, 3.0], [1.0], [13.0], [3.0]]
+    failed = [r.request_id for r in combining.served if r.failed]
+    assert failed == ["a", "bad", "c"]
+    assert calls(combining)[2:] == [[("a", 0, 1)], [("bad", 0, 1)], [("c", 0, 1)]]
+
+
+def test_background_work_is_never_combined_and_waits_for_interactive_work(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    job = combining.admit("job", background=True)
+    running = Caller(job, [50.0])
+    model.wait_entered()  # the job's first wave runs; then more work queues up
+    job2 = combining.admit("job2", background=True)
+    queued_job = Caller(job2, [60.0])
+    wait_pending(combining, 1)
+    a, b = combining.admit("a"), combining.admit("b")
+    interactive = [Caller(a, [1.0]), Caller(b, [2.0])]
+    wait_pending(combining, 3)
+    model.gated = False
+    model.permits.release()
+    for caller in [running, queued_job, *interactive]:
+        assert caller.join().error is None
+    assert calls(combining) == [
+        [("job", 0, 1)],
+        [("a", 0, 1), ("b", 0, 1)],
+        [("job2", 0, 1)],
+    ]
+    for ticket in (job, job2, a, b):
+        ticket.close()

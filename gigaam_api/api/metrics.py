@@ -104,7 +104,8 @@ class Metrics:
 
     def observe_batch(self, batch: ServedBatch) -> None:
         """Scheduler ``on_batch`` hook (runs on the worker thread; prometheus is thread-safe)."""
-        self.inference_seconds.observe(batch.seconds)
+        if batch.part == 0:  # batches combined into one call share its time: count it once
+            self.inference_seconds.observe(batch.seconds)
         self.inference_chunks.inc(batch.size)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -26,6 +26,7 @@ from typing import Literal
 from gigaam_api.api.errors import model_not_loaded, queue_full, shutting_down
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.config import Settings
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.model.engine import DeviceError, EngineError, resolve_device
@@ -43,6 +44,17 @@ Loader = Callable[[Settings], AsrModel]
 RETRIED: tuple[type[Exception], ...] = (WeightsError, OSError)
 #: Failures no retry can fix: reported with their message (no traceback), not retried.
 CONFIGURATION: tuple[type[Exception], ...] = (DeviceError, EngineError)
+
+
+def combine_samples(settings: Settings) -> int:
+    """Padded samples one worker turn may combine: the audio of one full pipeline batch.
+
+    That is what the activations of a single request's batch may already need, so combining
+    short requests never makes a model call bigger than one long request's (0: combining off).
+    """
+    if not settings.batch_combine:
+        return 0
+    return round(settings.batch_size * settings.vad_max_duration * SAMPLE_RATE)
 
 
 class ModelService:
@@ -126,7 +138,10 @@ class ModelService:
         if model is None:
             return
         scheduler: Scheduler[Result] = Scheduler(
-            model.transcribe, self.settings.max_queue, on_batch=self.metrics.observe_batch
+            model.transcribe,
+            self.settings.max_queue,
+            on_batch=self.metrics.observe_batch,
+            combine_samples=combine_samples(self.settings),
         )
         with self._lock:
             if self.state != "loading":  # shut down while loading: never start the worker

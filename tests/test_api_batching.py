@@ -1,0 +1,217 @@
+"""Concurrent short requests share model calls on the real server, and each gets its own text.
+
+The server runs on loopback with the fixture v3_ctc checkpoint (fp32), as in
+``tests/test_api_concurrency.py``. To make "several requests wait at once" exact rather than
+timing-dependent, the model's ``transcribe`` is wrapped in a gate: the test closes it, sends a
+first request (the worker enters its call and waits at the gate), sends the others, waits until
+the scheduler holds all their batches, and opens the gate. The model itself is the real one;
+what was combined is read from the scheduler's ``served`` records.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+
+from gigaam_api.api.app import create_app
+from gigaam_api.batching import MAX_PADDING_SHARE
+from gigaam_api.config import Settings
+from gigaam_api.loading import load_model_from_settings
+from gigaam_api.model import AsrModel, Result
+from gigaam_api.scheduler import Scheduler, ServedBatch
+from tests.api_server import MULTIPART_HEADERS, real_model_settings, serve
+from tests.conftest import CORPUS_DIR
+from tests.helpers import wait_until
+from tests.test_api_concurrency import multipart_body, raw_request
+
+TIMEOUT = 120.0
+#: Short clips of about 3.2 s (16 kHz mono WAV), different recordings.
+CLIPS = [
+    CORPUS_DIR / "pisets" / "test_sound_ru.wav",
+    CORPUS_DIR / "edge_cases" / "pisets_clipped_+20dB_16k.wav",
+    CORPUS_DIR / "speech_to_phrase" / "stp_oov_4.wav",
+    CORPUS_DIR / "synthetic_espeak" / "wav16k" / "espeak_05_m1.wav",
+    CORPUS_DIR / "synthetic_espeak" / "wav16k" / "espeak_08_f4.wav",
+    CORPUS_DIR / "voicekit" / "wav16k" / "sample_4.wav",
+]
+
+
+class Gate:
+    """Holds the worker inside its model call while closed."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Semaphore(0)
+
+    def loader(self) -> Callable[[Settings], AsrModel]:
+        def load(settings: Settings) -> AsrModel:
+            model = load_model_from_settings(settings)
+            real = model.transcribe
+
+            def transcribe(waves: Any) -> list[Result]:
+                self.entered.release()
+                assert self.open.wait(TIMEOUT), "the test never opened the gate"
+                return real(waves)
+
+            model.transcribe = transcribe  # type: ignore[method-assign]
+            return model
+
+        return load
+
+
+@pytest.fixture(scope="module")
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture(scope="module")
+def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, gate: Gate) -> FastAPI:
+    settings = real_model_settings(golden_dir, tmp_path_factory.mktemp("models"), max_queue=8)
+    assert settings.batch_combine
+    return create_app(settings, loader=gate.loader(), tmp_dir=tmp_path_factory.mktemp("uploads"))
+
+
+@pytest.fixture(scope="module")
+def url(app: FastAPI) -> Iterator[str]:
+    with serve(app) as base:
+        assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        yield base
+
+
+def scheduler(app: FastAPI) -> Scheduler[Any]:
+    sched: Scheduler[Any] | None = app.state.ctx.service.scheduler
+    assert sched is not None
+    return sched
+
+
+def post(url: str, path: Path, request_id: str) -> httpx.Response:
+    with path.open("rb") as fh:
+        return httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            files={"file": (path.name, fh)},
+            headers={"x-request-id": request_id},
+            timeout=TIMEOUT,
+        )
+
+
+@pytest.fixture(scope="module")
+def alone(url: str) -> list[str]:
+    """Each clip's text when it is the only request (the gate is open: nothing waits)."""
+    texts = []
+    for i, clip in enumerate(CLIPS):
+        response = post(url, clip, f"alone-{i}")
+        assert response.status_code == 200
+        texts.append(response.json()["text"])
+    return texts
+
+
+class Burst:
+    """Posts requests on threads while the worker is held at the gate."""
+
+    def __init__(self, app: FastAPI, url: str, gate: Gate) -> None:
+        self.app, self.url, self.gate = app, url, gate
+        self.responses: dict[str, httpx.Response] = {}
+        self.threads: list[threading.Thread] = []
+        while gate.entered.acquire(blocking=False):  # forget the calls made while it was open
+            pass
+        gate.open.clear()
+        self.start("blocker", CLIPS[0])
+        assert gate.entered.acquire(timeout=TIMEOUT), "the blocker never reached the model"
+
+    def start(self, request_id: str, path: Path) -> None:
+        def run() -> None:
+            self.responses[request_id] = post(self.url, path, request_id)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def release(self) -> None:
+        self.gate.open.set()
+        for thread in self.threads:
+            thread.join(TIMEOUT)
+
+
+def records(app: FastAPI, prefix: str) -> list[ServedBatch]:
+    return [r for r in scheduler(app).served if r.request_id.startswith(prefix)]
+
+
+def batch_seconds_count(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("gigaam_inference_batch_seconds_count"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no inference histogram in /metrics")
+
+
+def test_concurrent_short_requests_are_combined_and_each_text_is_its_own(
+    app: FastAPI, url: str, gate: Gate, alone: list[str]
+) -> None:
+    observed_before = batch_seconds_count(url)
+    burst = Burst(app, url, gate)
+    for i, clip in enumerate(CLIPS):
+        burst.start(f"burst-{i}", clip)
+    wait_until(lambda: scheduler(app).pending_batches == len(CLIPS), what="all clips queued")
+    burst.release()
+    for i in range(len(CLIPS)):
+        response = burst.responses[f"burst-{i}"]
+        assert response.status_code == 200
+        assert response.json()["text"] == alone[i]
+    served = records(app, "burst-")
+    assert sorted(r.request_id for r in served) == [f"burst-{i}" for i in range(len(CLIPS))]
+    calls = {r.call for r in served}
+    assert len(calls) < len(CLIPS)  # combined: fewer model calls than requests
+    assert max(r.owners for r in served) >= 2
+    blocker_call = next(r.call for r in records(app, "blocker"))
+    # all of them in the turn right after the blocker's call: consecutive call numbers
+    assert sorted(calls) == list(range(blocker_call + 1, blocker_call + 1 + len(calls)))
+    for call in calls:  # each call was planned within the padding limit
+        mine = [r for r in served if r.call == call]
+        computed = sum(r.computed_samples for r in mine)
+        padded = computed - sum(r.audio_samples for r in mine)
+        assert padded <= MAX_PADDING_SHARE * computed
+    # the model-time histogram counts calls, not the batches that shared them
+    assert batch_seconds_count(url) == observed_before + 1 + len(calls)
+
+
+def test_a_client_leaving_does_not_disturb_the_others_in_its_turn(
+    app: FastAPI, url: str, gate: Gate, alone: list[str]
+) -> None:
+    burst = Burst(app, url, gate)
+    port = int(url.rsplit(":", 1)[1])
+    leaver = raw_request(port, multipart_body(CLIPS[1]), "leave-1", MULTIPART_HEADERS)
+    for i in (0, 2, 3):
+        burst.start(f"stay-{i}", CLIPS[i])
+    wait_until(lambda: scheduler(app).pending_batches == 4, what="all clips queued")
+    leaver.close()  # the client goes away while its batch waits for the combined call
+    wait_until(lambda: scheduler(app).pending_batches == 3, what="the leaver's batch dropped")
+    burst.release()
+    for i in (0, 2, 3):
+        response = burst.responses[f"stay-{i}"]
+        assert response.status_code == 200 and response.json()["text"] == alone[i]
+    assert records(app, "leave-") == []  # its audio never reached the model
+    assert len({r.call for r in records(app, "stay-")}) < 3
+    wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
+
+
+def test_combining_can_be_switched_off(golden_dir: Path, tmp_path: Path) -> None:
+    settings = real_model_settings(golden_dir, tmp_path, batch_combine=False)
+    app = create_app(settings, tmp_dir=tmp_path)
+    service = app.state.ctx.service
+    service.start()
+    try:
+        assert service.wait_loaded(TIMEOUT), service.error
+        assert scheduler(app).combine_samples == 0
+        waves = [np.zeros(16000, np.float32), np.zeros(4000, np.float32)]
+        with scheduler(app).admit("off") as ticket:
+            ticket.infer(waves)
+        assert [(r.size, r.owners) for r in scheduler(app).served] == [(2, 1)]  # one call
+    finally:
+        service.stop()
