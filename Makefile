@@ -13,7 +13,7 @@ NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .e
 NATIVE_JOBS_DIR = if [ -z "$${JOBS_DIR:-}" ] && ! grep -qs '^JOBS_DIR=' .env; then export JOBS_DIR=./data/jobs; fi
 
 
-.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker up down logs lock clean
+.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker image-test up down logs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -61,6 +61,9 @@ download-weights-local: install  ## download MODEL's weights into MODELS_DIR (de
 
 build-docker:  ## build the Docker image
 	docker build -t gigaam-api:latest .
+
+image-test:  ## build the image with podman and run it (root, Debian 12; see scripts/image-test.sh)
+	scripts/image-test.sh
 
 up:  ## start with docker compose
 	docker compose up -d

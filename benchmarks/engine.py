@@ -151,7 +151,7 @@ def _calibrate(task: dict[str, Any]) -> dict[str, Any]:
 
     model = load_model(task["checkpoint"], num_threads=2)
     feats, lens = model.features(chunks())
-    (enc_proj, enc_lens) = model._encoder.run(feats, lens, ["enc_proj", "encoded_lengths"])
+    (enc_proj, enc_lens) = model.encoder.run(feats, lens, ["enc_proj", "encoded_lengths"])
     step, blank = model.step, model.blank_id
     assert step is not None
     frames = int(enc_lens.sum())
@@ -183,7 +183,8 @@ def _gemm_peak(task: dict[str, Any]) -> dict[str, Any]:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from gigaam_api.model.engine import session_options
+    from gigaam_api.model.engine import effective_threads
+    from gigaam_api.onnx_session import session_options
 
     m, k, n = 1500, 768, 3072
     rng = np.random.default_rng(0)
@@ -222,7 +223,7 @@ def _gemm_peak(task: dict[str, Any]) -> dict[str, Any]:
         model.ir_version = 8
         session = ort.InferenceSession(
             model.SerializeToString(),
-            session_options(task["threads"]),
+            session_options(effective_threads(task["threads"])),
             providers=["CPUExecutionProvider"],
         )
         times = []
@@ -295,7 +296,7 @@ def _profile(model: Any, waves: list[np.ndarray]) -> dict[str, float]:
     """ORT op-type share of one encoder run (ms)."""
     import onnxruntime as ort
 
-    from gigaam_api.model.engine import session_options
+    from gigaam_api.onnx_session import session_options
 
     options = session_options(model.num_threads)
     options.enable_profiling = True

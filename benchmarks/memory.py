@@ -1,7 +1,7 @@
 """Peak memory and wall time of the streaming pipeline on 1 min, 1 h and 10 h of audio.
 
-The point is the *shape*: peak RSS must not grow with the length of the audio (DESIGN.md
-decision 4). Inputs are generated once (speech from the corpus tiled with silence, written
+The point is the *shape*: peak RSS must not grow with the length of the audio (``docs/design.md``,
+"Everything streams"). Inputs are generated once (speech from the corpus tiled with silence, written
 as 16 kHz mono WAV) into ``benchmarks/.cache/``; each measurement runs in a fresh process with a
 fixture-sized model from ``../shared/golden`` so that recognition is cheap and the figure is
 dominated by decoding, VAD and buffering.
@@ -63,7 +63,7 @@ def make_input(hours: float) -> Path:
 def measure(path: Path) -> dict[str, float]:
     """Run in this (fresh) process: load the fixture model, transcribe ``path`` fully."""
     sys.path.insert(0, str(ROOT))
-    from gigaam_api.config import Settings
+    from gigaam_api.config import Settings, pipeline_options
     from gigaam_api.model import load_model
     from gigaam_api.pipeline import transcribe_file
 
@@ -71,7 +71,7 @@ def measure(path: Path) -> dict[str, float]:
     model = load_model(CHECKPOINT, num_threads=2)
     rss_loaded = _rss_mb()
     started = time.perf_counter()
-    run = transcribe_file(path, model.transcribe, settings)
+    run = transcribe_file(path, model.transcribe, pipeline_options(settings))
     segments = sum(1 for _ in run)
     wall = time.perf_counter() - started
     return {

@@ -46,7 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gigaam_api.audio import SAMPLE_RATE, decode_pcm, load_audio  # noqa: E402
+from gigaam_api.audio import decode_pcm, load_audio  # noqa: E402
+from gigaam_api.constants import SAMPLE_RATE  # noqa: E402
 from gigaam_api.vad import CONTEXT, WINDOW, SileroVad, default_model, model_path  # noqa: E402
 
 SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))

@@ -1,7 +1,7 @@
 """Speech regions → recognition chunks: the reference long-form rules, as a streaming function.
 
 GigaAM recognises at most ~25 s in one pass, so long audio is cut into chunks along the speech
-regions that the VAD finds (``docs/gigaam.md`` §6, SPEC §4). The rules are the reference's
+regions that the VAD finds (``docs/design.md``). The rules are the reference's
 (``segment_audio_file`` upstream), applied one region at a time so that a chunk is handed to the
 recogniser as soon as it is closed and memory stays constant however long the file is:
 
@@ -39,6 +39,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from gigaam_api.options import ChunkingOptions
 
 #: Longest audio (seconds) that the reference recognises in one pass without VAD chunking.
 SHORT_AUDIO_LIMIT = 25.0
@@ -141,10 +143,10 @@ def _validate_parameters(
 def plan_chunks(
     regions: Iterable[tuple[float, float]],
     *,
-    min_duration: float = 15.0,
-    max_duration: float = 22.0,
-    strict_limit: float = 30.0,
-    new_chunk_threshold: float = 0.2,
+    min_duration: float = ChunkingOptions.min_duration,
+    max_duration: float = ChunkingOptions.max_duration,
+    strict_limit: float = ChunkingOptions.strict_limit,
+    new_chunk_threshold: float = ChunkingOptions.new_chunk_threshold,
     total_duration: float | None = None,
 ) -> Iterator[Chunk]:
     """Turn speech regions (seconds, sorted by start) into recognition chunks, lazily.

@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gigaam_api import __version__
-from gigaam_api.config import TRANSCRIPTION_MODELS, Settings, SettingsError, load_settings
+from gigaam_api.catalogue import RUNNABLE_MODELS
+from gigaam_api.config import Settings, SettingsError, load_settings
+from gigaam_api.formats import FILE_EXTENSIONS, RESPONSE_FORMATS
 from gigaam_api.jobs_cli import JobsCliError, add_jobs_parser, run_jobs
-from gigaam_api.weights import MODEL_NAMES, WeightsError, ensure_model, load_model_from_settings
+from gigaam_api.weights import WeightsError, ensure_model
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
-#: File extension per output format (``--output DIR`` writes ``<stem>.<ext>``).
-EXTENSIONS = {"json": "json", "text": "txt", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
 #: Files at least this long get a progress bar (on a terminal); short ones finish at once.
 PROGRESS_MIN_SECONDS = 30.0
 
@@ -76,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     download.add_argument(
-        "models", nargs="*", metavar="MODEL", help=f"model names ({', '.join(MODEL_NAMES)})"
+        "models", nargs="*", metavar="MODEL", help=f"model names ({', '.join(RUNNABLE_MODELS)})"
     )
     download.add_argument("--models-dir", type=Path, help="target folder (default: MODELS_DIR)")
 
@@ -90,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
     transcribe.add_argument(
-        "-f", "--format", choices=FORMATS, default="text", help="output format (default: text)"
+        "-f",
+        "--format",
+        choices=RESPONSE_FORMATS,
+        default="text",
+        help="output format (default: text)",
     )
     transcribe.add_argument(
         "-o", "--output", type=Path, metavar="DIR", help="write one file per input into DIR"
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = transcribe.add_mutually_exclusive_group()
     which.add_argument(
-        "--model", choices=TRANSCRIPTION_MODELS, help="model to use (default: MODEL setting)"
+        "--model", choices=RUNNABLE_MODELS, help="model to use (default: MODEL setting)"
     )
     which.add_argument(
         "--checkpoint", type=Path, metavar="PATH", help="local .ckpt file (like CHECKPOINT_PATH)"
@@ -163,10 +166,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    unknown = [name for name in args.models if name not in MODEL_NAMES]
+    unknown = [name for name in args.models if name not in RUNNABLE_MODELS]
     if unknown:
         raise CliError(
-            f"unknown model {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}",
+            f"unknown model {', '.join(unknown)}; choose from {', '.join(RUNNABLE_MODELS)}",
             EXIT_USAGE,
         )
     settings = _settings(models_dir=args.models_dir)
@@ -216,6 +219,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _load_model(settings: Settings) -> Any:
+    from gigaam_api.loading import load_model_from_settings  # ONNX Runtime: only when needed
+
     try:
         return load_model_from_settings(settings)
     except WeightsError as exc:
@@ -239,16 +244,17 @@ def transcribe_to_text(
     ffmpeg missing) come back as :class:`CliError` with the pipeline's message.
     """
     from gigaam_api import audio, pipeline
-    from gigaam_api.api.formats import render
+    from gigaam_api.config import pipeline_options
+    from gigaam_api.formats import render
     from gigaam_api.transcript import Transcript
 
     try:
-        job = pipeline.transcribe_file(path, infer, settings)  # probes: bad files fail here
-        segments = list(_with_progress(job, job.duration, path.name, progress))
+        run = pipeline.transcribe_file(path, infer, pipeline_options(settings))  # probes here
+        segments = list(_with_progress(run, run.duration, path.name, progress))
     except audio.AudioError as exc:
         raise CliError(exc.message) from None
     # Exact decoded duration once the iteration finished (the probe may not know it).
-    duration = job.duration
+    duration = run.duration
     transcript = Transcript(segments=segments, duration=duration)
     granularities = ("segment", "word") if words else ("segment",)
     return render(transcript, response_format, granularities).body
@@ -288,7 +294,7 @@ def _output_path(folder: Path, source: Path, response_format: str, taken: set[Pa
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create output folder {folder}: {exc.strerror}") from None
-    ext = EXTENSIONS[response_format]
+    ext = FILE_EXTENSIONS[response_format]
     target = folder / f"{source.stem}.{ext}"
     number = 2
     while target in taken:

@@ -1,4 +1,4 @@
-"""Settings: every variable of SPEC §6, read from the environment and `.env`, validated.
+"""Settings: every variable the README documents, read from the environment and `.env`, validated.
 
 Invalid values stop start-up with a message that names the variable (see :func:`load_settings`).
 """
@@ -7,26 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
-
-#: Models that transcribe. `*_ssl` and `emo` produce embeddings/emotions, not text.
-TRANSCRIPTION_MODELS = (
-    "v3_ctc",
-    "v3_rnnt",
-    "v3_e2e_ctc",
-    "v3_e2e_rnnt",
-    "v2_ctc",
-    "v2_rnnt",
-    "v1_ctc",
-    "v1_rnnt",
+from gigaam_api.catalogue import CATALOGUE, OFFICIAL_WEIGHTS_URL, RUNNABLE_MODELS
+from gigaam_api.formats import ResponseFormat
+from gigaam_api.options import (
+    ChunkingOptions,
+    PipelineOptions,
+    SegmentationOptions,
+    VadOptions,
 )
-NON_TRANSCRIPTION_MODELS = ("v1_ssl", "v2_ssl", "v3_ssl", "emo")
 
-ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 CsvList = Annotated[list[str], NoDecode]
 
 
@@ -50,22 +44,30 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(default=2048, ge=1)
     max_audio_seconds: float = Field(default=36000, ge=0)
     max_queue: int = Field(default=8, ge=1)
-    vad_min_duration: float = Field(default=15.0, gt=0)
-    vad_max_duration: float = Field(default=22.0, gt=0)
-    vad_strict_limit: float = Field(default=30.0, gt=0)
-    vad_new_chunk_threshold: float = Field(default=0.2, ge=0)
-    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
+    vad_min_duration: float = Field(default=ChunkingOptions.min_duration, gt=0)
+    vad_max_duration: float = Field(default=ChunkingOptions.max_duration, gt=0)
+    vad_strict_limit: float = Field(default=ChunkingOptions.strict_limit, gt=0)
+    vad_new_chunk_threshold: float = Field(default=ChunkingOptions.new_chunk_threshold, ge=0)
+    vad_threshold: float = Field(default=VadOptions.threshold, gt=0, lt=1)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
     log_json: bool = False
     default_response_format: ResponseFormat = "json"
-    allowed_models: CsvList = ["v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt"]
+    allowed_models: CsvList = list(RUNNABLE_MODELS)
     model_aliases: CsvList = ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]
     #: Use this local checkpoint instead of downloading `MODEL` (fine-tunes, air-gapped, tests).
     checkpoint_path: Path | None = None
     #: SentencePiece tokenizer for an e2e `CHECKPOINT_PATH` (default: `<stem>_tokenizer.model`).
     tokenizer_path: Path | None = None
+    #: Wyoming (Home Assistant) server: ``tcp://HOST:PORT`` or ``unix:///path``; empty = off.
+    wyoming_uri: str = ""
+    wyoming_max_seconds: float = Field(default=60.0, gt=0)
+    wyoming_max_clients: int = Field(default=16, ge=1)
+    #: Seconds a Wyoming client may send nothing (mid-utterance or idle) before it is dropped.
+    wyoming_timeout: float = Field(default=30.0, gt=0)
+    wyoming_zeroconf: bool = False
+
     # -- durable jobs (gigaam_api/jobs) --
     #: Job database (SQLite), uploads and per-job folders.
     jobs_dir: Path = Path("/data/jobs")
@@ -85,6 +87,23 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("wyoming_uri")
+    @classmethod
+    def _wyoming_uri(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parsed = urlparse(value)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if parsed.scheme == "tcp" and parsed.hostname and port is not None:
+            return value
+        if parsed.scheme == "unix" and parsed.path:
+            return value
+        raise ValueError("must be tcp://HOST:PORT (e.g. tcp://0.0.0.0:10300) or unix:///path")
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -97,14 +116,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
-        if self.model in NON_TRANSCRIPTION_MODELS:
+        known = CATALOGUE.get(self.model)
+        if known is not None and known.kind is None:
             raise ValueError(
                 f"MODEL={self.model} is not a transcription model; "
-                f"choose one of {', '.join(TRANSCRIPTION_MODELS)}"
+                f"choose one of {', '.join(RUNNABLE_MODELS)}"
             )
-        if self.checkpoint_path is None and self.model not in TRANSCRIPTION_MODELS:
+        if self.checkpoint_path is None and known is not None and not known.runnable:
             raise ValueError(
-                f"MODEL={self.model} is unknown; choose one of {', '.join(TRANSCRIPTION_MODELS)} "
+                f"MODEL={self.model} is not supported by this engine (v3 models only); "
+                f"choose one of {', '.join(RUNNABLE_MODELS)}"
+            )
+        if self.checkpoint_path is None and known is None:
+            raise ValueError(
+                f"MODEL={self.model} is unknown; choose one of {', '.join(RUNNABLE_MODELS)} "
                 "or set CHECKPOINT_PATH to a local checkpoint"
             )
         if self.model not in self.allowed_models:
@@ -114,6 +139,8 @@ class Settings(BaseSettings):
                 "VAD_MIN_DURATION <= VAD_MAX_DURATION <= VAD_STRICT_LIMIT must hold "
                 f"(got {self.vad_min_duration}, {self.vad_max_duration}, {self.vad_strict_limit})"
             )
+        if self.wyoming_zeroconf and not self.wyoming_uri.startswith("tcp://"):
+            raise ValueError("WYOMING_ZEROCONF needs WYOMING_URI=tcp://HOST:PORT")
         return self
 
     @property
@@ -132,3 +159,19 @@ def load_settings(**overrides: object) -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{location}: {message}" if location else message)
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None
+
+
+def pipeline_options(settings: Settings) -> PipelineOptions:
+    """The one mapping from service settings to what a transcription run reads."""
+    return PipelineOptions(
+        vad=VadOptions(threshold=settings.vad_threshold),
+        chunking=ChunkingOptions(
+            min_duration=settings.vad_min_duration,
+            max_duration=settings.vad_max_duration,
+            strict_limit=settings.vad_strict_limit,
+            new_chunk_threshold=settings.vad_new_chunk_threshold,
+        ),
+        segmentation=SegmentationOptions(),
+        batch_size=settings.batch_size,
+        max_audio_seconds=settings.max_audio_seconds,
+    )

@@ -1,11 +1,12 @@
 """One file → a stream of transcript segments: decode → VAD → chunks → batches → model.
 
-Everything streams (DESIGN.md decision 4). ffmpeg decodes into small PCM blocks; each block
-goes to the Silero VAD and into a rolling buffer; the chunker turns closed speech regions into
-recognition chunks; chunks are cut out of the buffer, grouped into batches of ``BATCH_SIZE``
-and handed to ``infer``; the decoded words become subtitle-grade segments that are yielded at
-once. The buffer only keeps audio that a future chunk may still need (from the earliest
-speech that is not yet chunked), so a 10-hour file costs about what a 1-minute file costs.
+Everything streams, so memory does not grow with the file (``docs/design.md``). ffmpeg
+decodes into small PCM blocks; each block goes to the Silero VAD and into a rolling buffer;
+the chunker turns closed speech regions into recognition chunks; chunks are cut out of the
+buffer, grouped into batches of ``batch_size`` and handed to ``infer``; the decoded words
+become subtitle-grade segments that are yielded at once. The buffer only keeps audio that a
+future chunk may still need (from the earliest speech that is not yet chunked), so a 10-hour
+file costs about what a 1-minute file costs.
 
 ``infer`` is ``model.transcribe`` for the CLI, or a scheduler ticket's ``infer`` in the server
 (which waits for its round-robin turn on the single inference worker). Cancellation is checked
@@ -35,24 +36,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gigaam_api import audio
+from gigaam_api.cancellation import Cancelled
 from gigaam_api.chunking import SHORT_AUDIO_LIMIT, Chunk, plan_chunks, short_audio_chunk
-from gigaam_api.config import Settings
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.decoding import Result
+from gigaam_api.options import PipelineOptions
 from gigaam_api.transcript import Segment, build_segments, place_words
 from gigaam_api.vad import WINDOW, SileroVad
 
-__all__ = ["Cancelled", "Infer", "RecognisedChunk", "Transcription", "transcribe_file"]
+__all__ = ["Infer", "RecognisedChunk", "Transcription", "transcribe_file"]
 
-SAMPLE_RATE = 16000
+
 #: Silence kept around the speech of a short file (seconds).
 SHORT_AUDIO_MARGIN = 0.3
 
 #: Recognise a batch of waves (float32, 16 kHz mono) and return one result per wave.
 Infer = Callable[[list[NDArray[np.float32]]], Sequence[Result]]
-
-
-class Cancelled(Exception):
-    """The transcription was cancelled (client gone, shutdown) before it finished."""
 
 
 class _PcmBuffer:
@@ -139,20 +138,21 @@ class Transcription:
         self,
         path: str | Path,
         infer: Infer,
-        settings: Settings,
+        options: PipelineOptions,
         cancel: threading.Event | None = None,
         start_seconds: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.start_seconds = float(start_seconds)
-        self.settings = settings
+        self.options = options
         self._infer = infer
         self._cancel = cancel or threading.Event()
         self._reader: audio.PcmStream | None = None
         self.info = audio.probe(self.path)
-        if settings.max_audio_seconds and (self.info.duration or 0) > settings.max_audio_seconds:
+        limit = options.max_audio_seconds
+        if limit and (self.info.duration or 0) > limit:
             # the reader would refuse too; failing here keeps the error before any output
-            audio.decode_pcm(self.path, max_seconds=settings.max_audio_seconds, info=self.info)
+            audio.decode_pcm(self.path, max_seconds=limit, info=self.info)
         self.duration: float = self.info.duration or 0.0
         self.chunks_recognised = 0
         #: Largest amount of PCM (bytes) held in the rolling buffer: the memory bound in action.
@@ -191,11 +191,11 @@ class Transcription:
     # -- the stream ------------------------------------------------------------------------
 
     def _run(self) -> Generator[RecognisedChunk, None, None]:
-        settings = self.settings
+        options = self.options
         first_sample = round(self.start_seconds * SAMPLE_RATE) // WINDOW * WINDOW
         offset = first_sample / SAMPLE_RATE
         reader = audio.decode_pcm(
-            self.path, max_seconds=settings.max_audio_seconds, info=self.info, start_seconds=offset
+            self.path, max_seconds=options.max_audio_seconds, info=self.info, start_seconds=offset
         )
         self._reader = reader
         if self._cancel.is_set():  # cancelled before we got here
@@ -204,7 +204,7 @@ class Transcription:
             buffer = _PcmBuffer()
             buffer.start = buffer.end = first_sample
             vad = _OffsetVad(
-                SileroVad(settings.vad_threshold, max_speech_s=settings.vad_strict_limit), offset
+                SileroVad(options.vad.threshold, max_speech_s=options.chunking.strict_limit), offset
             )
             # a resumed job takes the long-form path at once, whatever is left
             short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if self.start_seconds == 0 else -1
@@ -243,7 +243,7 @@ class Transcription:
         vad: _OffsetVad,
         first_regions: list[tuple[float, float]],
     ) -> Iterator[RecognisedChunk]:
-        settings = self.settings
+        options = self.options
         open_regions: deque[tuple[float, float]] = deque(first_regions)
 
         def region_stream() -> Iterator[tuple[float, float]]:
@@ -270,10 +270,10 @@ class Transcription:
         batch: list[_Work] = []
         for chunk in plan_chunks(
             region_stream(),
-            min_duration=settings.vad_min_duration,
-            max_duration=settings.vad_max_duration,
-            strict_limit=settings.vad_strict_limit,
-            new_chunk_threshold=settings.vad_new_chunk_threshold,
+            min_duration=options.chunking.min_duration,
+            max_duration=options.chunking.max_duration,
+            strict_limit=options.chunking.strict_limit,
+            new_chunk_threshold=options.chunking.new_chunk_threshold,
         ):
             first = round(chunk.start * SAMPLE_RATE)
             last = round(chunk.end * SAMPLE_RATE)
@@ -283,7 +283,7 @@ class Transcription:
             chunked_until[0] = max(chunked_until[0], chunk.end)
             while consumed and consumed[0][1] <= chunked_until[0]:
                 consumed.popleft()
-            if len(batch) >= settings.batch_size:
+            if len(batch) >= options.batch_size:
                 yield from self._recognise(batch)
                 batch = []
         if batch:
@@ -324,12 +324,13 @@ class Transcription:
             )
             if words:
                 self._last_word_end = words[-1].end
+            layout = self.options.segmentation
             segments = build_segments(
                 words,
                 start_id=self._next_id,
-                max_duration=7.0,
-                max_chars=84,
-                gap=0.6,
+                max_duration=layout.max_duration,
+                max_chars=layout.max_chars,
+                gap=layout.gap,
             )
             self._next_id += len(segments)
             yield RecognisedChunk(work.chunk.start, work.chunk.end, segments)
@@ -342,7 +343,7 @@ class Transcription:
 def transcribe_file(
     path: str | Path,
     infer: Infer,
-    settings: Settings,
+    options: PipelineOptions | None = None,
     cancel: threading.Event | None = None,
     start_seconds: float = 0.0,
 ) -> Transcription:
@@ -351,4 +352,4 @@ def transcribe_file(
     Probing happens here, so a missing, corrupt, empty or over-long file raises its typed
     :class:`gigaam_api.audio.AudioError` before any segment is produced.
     """
-    return Transcription(path, infer, settings, cancel, start_seconds)
+    return Transcription(path, infer, options or PipelineOptions(), cancel, start_seconds)

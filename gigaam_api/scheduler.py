@@ -1,4 +1,4 @@
-"""One inference worker shared fairly by all requests (DESIGN.md decision 5).
+"""One inference worker shared fairly by all requests (``docs/design.md``).
 
 The CPU is the bottleneck, so running two batches at once only makes both slower: a single
 worker thread owns the model and runs one batch at a time. Each admitted request gets a
@@ -39,6 +39,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from gigaam_api.cancellation import Cancelled
+
 R = TypeVar("R")
 Batch = Sequence[np.ndarray]
 
@@ -57,12 +59,11 @@ class QueueFull(SchedulerError):
         self.limit = limit
 
 
-class Cancelled(SchedulerError):
-    """The ticket was cancelled or closed; the caller should stop its work."""
-
-
 class SchedulerClosed(SchedulerError):
     """The scheduler is shut down and accepts no more work."""
+
+    def __init__(self, message: str = "the server is shutting down") -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ class ServedBatch:
     background: bool = False
 
 
-class _Job(Generic[R]):
+class _BatchWork(Generic[R]):
     """A batch waiting for (or running on) the worker; the caller blocks on ``done``."""
 
     __slots__ = (
@@ -110,7 +111,7 @@ class _Job(Generic[R]):
         self.partial: list[R] = []
 
     def finish(self, result: list[R] | None, error: BaseException | None) -> None:
-        """Settle the job once; later settlements (a result after a cancel) are dropped."""
+        """Settle this batch once; later settlements (a result after a cancel) are dropped."""
         if self.done.is_set():
             return
         self.result = result
@@ -125,8 +126,8 @@ class Ticket(Generic[R]):
         self._scheduler = scheduler
         self.request_id = request_id
         self.background = background
-        self._pending: deque[_Job[R]] = deque()
-        self._running: _Job[R] | None = None
+        self._pending: deque[_BatchWork[R]] = deque()
+        self._running: _BatchWork[R] | None = None
         self._batches = 0
         self._cancelled = False
         self._closed = False
@@ -150,12 +151,12 @@ class Ticket(Generic[R]):
         :class:`SchedulerClosed` if the service shuts down, and re-raises whatever the
         model raised for this batch.
         """
-        job = self._scheduler._submit(self, list(batch))
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        work = self._scheduler._submit(self, list(batch))
+        work.done.wait()
+        if work.error is not None:
+            raise work.error
+        assert work.result is not None
+        return work.result
 
     def cancel(self) -> None:
         """Stop this request's work: the waiting ``infer`` and all later ones raise Cancelled."""
@@ -229,7 +230,7 @@ class Scheduler(Generic[R]):
         with self._cond:
             self._stopping = True
             for ticket in list(self._ring):
-                self._fail_pending(ticket, SchedulerClosed("the server is shutting down"))
+                self._fail_pending(ticket, SchedulerClosed())
             self._ring.clear()
             self._cond.notify_all()
         if self._started:
@@ -288,28 +289,28 @@ class Scheduler(Generic[R]):
         """
         with self._cond:
             if self._stopping:
-                raise SchedulerClosed("the server is shutting down")
+                raise SchedulerClosed()
             if not background and self._interactive_count() >= self.max_active:
                 raise QueueFull(self.max_active)
             ticket = Ticket(self, request_id, background)
             self._active[id(ticket)] = ticket
             return ticket
 
-    def _submit(self, ticket: Ticket[R], batch: list[np.ndarray]) -> _Job[R]:
+    def _submit(self, ticket: Ticket[R], batch: list[np.ndarray]) -> _BatchWork[R]:
         with self._cond:
-            job = _Job(ticket, batch, ticket._batches, self._served_total)
+            work = _BatchWork(ticket, batch, ticket._batches, self._served_total)
             if ticket._cancelled or ticket._closed:
-                job.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
-                return job
+                work.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
+                return work
             if self._stopping:
-                job.finish(None, SchedulerClosed("the server is shutting down"))
-                return job
+                work.finish(None, SchedulerClosed())
+                return work
             ticket._batches += 1
             if not ticket._pending:
                 self._ring.append(ticket)
-            ticket._pending.append(job)
+            ticket._pending.append(work)
             self._cond.notify_all()
-            return job
+            return work
 
     def _cancel(self, ticket: Ticket[R], *, closing: bool) -> None:
         with self._cond:
@@ -332,11 +333,11 @@ class Scheduler(Generic[R]):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def _next_job(self) -> tuple[_Job[R], int] | None:
+    def _next_work(self) -> tuple[_BatchWork[R], int] | None:
         """Block until a batch is pending; take the next one (None: stop).
 
         Interactive tickets round-robin first; a background ticket only when no interactive
-        batch waits. Returns the job and how many of its waves to run now: all of them, or one
+        batch waits. Returns the work and how many of its waves to run now: all of them, or one
         slice of a background batch while interactive work is admitted.
         """
         with self._cond:
@@ -346,15 +347,15 @@ class Scheduler(Generic[R]):
                 return None
             ticket = next((t for t in self._ring if not t.background), self._ring[0])
             self._ring.remove(ticket)
-            job = ticket._pending.popleft()
+            work = ticket._pending.popleft()
             if ticket._pending:  # more batches from the same ticket wait for their next turn
                 self._ring.append(ticket)
-            ticket._running = job
+            ticket._running = work
             self._busy = True
-            count = len(job.batch) - job.offset
+            count = len(work.batch) - work.offset
             if ticket.background:
                 count = min(count, self._background_slice())
-            return job, count
+            return work, count
 
     def _background_slice(self) -> int:
         """Waves of background work that fit the time budget (one while interactive waits)."""
@@ -362,20 +363,20 @@ class Scheduler(Generic[R]):
             return 1
         return max(1, int(self.background_budget_s / max(self._wave_seconds, 1e-6)))
 
-    def _requeue(self, job: _Job[R]) -> None:
+    def _requeue(self, work: _BatchWork[R]) -> None:
         """Put a partly served background batch back at the head of its ticket's queue."""
-        ticket = job.ticket
+        ticket = work.ticket
         if not ticket._pending:
             self._ring.appendleft(ticket)
-        ticket._pending.appendleft(job)
+        ticket._pending.appendleft(work)
 
     def _run(self) -> None:
         while True:
-            taken = self._next_job()
+            taken = self._next_work()
             if taken is None:
                 return
-            job, count = taken
-            waves = job.batch[job.offset : job.offset + count]
+            work, count = taken
+            waves = work.batch[work.offset : work.offset + count]
             start = time.perf_counter()
             result: list[R] | None = None
             error: BaseException | None = None
@@ -386,36 +387,36 @@ class Scheduler(Generic[R]):
             seconds = time.perf_counter() - start
             with self._cond:
                 record = ServedBatch(
-                    request_id=job.ticket.request_id,
-                    batch_index=job.index,
+                    request_id=work.ticket.request_id,
+                    batch_index=work.index,
                     size=len(waves),
-                    waited=self._served_total - job.submitted_at,
+                    waited=self._served_total - work.submitted_at,
                     seconds=seconds,
-                    background=job.ticket.background,
+                    background=work.ticket.background,
                 )
                 self._served_total += 1
                 self._served.append(record)
-                if job.ticket.background and waves:
+                if work.ticket.background and waves:
                     per_wave = seconds / len(waves)
                     previous = self._wave_seconds
                     self._wave_seconds = (
                         per_wave if previous is None else 0.7 * previous + 0.3 * per_wave
                     )
-                job.ticket._running = None
+                work.ticket._running = None
                 self._busy = False
                 if error is None and result is not None:
-                    job.partial.extend(result)
-                    job.offset += len(waves)
-                    if job.offset < len(job.batch):
-                        if not job.done.is_set() and not self._stopping:
-                            self._requeue(job)
-                            job.submitted_at = self._served_total
-                        elif not job.done.is_set():
-                            job.finish(None, SchedulerClosed("the server is shutting down"))
+                    work.partial.extend(result)
+                    work.offset += len(waves)
+                    if work.offset < len(work.batch):
+                        if not work.done.is_set() and not self._stopping:
+                            self._requeue(work)
+                            work.submitted_at = self._served_total
+                        elif not work.done.is_set():
+                            work.finish(None, SchedulerClosed())
                     else:
-                        job.finish(job.partial, None)
+                        work.finish(work.partial, None)
                 else:
-                    job.finish(None, error)
+                    work.finish(None, error)
             if self._on_batch is not None:
                 try:
                     self._on_batch(record)

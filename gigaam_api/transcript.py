@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gigaam_api.options import SegmentationOptions
+
 
 @dataclass(frozen=True, slots=True)
 class Word:
@@ -152,9 +154,9 @@ def build_segments(
     words: Sequence[Word],
     *,
     start_id: int,
-    max_duration: float = 7.0,
-    max_chars: int = 84,
-    gap: float = 0.6,
+    max_duration: float = SegmentationOptions.max_duration,
+    max_chars: int = SegmentationOptions.max_chars,
+    gap: float = SegmentationOptions.gap,
 ) -> list[Segment]:
     """Group a chunk's words (absolute, monotonic times) into subtitle-grade segments.
 

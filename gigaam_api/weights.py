@@ -7,7 +7,7 @@ sometimes flaky or offline, so every step here is built to survive interruption:
   so a crash never leaves a half-written file under the final name.
 * An interrupted download resumes with an HTTP ``Range`` request from the ``.part`` file; a
   server that ignores ``Range`` (answers 200) is handled by starting over.
-* Checkpoints are verified against the official MD5 table (``docs/gigaam.md`` §1). Hashing
+* Checkpoints are verified against the official MD5s (``gigaam_api/catalogue.py``). Hashing
   880 MB costs seconds, so the result is remembered in a ``<file>.md5`` sidecar keyed by size
   and mtime: a later start re-hashes only if the file changed. A cached file that fails the
   check is deleted and fetched again.
@@ -36,37 +36,18 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from gigaam_api import __version__
-from gigaam_api.config import OFFICIAL_WEIGHTS_URL
+from gigaam_api.catalogue import CATALOGUE, OFFICIAL_WEIGHTS_URL, tokenizer_beside
 
 if TYPE_CHECKING:
     from gigaam_api.config import Settings
-    from gigaam_api.model import AsrModel
 
 log = logging.getLogger(__name__)
 
-#: MD5 of each official ``<name>.ckpt`` (upstream ``_MODEL_HASHES``). Tokenizers are not hashed
-#: upstream, so they are only checked for completeness (length).
-OFFICIAL_MD5: Final[Mapping[str, str]] = {
-    "emo": "7ce76f9535cb254488985057c0d33006",
-    "v1_ctc": "f027f199e590a391d015aeede2e66174",
-    "v1_rnnt": "02c758999bcdc6afcb2087ef256d47ef",
-    "v1_ssl": "dc7f7b231f7f91c4968dc21910e7b396",
-    "v2_ctc": "e00f59cb5d39624fb30d1786044795bf",
-    "v2_rnnt": "547460139acfebd842323f59ed54ab54",
-    "v2_ssl": "cd4cf819c8191a07b9d7edcad111668e",
-    "v3_ctc": "73413e7be9c6a5935827bfab5c0dd678",
-    "v3_rnnt": "0fd2c9a1ff66abd8d32a3a07f7592815",
-    "v3_e2e_ctc": "367074d6498f426d960b25f49531cf68",
-    "v3_e2e_rnnt": "2730de7545ac43ad256485a462b0a27a",
-    "v3_ssl": "70cbf5ed7303a0ed242ddb257e9dc6a6",
-}
-
-#: Names the official download location serves.
-MODEL_NAMES: Final[tuple[str, ...]] = tuple(OFFICIAL_MD5)
-
-#: Expected MD5 per file name; ``ensure_model(checksums=...)`` replaces it (mirrors, tests).
+#: Expected MD5 per file name (the catalogue's, by checkpoint file); ``ensure_model(checksums=...)``
+#: replaces it (mirrors, tests). Tokenizers are not hashed upstream, so they are only checked for
+#: completeness (length).
 OFFICIAL_CHECKSUMS: Final[Mapping[str, str]] = {
-    f"{name}.ckpt": md5 for name, md5 in OFFICIAL_MD5.items()
+    info.checkpoint_file: info.md5 for info in CATALOGUE.values()
 }
 
 _HASH_BLOCK = 4 << 20
@@ -83,15 +64,11 @@ class _Transient(Exception):
     """A failure worth retrying (dropped connection, 5xx, server-side range mix-up)."""
 
 
-def needs_tokenizer(name: str) -> bool:
-    """Whether ``name`` ships a SentencePiece tokenizer next to its checkpoint (upstream rule)."""
-    return "e2e" in name or name == "v1_rnnt"
-
-
 def model_filenames(name: str) -> tuple[str, str | None]:
     """File names of a model's checkpoint and tokenizer (``None`` when it has none)."""
     _check_name(name)
-    return f"{name}.ckpt", (f"{name}_tokenizer.model" if needs_tokenizer(name) else None)
+    info = CATALOGUE[name]
+    return info.checkpoint_file, info.tokenizer_file
 
 
 def ensure_model(
@@ -151,30 +128,11 @@ def model_paths(settings: Settings, *, progress: bool | None = None) -> tuple[Pa
             if not tokenizer.is_file():
                 raise WeightsError(f"TOKENIZER_PATH={tokenizer} does not exist or is not a file")
         else:
-            sibling = checkpoint.with_name(f"{checkpoint.stem}_tokenizer.model")
+            sibling = tokenizer_beside(checkpoint)
             tokenizer = sibling if sibling.is_file() else None
         return checkpoint, tokenizer
     return ensure_model(
         settings.model, settings.models_dir, settings.weights_url, progress=progress
-    )
-
-
-def load_model_from_settings(settings: Settings) -> AsrModel:
-    """The model the settings ask for: ``CHECKPOINT_PATH`` or ``MODEL`` (cached or downloaded).
-
-    Shared by the server and the CLI so both load exactly the same way. Built graphs are cached
-    under ``MODELS_DIR``; the engine falls back to an uncached build if it is not writable.
-    """
-    from gigaam_api.model import load_model
-
-    checkpoint, tokenizer = model_paths(settings)
-    return load_model(
-        checkpoint,
-        tokenizer,
-        quantize_int8=settings.quantize_int8,
-        num_threads=settings.num_threads,
-        device=settings.device,
-        cache_dir=settings.models_dir,
     )
 
 
@@ -491,9 +449,9 @@ def _unreachable_message(url: str, partial: _Partial, model: str, reason: str) -
 
 
 def _check_name(name: str) -> None:
-    if name not in OFFICIAL_MD5:
+    if name not in CATALOGUE:
         raise WeightsError(
-            f"unknown model {name!r}; the official weights are: {', '.join(MODEL_NAMES)}"
+            f"unknown model {name!r}; the official weights are: {', '.join(CATALOGUE)}"
         )
 
 

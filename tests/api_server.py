@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from gigaam_api.config import Settings, load_settings
+from tests.helpers import wait_until
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -48,11 +48,13 @@ def serve(app: ASGIApp) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    wait_until(
+        lambda: server.started or not thread.is_alive(),
+        "uvicorn to start",
+        timeout=STARTUP_TIMEOUT_S,
+    )
+    if not server.started:
+        raise RuntimeError("uvicorn did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,13 +1,13 @@
 """End to end: the real server (uvicorn on loopback, the real pipeline and ONNX model on the
 tiny golden v3_ctc checkpoint) driven by the official ``openai`` SDK and raw ``httpx``.
 
-Follows the conformance checklist of ``docs/openai_contract.md`` §7. Not covered here:
+Follows the wire contract in ``docs/api.md``. Not covered here:
 
-* #36 and the Node side of #42/#43 (Python SDK 1.x/2.x, Node SDK 4/5/7): in
-  ``tests/test_sdk_compat.py``, which installs those SDKs into git-ignored caches.
-* #40 (``include[]=logprobs``): GigaAM's greedy decoders produce no token log-probabilities;
-  ``include[]`` is accepted and ignored (SPEC §1), so there are no logprobs to check.
-* #10 "language detected" / #11: GigaAM is Russian-only; we check that the values are
+* Other SDK versions (Python SDK 1.x/2.x, Node SDK 4/5/7): in ``tests/test_sdk_compat.py``,
+  which installs those SDKs into git-ignored caches.
+* ``include[]=logprobs``: GigaAM's greedy decoders produce no token log-probabilities;
+  ``include[]`` is accepted and ignored, so there are no logprobs to check.
+* Language detection: GigaAM is Russian-only; we check that ``language`` values are
   accepted (200) and that ``verbose_json.language`` is always ``"russian"``.
 
 The golden model has random weights, so transcripts are nonsense — but deterministic, which
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from openai.types.audio import Transcription, TranscriptionVerbose
 from gigaam_api.api.app import create_app
 from tests.api_server import MULTIPART_HEADERS, form_body, form_part, real_model_settings, serve
 from tests.conftest import CORPUS_DIR
+from tests.helpers import wait_until
 
 KEY = "e2e-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -102,12 +102,10 @@ def reference(http: httpx.Client) -> dict[str, Any]:
     return body
 
 
-# -- request parsing (§7 #1-17) ---------------------------------------------------------------
+# -- request parsing --------------------------------------------------------------------------
 
 
-def test_plain_request_gives_json_text(
-    client: OpenAI, reference: dict[str, Any]
-) -> None:  # 1, 18-20, 45
+def test_plain_request_gives_json_text(client: OpenAI, reference: dict[str, Any]) -> None:
     with SPEECH.open("rb") as fh:
         raw = client.audio.transcriptions.with_raw_response.create(file=fh, model="whisper-1")
     assert raw.headers["content-type"].startswith("application/json")
@@ -126,7 +124,7 @@ def test_every_route_also_without_v1(
     assert post(http, prefix=prefix).json() == reference
 
 
-def test_file_part_first_or_last(http: httpx.Client, reference: dict[str, Any]) -> None:  # 2
+def test_file_part_first_or_last(http: httpx.Client, reference: dict[str, Any]) -> None:
     file_part = form_part("file", SPEECH.read_bytes(), "voice.wav", "audio/wav")
     fields = form_part("model", b"whisper-1") + form_part("response_format", b"json")
     url = "/v1/audio/transcriptions"
@@ -136,7 +134,7 @@ def test_file_part_first_or_last(http: httpx.Client, reference: dict[str, Any]) 
     assert first.json() == last.json() == reference
 
 
-def test_file_part_without_content_type(http: httpx.Client, reference: dict[str, Any]) -> None:  # 3
+def test_file_part_without_content_type(http: httpx.Client, reference: dict[str, Any]) -> None:
     body = form_body(form_part("file", SPEECH.read_bytes(), "x.wav"))
     response = http.post("/v1/audio/transcriptions", content=body, headers=MULTIPART_HEADERS)
     assert response.status_code == 200 and response.json() == reference
@@ -148,7 +146,7 @@ def test_file_part_without_content_type(http: httpx.Client, reference: dict[str,
 )
 def test_format_is_sniffed_not_named(
     http: httpx.Client, reference: dict[str, Any], filename: str, ctype: str | None
-) -> None:  # 4
+) -> None:
     file: tuple[Any, ...] = (filename, SPEECH.read_bytes()) + ((ctype,) if ctype else ())
     response = http.post("/v1/audio/transcriptions", files={"file": file})
     assert response.status_code == 200 and response.json() == reference
@@ -163,7 +161,7 @@ def test_gsm_is_sniffed_without_its_extension(http: httpx.Client) -> None:
     assert named.json()["text"] and named.json() == anonymous.json()
 
 
-def test_sdk_with_raw_bytes(client: OpenAI, reference: dict[str, Any]) -> None:  # 4
+def test_sdk_with_raw_bytes(client: OpenAI, reference: dict[str, Any]) -> None:
     result = client.audio.transcriptions.create(file=SPEECH.read_bytes(), model="gpt-4o-transcribe")
     assert result.text == reference["text"]
 
@@ -202,7 +200,7 @@ def video_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def test_video_containers_labelled_video(
     http: httpx.Client, video_mp4: Path, name: str, ctype: str
-) -> None:  # 5
+) -> None:
     response = http.post(
         "/v1/audio/transcriptions", files={"file": (name, video_mp4.read_bytes(), ctype)}
     )
@@ -213,7 +211,7 @@ def test_video_containers_labelled_video(
 @pytest.mark.parametrize(
     "name", ["pisets.opus", "pisets.ogg", "pisets.webm", "pisets.m4a", "pisets.mp3"]
 )
-def test_compressed_speech_formats(client: OpenAI, name: str) -> None:  # 5
+def test_compressed_speech_formats(client: OpenAI, name: str) -> None:
     with (CORPUS_DIR / "edge_cases" / name).open("rb") as fh:
         result = client.audio.transcriptions.create(
             file=fh, model="whisper-1", response_format="verbose_json"
@@ -224,7 +222,7 @@ def test_compressed_speech_formats(client: OpenAI, name: str) -> None:  # 5
 
 def test_chunked_upload_without_content_length(
     http: httpx.Client, reference: dict[str, Any]
-) -> None:  # 6
+) -> None:
     body = form_body(
         form_part("file", SPEECH.read_bytes(), "a.wav"), form_part("model", b"whisper-1")
     )
@@ -276,7 +274,7 @@ def test_accepted_field_variants(
 
 def test_unknown_query_parameters_are_ignored(
     http: httpx.Client, reference: dict[str, Any]
-) -> None:  # 12
+) -> None:
     with SPEECH.open("rb") as fh:
         response = http.post(
             "/v1/audio/transcriptions?api-version=2024&foo=bar", files={"file": ("a.wav", fh)}
@@ -284,7 +282,7 @@ def test_unknown_query_parameters_are_ignored(
     assert response.json() == reference
 
 
-def test_upload_over_the_limit_is_413(client: OpenAI) -> None:  # 14
+def test_upload_over_the_limit_is_413(client: OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         client.audio.transcriptions.create(
             file=("big.wav", b"\0" * (UPLOAD_LIMIT_MB * 1024 * 1024 + 1)), model="whisper-1"
@@ -294,7 +292,7 @@ def test_upload_over_the_limit_is_413(client: OpenAI) -> None:  # 14
     assert isinstance(info.value.body, dict) and "MAX_UPLOAD_MB" in info.value.body["message"]
 
 
-def test_missing_file_names_the_param(http: httpx.Client) -> None:  # 15, 44
+def test_missing_file_names_the_param(http: httpx.Client) -> None:
     response = http.post(
         "/v1/audio/transcriptions", data={"model": "whisper-1"}, files={"other": ("x", b"1")}
     )
@@ -302,7 +300,7 @@ def test_missing_file_names_the_param(http: httpx.Client) -> None:  # 15, 44
     assert response.json()["error"]["param"] == "file"
 
 
-def test_bad_response_format_names_the_param(client: OpenAI) -> None:  # 15
+def test_bad_response_format_names_the_param(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.audio.transcriptions.create(file=SPEECH, model="whisper-1", response_format="xml")  # type: ignore[call-overload]
     assert info.value.param == "response_format"
@@ -316,7 +314,7 @@ def metric(http: httpx.Client, family: str, **labels: str) -> float:
     return 0.0
 
 
-def test_junk_bytes_are_400_and_not_retried(server: Server, http: httpx.Client) -> None:  # 16
+def test_junk_bytes_are_400_and_not_retried(server: Server, http: httpx.Client) -> None:
     before = metric(http, "gigaam_http_requests_total", route="/audio/transcriptions", status="400")
     with (
         OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=2) as retrying,
@@ -346,7 +344,7 @@ def test_missing_ffmpeg_is_a_500_that_says_so(
     assert info.value.code == "ffmpeg_missing"
 
 
-def test_wrong_key_is_authentication_error(server: Server) -> None:  # 17
+def test_wrong_key_is_authentication_error(server: Server) -> None:
     with OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0) as bad:
         with pytest.raises(openai.AuthenticationError) as info:
             bad.audio.transcriptions.create(file=SPEECH, model="whisper-1")
@@ -368,7 +366,7 @@ def test_translations_are_refused_clearly(client: OpenAI) -> None:
     assert "Russian" in info.value.message
 
 
-# -- non-streaming formats (§7 #18-36) -----------------------------------------------------------
+# -- non-streaming formats -----------------------------------------------------------------------
 
 SRT_TIME = re.compile(r"^\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}$")
 VTT_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}$")
@@ -379,7 +377,7 @@ def clock(value: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(rest)
 
 
-def test_text_format(client: OpenAI, http: httpx.Client, reference: dict[str, Any]) -> None:  # 21
+def test_text_format(client: OpenAI, http: httpx.Client, reference: dict[str, Any]) -> None:
     text = client.audio.transcriptions.create(
         file=SPEECH, model="whisper-1", response_format="text"
     )
@@ -399,9 +397,7 @@ def verbose(client: OpenAI) -> TranscriptionVerbose:
     )
 
 
-def test_srt(
-    client: OpenAI, http: httpx.Client, verbose: TranscriptionVerbose
-) -> None:  # 22-25, 28
+def test_srt(client: OpenAI, http: httpx.Client, verbose: TranscriptionVerbose) -> None:
     srt = client.audio.transcriptions.create(file=SPEECH, model="whisper-1", response_format="srt")
     assert isinstance(srt, str)
     assert post(http, response_format="srt").headers["content-type"] == "text/plain; charset=utf-8"
@@ -417,7 +413,7 @@ def test_srt(
         assert text.strip() and text == segment.text.strip()
 
 
-def test_vtt(client: OpenAI, verbose: TranscriptionVerbose) -> None:  # 22, 26-28
+def test_vtt(client: OpenAI, verbose: TranscriptionVerbose) -> None:
     vtt = client.audio.transcriptions.create(file=SPEECH, model="whisper-1", response_format="vtt")
     assert isinstance(vtt, str) and vtt.startswith("WEBVTT\n\n") and vtt.endswith("\n\n")
     cues = vtt[len("WEBVTT\n\n") : -2].split("\n\n")
@@ -430,9 +426,7 @@ def test_vtt(client: OpenAI, verbose: TranscriptionVerbose) -> None:  # 22, 26-2
         assert text == segment.text.strip()
 
 
-def test_verbose_json(
-    verbose: TranscriptionVerbose, reference: dict[str, Any]
-) -> None:  # 29, 31-34, 36
+def test_verbose_json(verbose: TranscriptionVerbose, reference: dict[str, Any]) -> None:
     assert verbose.language == "russian"
     assert isinstance(verbose.duration, float) and abs(verbose.duration - SPEECH_SECONDS) < 0.05
     assert verbose.text == reference["text"]
@@ -486,7 +480,7 @@ def test_verbose_json(
 )
 def test_granularities_choose_the_lists(
     http: httpx.Client, granularities: list[str] | None, segments: bool, words: bool
-) -> None:  # 30, 31
+) -> None:
     fields: dict[str, Any] = {"response_format": "verbose_json"}
     if granularities:
         fields["timestamp_granularities[]"] = granularities
@@ -494,14 +488,12 @@ def test_granularities_choose_the_lists(
     assert ("segments" in body) is segments and ("words" in body) is words
 
 
-def test_bare_granularity_name(http: httpx.Client) -> None:  # 7
+def test_bare_granularity_name(http: httpx.Client) -> None:
     body = post(http, response_format="verbose_json", timestamp_granularities="word").json()
     assert "words" in body and "segments" not in body
 
 
-def test_granularities_ignored_for_text(
-    http: httpx.Client, reference: dict[str, Any]
-) -> None:  # 35
+def test_granularities_ignored_for_text(http: httpx.Client, reference: dict[str, Any]) -> None:
     fields: dict[str, Any] = {"response_format": "text", "timestamp_granularities[]": "word"}
     response = post(http, **fields)
     assert response.status_code == 200 and response.text == reference["text"] + "\n"
@@ -520,7 +512,7 @@ def test_silence_gives_empty_text_everywhere(client: OpenAI) -> None:
     )
 
 
-# -- streaming (§7 #37-43) --------------------------------------------------------------------
+# -- streaming --------------------------------------------------------------------------------
 
 
 def sse_blocks(text: str) -> list[str]:
@@ -529,9 +521,7 @@ def sse_blocks(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
-def test_streaming_wire_format(
-    http: httpx.Client, reference: dict[str, Any], fmt: str
-) -> None:  # 37-39, 41
+def test_streaming_wire_format(http: httpx.Client, reference: dict[str, Any], fmt: str) -> None:
     response = post(http, stream="true", response_format=fmt)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -553,7 +543,7 @@ def test_streaming_wire_format(
     assert done["usage"] == reference["usage"]
 
 
-def test_sdk_iterates_the_stream(client: OpenAI, reference: dict[str, Any]) -> None:  # 42
+def test_sdk_iterates_the_stream(client: OpenAI, reference: dict[str, Any]) -> None:
     stream = client.audio.transcriptions.create(file=SPEECH, model="gpt-4o-transcribe", stream=True)
     deltas, done = [], []
     for event in stream:
@@ -596,7 +586,7 @@ def test_bad_audio_before_the_stream_is_a_plain_400(
     assert info.value.param == "file"
 
 
-def test_error_after_the_stream_started(server: Server, client: OpenAI) -> None:  # 43
+def test_error_after_the_stream_started(server: Server, client: OpenAI) -> None:
     """With the first wait shorter than ffprobe takes, the stream (200) starts before the
     audio is found to be junk, so the failure must arrive as an SSE error event."""
     ctx = server.app.state.ctx
@@ -630,7 +620,7 @@ def test_keep_alive_comments_while_waiting(server: Server, http: httpx.Client) -
     assert blocks[-1] == "data: [DONE]"
 
 
-# -- models (§7 #46-47) --------------------------------------------------------------------------
+# -- models --------------------------------------------------------------------------------------
 
 
 def test_models_via_sdk(client: OpenAI) -> None:
@@ -709,7 +699,4 @@ def test_no_upload_is_left_behind(server: Server) -> None:
     """Runs last: after every outcome above (200s, 4xx, 413, errors mid-stream, 500), the
     upload folder is empty once the requests are over."""
     uploads: Path = server.app.state.ctx.tmp_dir
-    deadline = time.monotonic() + 10
-    while list(uploads.iterdir()):
-        assert time.monotonic() < deadline, list(uploads.iterdir())
-        time.sleep(0.05)
+    wait_until(lambda: not list(uploads.iterdir()), "the upload folder to empty")

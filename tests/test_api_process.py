@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ from openai import OpenAI
 
 from tests.api_server import free_port
 from tests.conftest import CORPUS_DIR, REPO_ROOT
+from tests.helpers import wait_until
 
 KEY = "process-key-0042"
 
@@ -59,18 +59,17 @@ def test_server_process_from_environment(
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            status = None
-            while status != 200:
+
+            def healthy() -> httpx.Response | None:
                 assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "server never became healthy"
                 try:
-                    health = httpx.get(f"{base}/health", timeout=5)
-                    status = health.status_code
-                    assert status in (200, 503)
+                    response = httpx.get(f"{base}/health", timeout=5)
                 except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
+                    return None
+                assert response.status_code in (200, 503)
+                return response if response.status_code == 200 else None
+
+            health = wait_until(healthy, "the server to become healthy", timeout=120, interval=0.1)
             assert health.json()["loaded"] is True
 
             with OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0) as client:

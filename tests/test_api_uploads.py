@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.requests import ClientDisconnect
 from gigaam_api.api.errors import install_error_handlers
 from gigaam_api.api.uploads import FIELD_LIMIT_BYTES, FLUSH_BYTES, MAX_PARTS, read_form
 from tests.api_server import serve
+from tests.helpers import wait_until
 
 LIMIT = 2 * 1024 * 1024
 
@@ -81,12 +81,9 @@ def client(base_url: str, tmp_dir: Path) -> Iterator[httpx.Client]:
     wait_empty(tmp_dir)
 
 
-def wait_empty(folder: Path, timeout: float = 5.0) -> None:
+def wait_empty(folder: Path) -> None:
     """Every test must leave no temp file behind, whatever the outcome."""
-    deadline = time.monotonic() + timeout
-    while list(folder.iterdir()):
-        assert time.monotonic() < deadline, f"temp files left: {list(folder.iterdir())}"
-        time.sleep(0.02)
+    wait_until(lambda: not list(folder.iterdir()), f"no temp files in {folder}")
 
 
 Part = tuple[str, bytes, dict[str, str]]
@@ -245,10 +242,7 @@ def test_client_vanishing_mid_upload_leaves_no_temp_file(base_url: str, tmp_dir:
             b"Content-Type: multipart/form-data; boundary=XyZ\r\n"
             b"Content-Length: 2000000\r\n\r\n" + head + b"\0" * 1_500_000
         )
-        deadline = time.monotonic() + 5
-        while not list(tmp_dir.iterdir()):  # the server is writing the temp file
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: list(tmp_dir.iterdir()), "the server to write the temp file")
     wait_empty(tmp_dir)
 
 

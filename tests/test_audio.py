@@ -11,10 +11,10 @@ import csv
 import gc
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import threading
-import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +37,9 @@ from gigaam_api.audio import (
     UnsupportedAudio,
     decode_pcm,
     probe,
+    source,
 )
+from gigaam_api.audio.probe import read_wav_header
 from tests.conftest import CORPUS_DIR
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -517,23 +519,34 @@ def test_ffmpeg_dies_when_the_reader_is_garbage_collected(long_silence: Path) ->
     assert _gone(pid)
 
 
-def test_close_from_another_thread_cancels_the_decode(long_silence: Path) -> None:
-    reader = decode_pcm(long_silence, block_samples=SR)
+@pytest.mark.parametrize("via", ["ffmpeg", "plain_wav"])
+def test_close_from_another_thread_cancels_the_read(
+    via: str, long_silence: Path, corpus_dir: Path
+) -> None:
+    """Both readers: ``close()`` from another thread ends a consumer's iteration early."""
+    plain = corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"
+    reader = decode_pcm(long_silence if via == "ffmpeg" else plain, block_samples=SR)
+    assert isinstance(reader, PcmReader if via == "ffmpeg" else audio.WavReader)
     seen: list[int] = []
-    finished = threading.Event()
+    first, closed, finished = threading.Event(), threading.Event(), threading.Event()
 
-    def consume() -> None:  # a slow consumer: ffmpeg is blocked on a full pipe meanwhile
+    def consume() -> None:  # a paused consumer: ffmpeg is blocked on a full pipe meanwhile
         for block in reader:
             seen.append(len(block))
-            time.sleep(0.05)
+            first.set()
+            closed.wait(WATCHDOG_S)
         finished.set()
 
     worker = threading.Thread(target=consume)
     worker.start()
-    threading.Timer(0.2, reader.close).start()
+    assert first.wait(WATCHDOG_S)
+    reader.close()  # from this thread, while the consumer is mid-stream
+    closed.set()
     worker.join(timeout=WATCHDOG_S)
-    assert finished.is_set() and not reader.completed
-    assert 0 < sum(seen) < 60 * SR and _gone(reader.pid)
+    assert finished.is_set() and reader.closed and not reader.completed
+    assert 0 < sum(seen) < 60 * SR
+    if isinstance(reader, PcmReader):
+        assert _gone(reader.pid)
 
 
 def test_a_decoder_that_produces_nothing_is_killed(
@@ -541,10 +554,18 @@ def test_a_decoder_that_produces_nothing_is_killed(
 ) -> None:
     """The stall watchdog, exercised with a real child that never writes (as a hung ffmpeg)."""
     monkeypatch.setattr(PcmReader, "_command", lambda self: ["sleep", "30"])
-    started = time.monotonic()
+    spawned: list[subprocess.Popen[bytes]] = []
+    spawn = PcmReader._spawn
+
+    def recording_spawn(self: PcmReader) -> subprocess.Popen[bytes]:
+        spawned.append(spawn(self))
+        return spawned[-1]
+
+    monkeypatch.setattr(PcmReader, "_spawn", recording_spawn)
     with pytest.raises(UnsupportedAudio, match="stalled"):
         PcmReader(pisets, stall_timeout=0.5)
-    assert time.monotonic() - started < 10
+    # killed by the watchdog, not finished: a child that ran its 30 s would exit with 0
+    assert spawned[0].returncode == -signal.SIGKILL
 
 
 def test_load_audio_equals_the_stream(corpus_dir: Path) -> None:
@@ -569,10 +590,10 @@ def test_pcm_wav_header_probe_agrees_with_ffprobe(
 ) -> None:
     """The ffprobe-free path for 16-bit PCM WAV reports exactly what ffprobe reports."""
     path = corpus_dir / "edge_cases" / name
-    quick = audio._probe_pcm_wav(path)
+    quick = read_wav_header(path)
     assert quick is not None
     assert probe(path) == quick
-    monkeypatch.setattr(audio, "_probe_pcm_wav", lambda _path: None)
+    monkeypatch.setattr(source, "read_wav_header", lambda _path: None)
     full = probe(path)
     assert (full.sample_rate, full.channels, full.codec, full.format_name) == (
         quick.sample_rate,
@@ -588,7 +609,7 @@ def test_pcm_wav_header_probe_agrees_with_ffprobe(
     ["pisets_48k_f32.wav", "pisets_44k_s24.wav", "pisets_22k_u8.wav", "pisets_mp3_named_as.wav"],
 )
 def test_other_wavs_still_go_to_ffprobe(corpus_dir: Path, name: str) -> None:
-    assert audio._probe_pcm_wav(corpus_dir / "edge_cases" / name) is None
+    assert read_wav_header(corpus_dir / "edge_cases" / name) is None
     assert probe(corpus_dir / "edge_cases" / name).duration
 
 
@@ -639,16 +660,3 @@ def test_plain_wav_limits_and_empty_file(pisets: Path, tmp_path: Path) -> None:
     header_only.write_bytes(pisets.read_bytes()[:44])
     with pytest.raises(EmptyAudio):
         decode_pcm(header_only)
-
-
-def test_plain_wav_close_from_another_thread(corpus_dir: Path) -> None:
-    path = corpus_dir / "edge_cases" / "silence_digital_60s_16k.wav"
-    reader = decode_pcm(path, block_samples=1600)
-    seen = 0
-    for block in reader:
-        seen += block.size
-        if seen >= 16000:
-            threading.Thread(target=reader.close).start()
-            time.sleep(0.05)
-    assert reader.closed and not reader.completed
-    assert 16000 <= seen < 60 * SR

@@ -27,7 +27,7 @@ def reference_plan(
     strict_limit: float = 30.0,
     threshold: float = 0.2,
 ) -> list[tuple[float, float]]:
-    """The upstream list-based algorithm, restated from docs/gigaam.md §6 for comparison."""
+    """The upstream list-based algorithm (`segment_audio_file`), restated for comparison."""
     out: list[tuple[float, float]] = []
 
     def flush(start: float, end: float) -> None:

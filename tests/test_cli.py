@@ -15,16 +15,17 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from gigaam_api import __version__, cli, weights
 from gigaam_api.config import Settings
+from tests.helpers import wait_until
 from tests.test_weights import PREFIX, FileServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -319,22 +320,18 @@ def test_serve_answers_health_with_a_fixture_checkpoint(
         text=True,
     )
     try:
-        health = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
+
+        def healthy() -> dict[str, Any] | None:
+            if proc.poll() is not None:
+                pytest.fail(f"no healthy server: {proc.communicate()[0]}")
             try:
                 response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
             except httpx.TransportError:
-                time.sleep(0.2)
-                continue
-            if response.status_code == 200:
-                health = response.json()
-                break
-            assert response.status_code == 503  # still loading
-            time.sleep(0.2)
-        if health is None:
-            proc.kill()
-            pytest.fail(f"no healthy server: {proc.communicate()[0]}")
+                return None
+            assert response.status_code in (200, 503)  # 503: still loading
+            return dict(response.json()) if response.status_code == 200 else None
+
+        health = wait_until(healthy, "a healthy server", timeout=120, interval=0.2)
         assert health["status"] == "ok" and health["loaded"] is True
         assert health["device"] == "cpu"
     finally:

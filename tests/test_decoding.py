@@ -17,19 +17,17 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from gigaam_api.catalogue import tokenizer_beside
 from gigaam_api.model.checkpoint import read_checkpoint
-from gigaam_api.model.decoding import (
+from gigaam_api.model.decoding import Result, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.tokenizer import (
     CharTokenizer,
     DecodingError,
-    Result,
     SentencePieceTokenizer,
     Tokenizer,
     TokenizerError,
-    ctc_greedy,
     group_words,
     load_tokenizer,
-    make_result,
-    rnnt_greedy,
 )
 from gigaam_api.transcript import Word
 
@@ -40,8 +38,9 @@ VOCAB = [" ", *"абвгдежзийклмнопрстуфхцчшщъыьэюя
 
 
 def _load(golden_dir: Path, name: str) -> tuple[dict[str, Any], Tokenizer]:
-    ckpt = read_checkpoint(golden_dir / name / f"{name}.ckpt")
-    tokenizer = load_tokenizer(ckpt.cfg["decoding"], search_dir=golden_dir / name)
+    path = golden_dir / name / f"{name}.ckpt"
+    ckpt = read_checkpoint(path)
+    tokenizer = load_tokenizer(ckpt.cfg["decoding"], tokenizer_beside(path))
     return ckpt.state_dict, tokenizer
 
 
@@ -411,7 +410,7 @@ def test_tokenizer_files_and_config_errors(golden_dir: Path, tmp_path: Path) -> 
     e2e_cfg = {"vocabulary": None, "model_path": "/somewhere/else/v3_e2e_ctc_tokenizer.model"}
     with pytest.raises(TokenizerError, match="tokenizer_path"):
         load_tokenizer(e2e_cfg)
-    found = load_tokenizer(e2e_cfg, search_dir=golden_dir / "v3_e2e_ctc")
+    found = load_tokenizer(e2e_cfg, golden_dir / "v3_e2e_ctc" / "v3_e2e_ctc_tokenizer.model")
     assert isinstance(found, SentencePieceTokenizer) and found.blank_id == 256
     explicit = load_tokenizer(
         e2e_cfg, tokenizer_path=golden_dir / "v3_e2e_rnnt" / "v3_e2e_rnnt_tokenizer.model"

@@ -1,9 +1,11 @@
-"""Shipping files that cannot be exercised here (no Docker): parsed and checked by review rules.
+"""Shipping files, parsed and checked by review rules before any image is built.
 
-Docker is not available on the development machine or in CI, so these tests hold the
-Dockerfile, docker-compose.yml, .dockerignore and .env.example to the promises the README makes
-(non-root, health check, no torch, weights not baked in, every setting documented). The health
-check command itself is executed against a loopback server, since it is plain Python.
+`make image-test` (scripts/image-test.sh) builds and runs the image with podman; these fast tests
+hold the Dockerfile, docker-compose.yml, .dockerignore and .env.example to the promises the README
+makes (non-root, health check, no torch, weights not baked in, dependencies in their own layer,
+pinned base and build backend, every setting documented) on every `make test`, and catch a broken
+rule with a readable message instead of a failed build. The health check command itself is executed
+against a loopback server, since it is plain Python.
 """
 
 from __future__ import annotations
@@ -64,18 +66,101 @@ def healthcheck_argv() -> list[str]:
     return [str(a) for a in argv]
 
 
+def dockerfile_args() -> dict[str, str]:
+    """Defaults of the ARGs that have one (the last definition wins, as in a build)."""
+    return {
+        a.split("=", 1)[0]: a.split("=", 1)[1]
+        for k, a in dockerfile_instructions()
+        if k == "ARG" and "=" in a
+    }
+
+
+def dockerfile_stages() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(base, stage name, instructions) per FROM, with ${ARG} references in the base resolved."""
+    args = dockerfile_args()
+    stages: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for keyword, value in dockerfile_instructions():
+        if keyword == "FROM":
+            words = value.split()
+            base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], words[0])
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else ""
+            stages.append((base, name, []))
+        elif stages:
+            stages[-1][2].append((keyword, value))
+    return stages
+
+
 def test_dockerfile_is_multi_stage_on_slim_python() -> None:
+    stages = dockerfile_stages()
+    assert len(stages) >= 2
+    names: list[str] = []
+    for base, name, _ in stages:
+        # Every stage starts from the slim Python base or from an earlier stage of this file.
+        assert base.startswith("python:3.11-slim") or base in names, base
+        names.append(name)
+    assert stages[-1][1] == "runtime"
+    # The runtime stage takes the installed venv from the build stages, not a fresh pip run.
+    runtime = stages[-1][2]
+    assert any(k == "COPY" and a.startswith("--from=build") for k, a in runtime)
+    assert not any(k == "RUN" and re.search(r"\bpip\b", a) for k, a in runtime)
+
+
+def test_dockerfile_base_is_pinned_by_digest() -> None:
+    # The official image, by content: the tag alone moves with every Python or Debian update.
+    image = dockerfile_args()["PYTHON_IMAGE"]
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", image), image
+
+
+def test_dockerfile_installs_dependencies_before_copying_code() -> None:
+    """Editing code or README must not reinstall dependencies: their layer comes first."""
     instructions = dockerfile_instructions()
-    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for k, a in instructions if k == "ARG"}
-    froms = [a for k, a in instructions if k == "FROM"]
-    assert len(froms) >= 2
-    for entry in froms:
-        image = entry.split()[0]
-        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
-        assert image.startswith("python:3.11-slim"), image
-    assert froms[-1].split()[-1] == "runtime"
-    # The runtime stage takes the installed venv from the build stage, not a fresh pip run.
-    assert any(k == "COPY" and a.startswith("--from=build") for k, a in instructions)
+    deps_install = next(
+        i for i, (k, a) in enumerate(instructions) if k == "RUN" and "-r requirements.lock" in a
+    )
+    copied_before = [
+        a for k, a in instructions[:deps_install] if k == "COPY" and not a.startswith("--from")
+    ]
+    assert copied_before, "the lock must be copied before the dependency install"
+    for args in copied_before:
+        sources = args.split()[:-1]
+        assert set(sources) <= {"pyproject.toml", "requirements.lock"}, args
+    code_copy = next(
+        i for i, (k, a) in enumerate(instructions) if k == "COPY" and "gigaam_api" in a
+    )
+    readme_copy = next(
+        i for i, (k, a) in enumerate(instructions) if k == "COPY" and "README.md" in a
+    )
+    assert deps_install < code_copy and deps_install < readme_copy
+    # The runtime stage takes the dependency venv in its own layer before the project's files.
+    runtime = dockerfile_stages()[-1][2]
+    copies = [a for k, a in runtime if k == "COPY"]
+    venv_copy = next(i for i, a in enumerate(copies) if a.startswith("--from=deps"))
+    project_copy = next(i for i, a in enumerate(copies) if a.startswith("--from=build"))
+    assert venv_copy < project_copy
+
+
+def test_build_backend_is_pinned_and_used_without_isolation() -> None:
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        requires = tomllib.load(f)["build-system"]["requires"]
+    assert requires and all(re.fullmatch(r"[\w.-]+==[\w.]+", r) for r in requires), requires
+    runs = " ".join(a for k, a in dockerfile_instructions() if k == "RUN")
+    # The backend is installed from pyproject.toml's pin and the build may not fetch another.
+    assert "['build-system']['requires']" in runs
+    assert "--no-build-isolation" in runs
+
+
+def test_image_test_is_wired_into_make_and_ci() -> None:
+    script = ROOT / "scripts" / "image-test.sh"
+    assert script.stat().st_mode & 0o111, "scripts/image-test.sh must be executable"
+    syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, timeout=30)
+    assert syntax.returncode == 0, syntax.stderr
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^image-test:.*\n\t.*scripts/image-test\.sh", makefile, re.M)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    steps = [line.strip() for line in ci if line.strip().startswith("make")]
+    assert steps.index("make image-test") > steps.index("make test")
 
 
 def test_dockerfile_runs_as_uid_1000_and_serves() -> None:
@@ -116,7 +201,7 @@ def test_dockerfile_bakes_in_no_weights() -> None:
     ]
     for entry in (".git", ".venv", ".env", "models", "*.ckpt"):
         assert entry in ignored
-    for needed in ("pyproject.toml", "README.md", "gigaam_api"):
+    for needed in ("pyproject.toml", "README.md", "requirements.lock", "gigaam_api"):
         assert needed not in ignored
 
 

@@ -3,18 +3,16 @@
 The golden fixtures are scaled down (d_model 64); here the real v3 configs from
 ``../shared/golden/manifests`` are used with fewer layers, written in the official checkpoint
 format. With no reference output for them, an independent numpy implementation of the
-reference encoder (written from ``../shared/docs/gigaam.md`` §4, float64 where it matters)
+reference encoder (written from the published Conformer description, float64 where it matters)
 is the yardstick; it also checks inputs longer than the reference's 5000-frame rotary table.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,25 +21,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.model.checkpoint import read_checkpoint
-from tests.conftest import REPO_ROOT
+from tests.helpers import checkpoint_writer
 from tests.test_engine_parity import edit_distance
 
 LAYERS = 1  # the real models have 16; one exercises every kind of node at full width
 
 
-def _random_checkpoint_module() -> ModuleType:
-    path = REPO_ROOT / "benchmarks" / "random_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("random_checkpoint", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def fullsize(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Full-size-config checkpoints (2 layers, random weights) for each golden manifest."""
-    writer = _random_checkpoint_module()
+    writer = checkpoint_writer()
     out = tmp_path_factory.mktemp("fullsize")
     paths = {}
     for name in ("v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt"):
@@ -233,7 +222,7 @@ def test_longer_than_reference_rotary_table(golden_dir: Path, tmp_path: Path) ->
     state = {k: v for k, v in source.state_dict.items() if not k.startswith("encoder.layers.")}
     state |= {k: v for k, v in source.state_dict.items() if k.startswith("encoder.layers.0.")}
     path = tmp_path / "one_layer.ckpt"
-    _random_checkpoint_module().write_checkpoint(path, cfg, state)
+    checkpoint_writer().write_checkpoint(path, cfg, state)
     model = load_model(path, num_threads=2)
     wave = _speech(golden_dir, 201.0)
     feats, lens = model.features([wave])

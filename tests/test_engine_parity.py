@@ -1,6 +1,6 @@
 """Engine parity with the reference on the four golden fixtures, plus the engine's contracts.
 
-Tolerances are the ones ``../shared/golden/README.md`` suggests: features 1e-3, pre-encode /
+Tolerances are the ones the golden data set is published with: features 1e-3, pre-encode /
 every layer / encoder output 1e-4, log-probs 2e-4, RNN-T joint log-probs 2e-4 along the
 reference's own greedy trace; token ids, frames, text and word boundaries exact; word times
 1e-6 s. Only frames below each item's length are compared in batches.
@@ -8,11 +8,9 @@ reference's own greedy trace; token ids, frames, text and word boundaries exact;
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -30,9 +28,11 @@ from gigaam_api.model import (
     graph,
     load_model,
 )
+from gigaam_api.model.cache import checkpoint_digest
 from gigaam_api.model.checkpoint import CheckpointError, read_checkpoint
-from gigaam_api.model.engine import checkpoint_digest, resolve_device
-from tests.conftest import MODELS, REPO_ROOT
+from gigaam_api.model.engine import resolve_device
+from tests.conftest import MODELS
+from tests.helpers import checkpoint_writer
 
 CTC = [m for m in MODELS if "ctc" in m]
 RNNT = [m for m in MODELS if "rnnt" in m]
@@ -179,7 +179,7 @@ def test_rnnt_joint_along_reference_trace(
     model = models[name]
     step = model.step
     assert step is not None
-    session = model._encoder  # the same session transcribe uses
+    session = model.encoder  # the same session transcribe uses
     (enc_proj,) = session.run(data["features"], data["feature_lengths"], ["enc_proj"])
     hidden = step.hidden_size
     h = np.zeros((1, 1, hidden), np.float32)
@@ -386,26 +386,17 @@ def test_cache_key_follows_content(golden_dir: Path, tmp_path: Path) -> None:
     assert second.name == "v3_e2e_ctc"
 
 
-def _writer() -> ModuleType:
-    path = REPO_ROOT / "benchmarks" / "random_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("random_checkpoint", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_rejects_checkpoints_without_asr_head(golden_dir: Path, tmp_path: Path) -> None:
     ckpt = read_checkpoint(_ckpt(golden_dir, "v3_ctc"))
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("head.")}
     cfg = {k: v for k, v in ckpt.cfg.items() if k not in ("head", "decoding")}
     cfg["model_name"] = "v3_ssl"
     path = tmp_path / "v3_ssl.ckpt"
-    _writer().write_checkpoint(path, cfg, state)
+    checkpoint_writer().write_checkpoint(path, cfg, state)
     with pytest.raises(UnsupportedModelError, match="no speech-recognition head"):
         load_model(path)
     cfg = dict(ckpt.cfg, encoder=dict(ckpt.cfg["encoder"], subsampling="conv2d"))
-    _writer().write_checkpoint(path, cfg, dict(ckpt.state_dict))
+    checkpoint_writer().write_checkpoint(path, cfg, dict(ckpt.state_dict))
     with pytest.raises(UnsupportedModelError, match="v3"):
         load_model(path)
 
@@ -414,7 +405,7 @@ def test_missing_weight_is_a_clear_error(golden_dir: Path, tmp_path: Path) -> No
     ckpt = read_checkpoint(_ckpt(golden_dir, "v3_ctc"))
     state = {k: v for k, v in ckpt.state_dict.items() if "layers.2.conv.depthwise" not in k}
     path = tmp_path / "broken.ckpt"
-    _writer().write_checkpoint(path, ckpt.cfg, state)
+    checkpoint_writer().write_checkpoint(path, ckpt.cfg, state)
     with pytest.raises(UnsupportedModelError, match="depthwise"):
         load_model(path, cache_dir=tmp_path)
     assert not list((tmp_path / "graphs").glob("*/meta.json"))
@@ -425,7 +416,7 @@ def test_misshapen_weight_is_a_clear_error(golden_dir: Path, tmp_path: Path) -> 
     state = dict(ckpt.state_dict)
     state["head.joint.enc.weight"] = np.zeros((32, 63), np.float32)
     path = tmp_path / "misshapen.ckpt"
-    _writer().write_checkpoint(path, ckpt.cfg, state)
+    checkpoint_writer().write_checkpoint(path, ckpt.cfg, state)
     with pytest.raises(UnsupportedModelError, match=r"head\.joint\.enc\.weight.*\[32, 64\]"):
         load_model(path)
 
@@ -489,4 +480,8 @@ def test_threads_never_exceed_the_usable_cores(golden_dir: Path, tmp_path: Path)
         engine.effective_threads(0)
     model = load_model(_ckpt(golden_dir, "v3_ctc"), num_threads=cores + 7, cache_dir=tmp_path)
     assert model.num_threads == cores
+    # the encoder session really runs with that many threads, and never spins (as the VAD)
+    options = model.encoder.session.get_session_options()
+    assert options.intra_op_num_threads == cores and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert model.transcribe([np.zeros(16000, dtype=np.float32)])[0].frame_shift > 0

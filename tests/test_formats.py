@@ -1,4 +1,4 @@
-"""The five response formats against openai_contract.md §2 and checklist §7 (items 18-36)."""
+"""The five response formats, byte for byte as ``docs/api.md`` describes them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai.types.audio import Transcription, TranscriptionVerbose
 
-from gigaam_api.api.formats import (
+from gigaam_api.formats import (
     GRANULARITIES,
     JSON_MEDIA_TYPE,
     RESPONSE_FORMATS,
@@ -122,26 +122,32 @@ def two_cues() -> Transcript:
     )
 
 
-def test_srt_matches_the_upstream_layout_byte_for_byte() -> None:
-    rendered = render_srt(two_cues())
+@pytest.mark.parametrize(
+    ("renderer", "expected"),
+    [
+        (
+            render_srt,  # upstream's layout
+            "1\n00:00:00,000 --> 00:00:02,500\nFirst segment text.\n\n"
+            "2\n00:00:02,500 --> 00:00:05,000\nSecond segment text.\n\n",
+        ),
+        (
+            render_vtt,  # the documented layout
+            "WEBVTT\n\n"
+            "00:00:00.000 --> 00:00:02.500\nFirst segment text.\n\n"
+            "00:00:02.500 --> 00:00:05.000\nSecond segment text.\n\n",
+        ),
+    ],
+    ids=["srt", "vtt"],
+)
+def test_subtitles_match_the_layout_byte_for_byte(
+    renderer: Callable[[Transcript], Rendered], expected: str
+) -> None:
+    rendered = renderer(two_cues())
     assert rendered.media_type == TEXT_MEDIA_TYPE
-    assert rendered.body == (
-        "1\n00:00:00,000 --> 00:00:02,500\nFirst segment text.\n\n"
-        "2\n00:00:02,500 --> 00:00:05,000\nSecond segment text.\n\n"
-    )
+    assert rendered.body == expected
 
 
-def test_vtt_matches_the_documented_layout_byte_for_byte() -> None:
-    rendered = render_vtt(two_cues())
-    assert rendered.media_type == TEXT_MEDIA_TYPE
-    assert rendered.body == (
-        "WEBVTT\n\n"
-        "00:00:00.000 --> 00:00:02.500\nFirst segment text.\n\n"
-        "00:00:02.500 --> 00:00:05.000\nSecond segment text.\n\n"
-    )
-
-
-def test_srt_checklist_items_23_to_25() -> None:
+def test_srt_cues_are_numbered_timed_and_never_empty() -> None:
     body = render_srt(sample()).body
     assert "\r" not in body
     blocks = cues(body)
@@ -152,7 +158,7 @@ def test_srt_checklist_items_23_to_25() -> None:
         assert block[2].strip() == block[2] != ""
 
 
-def test_vtt_checklist_items_26_and_27() -> None:
+def test_vtt_has_its_header_and_unnumbered_cues() -> None:
     body = render_vtt(sample()).body
     assert body.startswith("WEBVTT\n\n")
     assert "\r" not in body
@@ -378,7 +384,7 @@ def test_non_finite_duration_is_a_value_error_not_invalid_json() -> None:
         milliseconds(float("inf"))
 
 
-# --- the official SDK parses every body (checklist #18, #21, #36) ------------------------------
+# --- the official SDK parses every body ------------------------------------------------------
 
 
 def sdk_client(rendered: Rendered, *, strict: bool) -> openai.OpenAI:

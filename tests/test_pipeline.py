@@ -18,10 +18,11 @@ import pytest
 from numpy.typing import NDArray
 
 from gigaam_api.audio import UnsupportedAudio, load_audio
-from gigaam_api.config import Settings
+from gigaam_api.cancellation import Cancelled
+from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.model.decoding import Result
-from gigaam_api.pipeline import Cancelled, transcribe_file
+from gigaam_api.pipeline import transcribe_file
 from gigaam_api.transcript import Segment
 
 ESPEAK_LONGFORM = Path("longform") / "longform_espeak_ru.wav"
@@ -72,7 +73,7 @@ def test_long_file_is_chunked_along_speech(
         batches.append(len(waves))
         return model.transcribe(waves)
 
-    run = transcribe_file(path, infer, settings)
+    run = transcribe_file(path, infer, pipeline_options(settings))
     segments = list(run)
     assert run.duration == pytest.approx(len(load_audio(path)) / 16000)
     assert run.chunks_recognised > 1
@@ -90,7 +91,9 @@ def test_short_file_speech_after_leading_silence(
     model: AsrModel, settings: Settings, corpus_dir: Path
 ) -> None:
     run = transcribe_file(
-        corpus_dir / "edge_cases" / "pisets_padded_5s_silence_16k.wav", model.transcribe, settings
+        corpus_dir / "edge_cases" / "pisets_padded_5s_silence_16k.wav",
+        model.transcribe,
+        pipeline_options(settings),
     )
     segments = list(run)
     assert segments, "the phrase after the silence is recognised"
@@ -103,7 +106,9 @@ def test_long_pause_file_has_words_on_both_sides(
     model: AsrModel, settings: Settings, corpus_dir: Path
 ) -> None:
     run = transcribe_file(
-        corpus_dir / "edge_cases" / "espeak_long_pause_30s_16k.wav", model.transcribe, settings
+        corpus_dir / "edge_cases" / "espeak_long_pause_30s_16k.wav",
+        model.transcribe,
+        pipeline_options(settings),
     )
     segments = list(run)
     _check_times(segments, run.duration)
@@ -122,7 +127,7 @@ def test_no_speech_gives_no_segments(
         calls.append(len(waves))
         return model.transcribe(waves)
 
-    run = transcribe_file(corpus_dir / "edge_cases" / name, infer, settings)
+    run = transcribe_file(corpus_dir / "edge_cases" / name, infer, pipeline_options(settings))
     assert list(run) == []
     assert calls == []
     assert run.duration > 4
@@ -132,7 +137,9 @@ def test_corrupt_file_fails_before_any_output(
     model: AsrModel, settings: Settings, corpus_dir: Path
 ) -> None:
     with pytest.raises(UnsupportedAudio):
-        transcribe_file(corpus_dir / "pisets" / "notsound.wav", model.transcribe, settings)
+        transcribe_file(
+            corpus_dir / "pisets" / "notsound.wav", model.transcribe, pipeline_options(settings)
+        )
 
 
 def _tiled_wav(path: Path, source: Path, seconds: float) -> Path:
@@ -155,7 +162,7 @@ def test_memory_is_bounded_on_long_audio(
 ) -> None:
     """10 minutes of audio never hold more than about a batch of chunks plus a region."""
     path = _tiled_wav(tmp_path / "long.wav", corpus_dir / ESPEAK_LONGFORM, 600)
-    run = transcribe_file(path, model.transcribe, settings)
+    run = transcribe_file(path, model.transcribe, pipeline_options(settings))
     segments = list(run)
     _check_times(segments, run.duration)
     assert run.duration >= 600
@@ -190,7 +197,7 @@ def test_cancel_stops_between_batches_and_kills_ffmpeg(
         cancel.set()  # the client goes away while the first batch computes
         return model.transcribe(waves)
 
-    run = transcribe_file(path, infer, settings, cancel=cancel)
+    run = transcribe_file(path, infer, pipeline_options(settings), cancel=cancel)
     with pytest.raises(Cancelled):
         list(run)
     assert len(served) == 1
@@ -201,7 +208,7 @@ def test_close_midway_kills_ffmpeg(
     model: AsrModel, settings: Settings, corpus_dir: Path, tmp_path: Path
 ) -> None:
     path = _tiled_wav(tmp_path / "long.wav", corpus_dir / ESPEAK_LONGFORM, 300)
-    run = transcribe_file(path, model.transcribe, settings)
+    run = transcribe_file(path, model.transcribe, pipeline_options(settings))
     first = next(run)
     assert first.id == 0
     assert _children(os.getpid()), "ffmpeg is running while the file is being read"

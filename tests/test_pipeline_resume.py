@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from gigaam_api import audio
-from gigaam_api.config import Settings
+from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.pipeline import RecognisedChunk, transcribe_file
 from tests.api_server import tiled_wav
@@ -65,7 +65,7 @@ def long_file(
 def chunks(
     path: Path, model: AsrModel, settings: Settings, start: float = 0.0
 ) -> tuple[list[RecognisedChunk], float]:
-    run = transcribe_file(path, model.transcribe, settings, start_seconds=start)
+    run = transcribe_file(path, model.transcribe, pipeline_options(settings), start_seconds=start)
     try:
         return list(run.chunks()), run.duration
     finally:
@@ -98,7 +98,9 @@ def test_resuming_after_a_chunk_continues_the_uninterrupted_run(
 def test_a_start_at_or_past_the_end_is_empty_audio(
     long_file: Path, model: AsrModel, settings: Settings
 ) -> None:
-    run = transcribe_file(long_file, model.transcribe, settings, start_seconds=SECONDS + 5)
+    run = transcribe_file(
+        long_file, model.transcribe, pipeline_options(settings), start_seconds=SECONDS + 5
+    )
     with pytest.raises(audio.EmptyAudio):
         list(run)
 

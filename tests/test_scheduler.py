@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
+from gigaam_api.cancellation import Cancelled
 from gigaam_api.scheduler import (
-    Cancelled,
     QueueFull,
     Scheduler,
     SchedulerClosed,

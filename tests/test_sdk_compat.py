@@ -1,4 +1,4 @@
-"""Cross-SDK conformance (contract §0, §2.1, §7 #36): the real server driven by the openai
+"""Cross-SDK conformance (``docs/api.md``): the real server driven by the openai
 SDKs that applications actually run — Python 1.109.1 and 2.54.0, Node 4.104.0, 5.23.2 and
 7.57.0 — not just the pinned Python 3.x that ``test_api_e2e.py`` uses.
 
@@ -34,6 +34,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gigaam_api.api.app import create_app
 from tests.api_server import real_model_settings, serve
 from tests.conftest import CORPUS_DIR
+
+#: The first run installs five SDK versions (minutes, needs the package registries): a developer
+#: can leave these out with ``pytest -m "not sdk"``; ``make test`` runs them.
+pytestmark = pytest.mark.sdk
 
 KEY = "sdk-secret"
 TIMEOUT = 120.0
@@ -221,7 +225,7 @@ def test_node_uploads_as_the_contract_says(node: dict[str, Any], server: Server)
     chunked = [r for r in sent if r.get("transfer-encoding") == "chunked"]
     assert all("content-length" not in r for r in chunked)
     # Three of the calls upload an fs.createReadStream (json, verbose_json, stream); v4 and v5
-    # measure the file and send a length, v7 streams it (contract §0).
+    # measure the file and send a length, v7 streams it.
     assert len(chunked) == (3 if node["version"].startswith("7.") else 0)
 
 

@@ -1,4 +1,4 @@
-"""SSE blocks (SPEC §3, openai_contract.md §3 and checklist #37-43) and the delta invariant."""
+"""SSE blocks (``docs/api.md``, "Streaming") and the delta invariant."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from openai.types.audio import TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
 
 from gigaam_api.api.errors import error_body
-from gigaam_api.api.formats import render_json
 from gigaam_api.api.sse import (
     SSE_DONE,
     SSE_HEADERS,
@@ -25,6 +24,7 @@ from gigaam_api.api.sse import (
     sse_error,
     sse_event,
 )
+from gigaam_api.formats import render_json
 from gigaam_api.transcript import Segment, Transcript, Word, build_segments
 
 
@@ -126,7 +126,7 @@ def test_segments_without_text_send_nothing() -> None:
     assert json.loads(render_json(transcript).body)["text"] == joiner.text
 
 
-# --- the official SDK iterates the stream (checklist #37-43) ------------------------------------
+# --- the official SDK iterates the stream ------------------------------------------------------
 
 
 def stream_body(transcript: Transcript, *, usage: bool) -> Iterator[str]:

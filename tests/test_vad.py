@@ -124,7 +124,7 @@ def test_batched_graph_equals_the_window_by_window_model(decoded: _Decoded) -> N
 
 def test_model_is_shared_and_single_threaded() -> None:
     assert default_model() is default_model()
-    options = default_model()._session.get_session_options()
+    options = default_model().session.get_session_options()
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 

@@ -16,22 +16,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from gigaam_api.catalogue import CATALOGUE
 from gigaam_api.config import Settings
 from gigaam_api.weights import (
-    MODEL_NAMES,
-    OFFICIAL_MD5,
+    OFFICIAL_CHECKSUMS,
     WeightsError,
     cached_md5,
     ensure_model,
     model_filenames,
     model_paths,
-    needs_tokenizer,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -166,15 +165,15 @@ def _ensure(
 
 
 def test_md5_table_covers_every_official_model() -> None:
-    assert len(MODEL_NAMES) == 12
-    assert set(MODEL_NAMES) >= {"v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt", "emo"}
-    assert all(len(md5) == 32 and int(md5, 16) >= 0 for md5 in OFFICIAL_MD5.values())
-    assert OFFICIAL_MD5["v3_ctc"] == "73413e7be9c6a5935827bfab5c0dd678"
+    assert len(CATALOGUE) == 12
+    assert set(CATALOGUE) >= {"v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt", "emo"}
+    assert all(len(md5) == 32 and int(md5, 16) >= 0 for md5 in OFFICIAL_CHECKSUMS.values())
+    assert OFFICIAL_CHECKSUMS["v3_ctc.ckpt"] == "73413e7be9c6a5935827bfab5c0dd678"
 
 
 def test_tokenizer_rule_matches_upstream() -> None:
-    assert needs_tokenizer("v3_e2e_rnnt") and needs_tokenizer("v1_rnnt")
-    assert not needs_tokenizer("v3_rnnt") and not needs_tokenizer("v3_ctc")
+    assert CATALOGUE["v3_e2e_rnnt"].tokenizer and CATALOGUE["v1_rnnt"].tokenizer
+    assert not CATALOGUE["v3_rnnt"].tokenizer and not CATALOGUE["v3_ctc"].tokenizer
     assert model_filenames("v3_e2e_ctc") == ("v3_e2e_ctc.ckpt", "v3_e2e_ctc_tokenizer.model")
     assert model_filenames("v2_ctc") == ("v2_ctc.ckpt", None)
 
@@ -229,18 +228,6 @@ def test_wrong_checksum_is_rejected_and_nothing_is_kept(server: FileServer, tmp_
     assert len(server.gets("v3_ctc.ckpt")) == 1
 
 
-def test_connection_dropped_mid_file_is_resumed_with_range(
-    server: FileServer,
-    tmp_path: Path,
-    checksums: dict[str, str],
-    fixture_files: dict[str, bytes],
-) -> None:
-    server.drop_after[f"{PREFIX}/v3_ctc.ckpt"] = 300_000
-    ckpt, _ = _ensure(server, tmp_path, checksums)
-    assert ckpt.read_bytes() == fixture_files["v3_ctc.ckpt"]
-    assert server.gets("v3_ctc.ckpt") == [None, "bytes=300000-"]
-
-
 def test_partial_file_survives_a_failed_run_and_the_next_run_resumes(
     server: FileServer,
     tmp_path: Path,
@@ -260,56 +247,66 @@ def test_partial_file_survives_a_failed_run_and_the_next_run_resumes(
     assert not part.exists()
 
 
-def test_server_without_range_support_restarts_from_zero(
-    server: FileServer,
-    tmp_path: Path,
-    checksums: dict[str, str],
-    fixture_files: dict[str, bytes],
-) -> None:
+def _drop_mid_file(server: FileServer, part: Path, size: int) -> None:
+    server.drop_after[f"{PREFIX}/v3_ctc.ckpt"] = 300_000
+
+
+def _drop_without_range_support(server: FileServer, part: Path, size: int) -> None:
+    # The server answers the resume with the whole file (200): it must not be appended twice.
     server.range_support = False
     server.drop_after[f"{PREFIX}/v3_ctc.ckpt"] = 500_000
-    ckpt, _ = _ensure(server, tmp_path, checksums)
-    # The server answered the resume with the whole file (200); it was not appended twice.
-    assert ckpt.read_bytes() == fixture_files["v3_ctc.ckpt"]
-    assert server.gets("v3_ctc.ckpt") == [None, "bytes=500000-"]
 
 
-def test_stale_part_longer_than_the_file_is_discarded(
-    server: FileServer,
-    tmp_path: Path,
-    checksums: dict[str, str],
-    fixture_files: dict[str, bytes],
-) -> None:
-    size = len(fixture_files["v3_ctc.ckpt"])
-    (tmp_path / "v3_ctc.ckpt.part").write_bytes(b"\0" * (size + 10))
-    ckpt, _ = _ensure(server, tmp_path, checksums)  # 416 → start over
-    assert ckpt.read_bytes() == fixture_files["v3_ctc.ckpt"]
-    assert server.gets("v3_ctc.ckpt") == [f"bytes={size + 10}-", None]
+def _stale_part_longer_than_file(server: FileServer, part: Path, size: int) -> None:
+    part.write_bytes(b"\0" * (size + 10))  # the resume gets 416: start over
 
 
-def test_resumed_bytes_that_fail_the_checksum_are_fetched_afresh(
-    server: FileServer,
-    tmp_path: Path,
-    checksums: dict[str, str],
-    fixture_files: dict[str, bytes],
-) -> None:
+def _part_from_another_file(server: FileServer, part: Path, size: int) -> None:
     # A .part left by another mirror's file: resuming it gives a wrong file, so start over once.
-    (tmp_path / "v3_ctc.ckpt.part").write_bytes(b"x" * 1000)
-    ckpt, _ = _ensure(server, tmp_path, checksums)
-    assert ckpt.read_bytes() == fixture_files["v3_ctc.ckpt"]
-    assert server.gets("v3_ctc.ckpt") == ["bytes=1000-", None]
+    part.write_bytes(b"x" * 1000)
 
 
-def test_server_error_is_retried(
+def _server_error_once(server: FileServer, part: Path, size: int) -> None:
+    server.fail_once[f"{PREFIX}/v3_ctc.ckpt"] = 503
+
+
+@pytest.mark.parametrize(
+    ("arrange", "expected_ranges"),
+    [
+        pytest.param(_drop_mid_file, lambda size: [None, "bytes=300000-"], id="dropped-resumed"),
+        pytest.param(
+            _drop_without_range_support,
+            lambda size: [None, "bytes=500000-"],
+            id="no-range-support-restarts",
+        ),
+        pytest.param(
+            _stale_part_longer_than_file,
+            lambda size: [f"bytes={size + 10}-", None],
+            id="stale-long-part-discarded",
+        ),
+        pytest.param(
+            _part_from_another_file,
+            lambda size: ["bytes=1000-", None],
+            id="bad-resumed-bytes-refetched",
+        ),
+        pytest.param(_server_error_once, lambda size: [None, None], id="server-error-retried"),
+    ],
+)
+def test_interrupted_or_failed_transfer_recovers(
     server: FileServer,
     tmp_path: Path,
     checksums: dict[str, str],
     fixture_files: dict[str, bytes],
+    arrange: Callable[[FileServer, Path, int], None],
+    expected_ranges: Callable[[int], list[str | None]],
 ) -> None:
-    server.fail_once[f"{PREFIX}/v3_ctc.ckpt"] = 503
+    """Each way a transfer can go wrong ends in the right file, with the Range requests shown."""
+    size = len(fixture_files["v3_ctc.ckpt"])
+    arrange(server, tmp_path / "v3_ctc.ckpt.part", size)
     ckpt, _ = _ensure(server, tmp_path, checksums)
     assert ckpt.read_bytes() == fixture_files["v3_ctc.ckpt"]
-    assert len(server.gets("v3_ctc.ckpt")) == 2
+    assert server.gets("v3_ctc.ckpt") == expected_ranges(size)
+    assert not (tmp_path / "v3_ctc.ckpt.part").exists()
 
 
 def test_404_names_the_url(server: FileServer, tmp_path: Path, checksums: dict[str, str]) -> None:

@@ -26,6 +26,7 @@ from gigaam_api.api.routes import AppContext, router
 from gigaam_api.api.service import Loader, ModelService
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import configure_logging
+from gigaam_api.wyoming.server import WyomingServer
 
 
 def create_app(
@@ -39,8 +40,8 @@ def create_app(
 
     ``loader`` replaces how the model is built from settings (default: weights per
     ``CHECKPOINT_PATH``/``MODEL`` → ``load_model``). ``keepalive_seconds`` is the SSE
-    keep-alive interval (SPEC: at most 15 s; tests shorten it). ``tmp_dir`` is where uploads
-    are spooled (default: the system temp directory).
+    keep-alive interval (at most 15 s, see ``docs/api.md``; tests shorten it). ``tmp_dir`` is
+    where uploads are spooled (default: the system temp directory).
     """
     settings = settings or load_settings()
     metrics = Metrics()
@@ -50,9 +51,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
         jobs = start_jobs(app.state.jobs, settings, service, metrics)  # durable jobs
+        wyoming = WyomingServer.for_app(app.state.ctx) if settings.wyoming_uri else None
+        app.state.wyoming = wyoming
         try:
+            if wyoming is not None:
+                await wyoming.start()
             yield
         finally:
+            if wyoming is not None:  # before the worker stops: cancels utterances under way
+                await wyoming.stop()
             if jobs is not None:
                 jobs.stop()  # before the worker: running jobs give their leases back
             service.stop()

@@ -1,11 +1,10 @@
 """Bearer-key check (``API_KEY``): constant-time, and before anything looks at the upload.
 
-With ``API_KEY`` empty every request is accepted (any key or none, as SPEC §2 says). Checking
-the key before reading the body means a client with a wrong key gets 401, not a 400 about its
-audio (VoiceInk's connection test tells the two apart), and an unauthenticated client cannot
-make the server decode anything. Azure-style clients send ``api-key:`` instead of a bearer
-token; both are accepted. The key is never logged or echoed.
-"""
+With ``API_KEY`` empty every request is accepted (any key or none: a server on a private network
+needs no key). Checking the key before reading the body means a client with a wrong key gets
+401, not a 400 about its audio (VoiceInk's connection test tells the two apart), and an
+unauthenticated client cannot make the server decode anything. Azure-style clients send
+``api-key:`` instead of a bearer token; both are accepted. The key is never logged or echoed."""
 
 from __future__ import annotations
 

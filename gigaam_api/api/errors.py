@@ -133,6 +133,16 @@ def model_not_loaded(detail: str | None = None) -> ApiError:
     )
 
 
+def shutting_down() -> ApiError:
+    """503 for a request that arrives (or is still queued) while the server stops."""
+    return ApiError(503, "The server is shutting down", code="shutting_down")
+
+
+def cancelled() -> ApiError:
+    """499 for work that was cancelled before it finished (client gone, server stopping)."""
+    return ApiError(499, "The request was cancelled", type="cancelled", code="cancelled")
+
+
 # -- durable jobs (gigaam_api/api/job_routes.py) --
 
 

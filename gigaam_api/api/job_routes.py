@@ -40,7 +40,6 @@ from gigaam_api.api.errors import (
     jobs_unavailable,
     too_many_jobs,
 )
-from gigaam_api.api.formats import render
 from gigaam_api.api.job_metrics import JobMetrics
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
@@ -49,10 +48,12 @@ from gigaam_api.api.params import (
     parse_response_format,
     parse_transcription_params,
 )
+from gigaam_api.api.record import record_of
 from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
+from gigaam_api.formats import render
 from gigaam_api.jobs.model import FINISHED, Job, deleted_object, job_object, segment_payload
 from gigaam_api.jobs.service import JobLimit, JobService
 
@@ -128,7 +129,8 @@ def _check_upload(path: Path, settings: Settings) -> float | None:
 @job_router.post("/jobs")
 async def submit_job(request: Request) -> Response:
     settings, service = _jobs(request)
-    request_id: str = request.state.request_id
+    record = record_of(request)
+    request_id = record.request_id
     try:
         await anyio.to_thread.run_sync(service.check_capacity)
     except JobLimit as exc:
@@ -158,7 +160,7 @@ async def submit_job(request: Request) -> Response:
         except JobLimit as exc:
             raise _limit_error(exc) from None
     except ClientDisconnect:
-        request.state.client_disconnected = True
+        record.client_disconnected = True
         return Response(status_code=400)
     finally:
         if form is not None:

@@ -1,4 +1,4 @@
-"""Prometheus metrics for ``GET /metrics`` (SPEC §1).
+"""Prometheus metrics for ``GET /metrics`` (listed in ``docs/api.md``).
 
 Each app gets its own registry, so several apps in one process (tests) never collide and the
 output holds only the service's series. Route labels are route *templates*
@@ -81,6 +81,20 @@ class Metrics:
         self.model_loaded = Gauge(
             "gigaam_model_loaded", "1 once the model is loaded and serving", registry=r
         )
+        self.wyoming_utterances = Counter(
+            "gigaam_wyoming_utterances",
+            "Wyoming (Home Assistant) utterances by outcome (ok, client_error, cancelled, error)",
+            ["outcome"],
+            registry=r,
+        )
+        self.wyoming_audio_seconds = Counter(
+            "gigaam_wyoming_audio_seconds",
+            "Seconds of audio transcribed for Wyoming clients",
+            registry=r,
+        )
+        self.wyoming_connections = Gauge(
+            "gigaam_wyoming_connections", "Open Wyoming client connections", registry=r
+        )
 
     def bind_queue(self, depth: Callable[[], int], pending: Callable[[], int], limit: int) -> None:
         """Read queue gauges live from the scheduler at scrape time."""
@@ -102,6 +116,10 @@ class Metrics:
         self.transcriptions.labels(outcome="ok").inc()
         if audio_seconds > 0:
             self.rtf.observe(processing_seconds / audio_seconds)
+
+    def observe_wyoming_utterance(self, audio_seconds: float) -> None:
+        self.wyoming_audio_seconds.inc(audio_seconds)
+        self.wyoming_utterances.labels(outcome="ok").inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

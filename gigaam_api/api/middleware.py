@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.api.errors import error_response, internal_error
 from gigaam_api.api.metrics import Metrics
+from gigaam_api.api.record import RequestRecord, attach_record
 
 access_log = logging.getLogger("gigaam_api.access")
 log = logging.getLogger(__name__)
@@ -63,8 +64,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        record = attach_record(scope.setdefault("state", {}), request_id)
         started = time.perf_counter()
         status: int | None = None
         complete = False
@@ -90,27 +90,20 @@ class RequestContextMiddleware:
         finally:
             seconds = time.perf_counter() - started
             final = status if (status is not None and complete) else CLIENT_CLOSED
-            if state.get("client_disconnected"):
+            if record.client_disconnected:
                 final = CLIENT_CLOSED
-            self._record(scope, state, request_id, final, seconds)
+            self._record(scope, record, final, seconds)
 
-    def _record(
-        self, scope: Scope, state: dict[str, Any], request_id: str, status: int, seconds: float
-    ) -> None:
+    def _record(self, scope: Scope, record: RequestRecord, status: int, seconds: float) -> None:
         route = route_label(scope)
         method = str(scope.get("method", ""))
         self.metrics.observe_request(route, method, status, seconds)
         extra: dict[str, Any] = {
-            "request_id": request_id,
+            "request_id": record.request_id,
             "method": method,
             "path": scope.get("path", ""),
             "status": status,
             "processing_seconds": round(seconds, 4),
         }
-        audio_seconds = state.get("audio_seconds")
-        if audio_seconds is not None:
-            extra["audio_seconds"] = round(float(audio_seconds), 3)
-        for key in ("response_format", "stream", "error_code"):
-            if state.get(key) is not None:
-                extra[key] = state[key]
+        extra.update(record.log_fields())
         access_log.info("%s %s %s", method, scope.get("path", ""), status, extra=extra)

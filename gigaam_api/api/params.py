@@ -1,6 +1,6 @@
 """Form fields of ``POST /audio/transcriptions`` → validated parameters (pure functions).
 
-Lenient where real clients differ (SPEC §1, openai_contract.md §1.2-1.3 and §6): bare and
+Lenient where real clients differ (``docs/api.md``, "Request fields"): bare and
 ``[]`` array names, ``True``/``true``/``1`` booleans, ``0``/``0.0``/``1e-05`` numbers, empty
 strings meaning "not given", unknown fields ignored. Strict where a wrong value would silently
 change the output: an unknown ``model`` or ``response_format`` is a 400 naming the parameter.
@@ -11,15 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import get_args
 
-from gigaam_api.api import formats
+from gigaam_api import formats
 from gigaam_api.api.errors import ApiError, bad_request
-from gigaam_api.config import ResponseFormat, Settings
-
-RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
-#: Formats that stream as SSE; the others return the full response even with stream=true.
-STREAMABLE_FORMATS = ("json", "text")
+from gigaam_api.config import Settings
+from gigaam_api.formats import RESPONSE_FORMATS, STREAMABLE_FORMATS, ResponseFormat
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -112,7 +108,7 @@ def parse_response_format(value: str | None, settings: Settings) -> ResponseForm
     lowered = value.lower()
     for fmt in RESPONSE_FORMATS:
         if fmt == lowered:
-            return fmt  # type: ignore[return-value]
+            return fmt
     raise bad_request(
         f"Invalid value for 'response_format': {value!r}; "
         f"supported values are {', '.join(RESPONSE_FORMATS)}",

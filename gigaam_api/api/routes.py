@@ -1,8 +1,8 @@
-"""The HTTP routes (SPEC §1). Mounted twice by the app: under ``/v1`` and at the root,
+"""The HTTP routes (``docs/api.md``). Mounted twice by the app: under ``/v1`` and at the root,
 because clients disagree on whether the base URL includes ``/v1``.
 
 Handlers stay thin: authenticate, admit, receive the upload, validate, then hand the file to
-a :class:`~gigaam_api.api.jobs.TranscriptionJob` and turn its events into one of the five
+a :class:`~gigaam_api.api.runner.PipelineRunner` and turn its events into one of the five
 formats or an SSE stream. Order matters and is deliberate:
 
 1. the API key is checked before the body is read (401 beats any complaint about the audio);
@@ -29,18 +29,19 @@ from starlette.types import Receive, Scope, Send
 from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.errors import ApiError, bad_request, not_found
-from gigaam_api.api.formats import render
-from gigaam_api.api.jobs import DoneEvent, FailedEvent, JobEvent, SegmentEvent, TranscriptionJob
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
     TranscriptionParams,
     parse_transcription_params,
     translation_unsupported,
 )
+from gigaam_api.api.record import record_of
+from gigaam_api.api.runner import DoneEvent, FailedEvent, PipelineRunner, RunEvent, SegmentEvent
 from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error, pipeline_producer
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
+from gigaam_api.formats import render
 from gigaam_api.model import Result
 from gigaam_api.scheduler import Ticket
 from gigaam_api.transcript import Segment, Transcript
@@ -59,7 +60,7 @@ class AppContext:
     service: ModelService
     metrics: Metrics
     created: int
-    keepalive_seconds: float = 10.0  # SPEC: a keep-alive at least every 15 s
+    keepalive_seconds: float = 10.0  # well under the 15 s proxies and clients tolerate idle
     tmp_dir: Path | None = None
 
 
@@ -145,17 +146,18 @@ async def translations(request: Request) -> Response:
 @router.post("/audio/transcriptions")
 async def transcriptions(request: Request) -> Response:
     ctx = _authenticate(request)
-    request_id: str = request.state.request_id
+    record = record_of(request)
+    request_id = record.request_id
     ticket = ctx.service.admit(request_id)
     form: FormData | None = None
-    job: TranscriptionJob | None = None
+    runner: PipelineRunner | None = None
     try:
         form = await read_form(
             request, max_bytes=ctx.settings.max_upload_bytes, tmp_dir=ctx.tmp_dir
         )
         params = parse_transcription_params(form.fields, ctx.settings)
-        request.state.response_format = params.response_format
-        request.state.stream = params.wants_sse
+        record.response_format = params.response_format
+        record.stream = params.wants_sse
         upload = form.file
         if upload is None:
             raise bad_request(
@@ -165,12 +167,12 @@ async def transcriptions(request: Request) -> Response:
             )
         if upload.size == 0:
             raise bad_request("The uploaded file is empty", param="file", code="empty_audio")
-        job = _start_job(upload.path, ticket, form, ctx.settings, request_id)
-    except ClientDisconnect:
-        request.state.client_disconnected = True
+        runner = _start_runner(upload.path, ticket, form, ctx.settings, request_id)
+    except ClientDisconnect:  # left during the upload: no transcription to count yet
+        record.client_disconnected = True
         return Response(status_code=400)
     finally:
-        if job is None:  # nothing was handed over: release here
+        if runner is None:  # nothing was handed over: release here
             ticket.close()
             if form is not None:
                 form.cleanup()
@@ -178,57 +180,70 @@ async def transcriptions(request: Request) -> Response:
     started = time.perf_counter()
     try:
         if params.wants_sse:
-            return await _stream(request, ctx, job, started)
-        return await _respond(request, ctx, job, params, started)
+            return await _stream(request, ctx, runner, started)
+        return await _respond(request, ctx, runner, params, started)
     except BaseException:
-        job.cancel()
+        runner.cancel()
         raise
 
 
-def _start_job(
+def _start_runner(
     path: Path, ticket: Ticket[Result], form: FormData, settings: Settings, request_id: str
-) -> TranscriptionJob:
+) -> PipelineRunner:
     def release() -> None:
         ticket.close()
         form.cleanup()
 
-    job = TranscriptionJob(
+    runner = PipelineRunner(
         pipeline_producer(path, ticket, settings),
         on_cancel=ticket.cancel,
         on_exit=release,
         name=f"transcribe-{request_id[-8:]}",
     )
-    job.start()
-    return job
+    runner.start()
+    return runner
 
 
-async def _next_event(request: Request, job: TranscriptionJob, timeout: float) -> JobEvent | None:
-    """Wait up to ``timeout`` for the job, checking the client before every wait.
+async def _next_event(request: Request, runner: PipelineRunner, timeout: float) -> RunEvent | None:
+    """Wait up to ``timeout`` for the runner, checking the client before every wait.
 
-    Returns None on timeout. A disconnected client cancels the job (which stops the pipeline
+    Returns None on timeout. A disconnected client cancels the runner (which stops the pipeline
     and ffmpeg) and raises ``ClientDisconnect``. The check runs even while events keep
     coming, so a client that leaves a long transcription stops it within one segment.
     """
     deadline = time.monotonic() + timeout
     while True:
         if await request.is_disconnected():
-            request.state.client_disconnected = True
-            job.cancel()
+            runner.cancel()
             raise ClientDisconnect()
         remaining = deadline - time.monotonic()
-        event = await job.next(min(DISCONNECT_POLL_S, max(remaining, 0.0)))
+        event = await runner.next(min(DISCONNECT_POLL_S, max(remaining, 0.0)))
         if event is not None or remaining <= DISCONNECT_POLL_S:
             return event
 
 
 def _finish(request: Request, ctx: AppContext, duration: float, started: float) -> None:
-    request.state.audio_seconds = duration
+    record_of(request).audio_seconds = duration
     ctx.metrics.observe_transcription(duration, time.perf_counter() - started)
 
 
+def _client_left(request: Request, ctx: AppContext) -> Response:
+    """The one place a transcription is counted as cancelled because its client went away.
+
+    Marks the request for the access log (status 499) and answers with an empty 400 that
+    nobody will read: the connection is already gone.
+    """
+    record = record_of(request)
+    if not record.client_disconnected:
+        record.client_disconnected = True
+        ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
+    return Response(status_code=400)
+
+
 def _failure(request: Request, ctx: AppContext, error: BaseException) -> ApiError:
-    api_error = map_pipeline_error(error, request.state.request_id)
-    request.state.error_code = api_error.code
+    record = record_of(request)
+    api_error = map_pipeline_error(error, record.request_id)
+    record.error_code = api_error.code
     outcome = "client_error" if api_error.status < 500 else "error"
     ctx.metrics.transcriptions.labels(outcome=outcome).inc()
     return api_error
@@ -237,14 +252,14 @@ def _failure(request: Request, ctx: AppContext, error: BaseException) -> ApiErro
 async def _respond(
     request: Request,
     ctx: AppContext,
-    job: TranscriptionJob,
+    runner: PipelineRunner,
     params: TranscriptionParams,
     started: float,
 ) -> Response:
     segments: list[Segment] = []
     try:
         while True:
-            event = await _next_event(request, job, ctx.keepalive_seconds)
+            event = await _next_event(request, runner, ctx.keepalive_seconds)
             if event is None:
                 continue
             if isinstance(event, SegmentEvent):
@@ -255,8 +270,7 @@ async def _respond(
             else:
                 raise _failure(request, ctx, event.error)
     except ClientDisconnect:
-        ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
-        return Response(status_code=400)
+        return _client_left(request, ctx)
     transcript = Transcript(segments=segments, duration=duration)
     rendered = render(transcript, params.response_format, params.granularities)
     _finish(request, ctx, duration, started)
@@ -264,27 +278,25 @@ async def _respond(
 
 
 async def _stream(
-    request: Request, ctx: AppContext, job: TranscriptionJob, started: float
+    request: Request, ctx: AppContext, runner: PipelineRunner, started: float
 ) -> Response:
     """SSE response. Waits (up to one keep-alive interval) for the first event first, so an
     input that fails at once (not audio, too long) still gets a plain 4xx envelope."""
     try:
-        first = await _next_event(request, job, ctx.keepalive_seconds)
+        first = await _next_event(request, runner, ctx.keepalive_seconds)
     except ClientDisconnect:
-        ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
-        return Response(status_code=400)
+        return _client_left(request, ctx)
     if isinstance(first, FailedEvent):
         raise _failure(request, ctx, first.error)
     outcome = _SseOutcome()
 
     def close() -> None:
         if not outcome.ended:
-            request.state.client_disconnected = True
-            ctx.metrics.transcriptions.labels(outcome="cancelled").inc()
-        job.cancel()
+            _client_left(request, ctx)
+        runner.cancel()
 
-    return _JobStreamingResponse(
-        _sse_events(request, ctx, job, first, started, outcome),
+    return _ClosingStreamingResponse(
+        _sse_events(request, ctx, runner, first, started, outcome),
         on_close=close,
         media_type=sse.SSE_MEDIA_TYPE,
         headers=sse.SSE_HEADERS,
@@ -298,7 +310,7 @@ class _SseOutcome:
     ended: bool = False
 
 
-class _JobStreamingResponse(StreamingResponse):
+class _ClosingStreamingResponse(StreamingResponse):
     """A streaming response that runs ``on_close`` however it ends.
 
     Cleanup cannot live in the body generator's ``finally``: when the client leaves as the
@@ -320,19 +332,19 @@ class _JobStreamingResponse(StreamingResponse):
 async def _sse_events(
     request: Request,
     ctx: AppContext,
-    job: TranscriptionJob,
-    first: JobEvent | None,
+    runner: PipelineRunner,
+    first: RunEvent | None,
     started: float,
     outcome: _SseOutcome,
 ) -> AsyncIterator[str]:
-    """The SSE body; the response's ``on_close`` (not this generator) cancels the job."""
+    """The SSE body; the response's ``on_close`` (not this generator) cancels the runner."""
     joiner = sse.DeltaJoiner()
     sent_delta = False
     pending = first
     while True:
         event, pending = pending, None
         if event is None:
-            event = await job.next(ctx.keepalive_seconds)
+            event = await runner.next(ctx.keepalive_seconds)
         if event is None:
             yield sse.SSE_KEEPALIVE
         elif isinstance(event, SegmentEvent):
@@ -341,7 +353,7 @@ async def _sse_events(
                 sent_delta = True
                 yield sse.sse_delta(delta)
         elif isinstance(event, DoneEvent):
-            if not sent_delta:  # no speech: still one delta before done (checklist #38)
+            if not sent_delta:  # no speech: still one delta before done (some clients wait for one)
                 yield sse.sse_delta("")
             yield sse.sse_done(joiner.text, event.duration)
             yield sse.SSE_DONE

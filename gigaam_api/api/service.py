@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from gigaam_api.api.errors import ApiError, model_not_loaded, queue_full
+from gigaam_api.api.errors import model_not_loaded, queue_full, shutting_down
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.config import Settings
+from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
-from gigaam_api.weights import load_model_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ModelService:
         """A scheduler ticket, or ``ApiError`` 503 (loading, failed, queue full)."""
         scheduler = self.scheduler
         if self.state == "stopped":
-            raise _shutting_down()
+            raise shutting_down()
         if self.state != "ready" or scheduler is None:
             raise model_not_loaded(self.error if self.state == "failed" else None)
         try:
@@ -108,7 +108,7 @@ class ModelService:
         except QueueFull as exc:
             raise queue_full(exc.limit) from None
         except SchedulerClosed:
-            raise _shutting_down() from None
+            raise shutting_down() from None
 
     def stop(self) -> None:
         with self._lock:
@@ -117,7 +117,3 @@ class ModelService:
         self.metrics.model_loaded.set(0)
         if scheduler is not None:
             scheduler.stop()
-
-
-def _shutting_down() -> ApiError:
-    return ApiError(503, "The server is shutting down", code="shutting_down")

@@ -1,10 +1,10 @@
-"""Server-Sent Events for ``stream=true``: pure builders of each block (SPEC §3).
+"""Server-Sent Events for ``stream=true``: pure builders of each block (``docs/api.md``).
 
 Every block is one ``data: <compact JSON>`` line and a blank line, the only framing both SDKs
 accept (a block without ``data`` makes the Python SDK raise). Keep-alives are SSE comments,
 which clients skip. A delta goes out per finished segment; the space that separates two
 segments starts the *next* delta, so the concatenated deltas equal the done event's text and
-the non-streaming ``text`` exactly (checklist §7 #39) — :class:`DeltaJoiner` keeps that
+the non-streaming ``text`` exactly — :class:`DeltaJoiner` keeps that
 bookkeeping in one place.
 """
 
@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gigaam_api.api.formats import usage
+from gigaam_api.formats import usage
 
 SSE_MEDIA_TYPE = "text/event-stream"
 #: Headers for the streaming response: no caching, and no buffering by nginx-style proxies.
@@ -37,9 +37,9 @@ def sse_delta(text: str) -> str:
 def sse_done(text: str, seconds: float | None) -> str:
     """``transcript.text.done`` with the full text and the duration usage (seconds, rounded up).
 
-    SPEC §3 sends ``usage`` as in ``json``. The SDKs' done-event type only models *token*
-    usage: default clients keep the object as is, but a client built with strict response
-    validation rejects it, so ``seconds=None`` leaves ``usage`` out (always safe, §3.2).
+    ``usage`` is sent as in ``json``. The SDKs' done-event type only models *token* usage:
+    default clients keep the object as is, but a client built with strict response
+    validation rejects it, so ``seconds=None`` leaves ``usage`` out (always safe).
     """
     payload: dict[str, Any] = {"type": "transcript.text.done", "text": text}
     if seconds is not None:

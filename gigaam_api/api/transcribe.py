@@ -13,10 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from gigaam_api import audio, pipeline
-from gigaam_api.api.errors import ApiError, bad_request, internal_error
-from gigaam_api.api.jobs import Producer
-from gigaam_api.config import Settings
-from gigaam_api.scheduler import Cancelled, SchedulerClosed, Ticket
+from gigaam_api.api.errors import (
+    ApiError,
+    bad_request,
+    cancelled,
+    internal_error,
+    shutting_down,
+)
+from gigaam_api.api.runner import Producer
+from gigaam_api.cancellation import Cancelled
+from gigaam_api.config import Settings, pipeline_options
+from gigaam_api.scheduler import SchedulerClosed, Ticket
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
@@ -25,8 +32,10 @@ log = logging.getLogger(__name__)
 def pipeline_producer(path: Path, ticket: Ticket[Any], settings: Settings) -> Producer:
     """A producer that runs the pipeline on ``path`` with the ticket as its model."""
 
+    options = pipeline_options(settings)
+
     def produce(emit: Callable[[Segment], None], cancel: threading.Event) -> float:
-        run = pipeline.transcribe_file(path, ticket.infer, settings, cancel=cancel)
+        run = pipeline.transcribe_file(path, ticket.infer, options, cancel=cancel)
         try:
             for segment in run:
                 emit(segment)
@@ -51,9 +60,9 @@ def map_pipeline_error(error: BaseException, request_id: str) -> ApiError:
             return bad_request(error.message, param="file", code=error.code)
         log.error("request %s: %s %s", request_id, error.message, error.detail)
         return internal_error(error.message, code=error.code)
-    if isinstance(error, Cancelled | pipeline.Cancelled):
-        return ApiError(499, "The request was cancelled", type="cancelled", code="cancelled")
+    if isinstance(error, Cancelled):
+        return cancelled()
     if isinstance(error, SchedulerClosed):
-        return ApiError(503, "The server is shutting down", code="shutting_down")
+        return shutting_down()
     log.error("request %s: transcription failed", request_id, exc_info=error)
     return internal_error(f"Internal error while transcribing (request id {request_id})")

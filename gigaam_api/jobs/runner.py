@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gigaam_api import audio, pipeline
-from gigaam_api.config import Settings
+from gigaam_api.cancellation import Cancelled
+from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import Job, JobError
 from gigaam_api.jobs.store import DEFAULT_LEASE_SECONDS, JobStore, LeaseLost
-from gigaam_api.scheduler import Cancelled, Scheduler, SchedulerClosed, Ticket
+from gigaam_api.scheduler import Scheduler, SchedulerClosed, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class JobRunner:
             if not self.store.complete(job, duration):
                 raise LeaseLost(job.id)
             log.info("job %s completed (%.1f s of audio)", job.id, duration)
-        except (Cancelled, pipeline.Cancelled, SchedulerClosed, LeaseLost):
+        except (Cancelled, SchedulerClosed, LeaseLost):
             if self._stopping.is_set() and not item.lost:
                 self.store.release(job)
                 log.info("job %s: stopped at %s, will resume", job.id, "shutdown")
@@ -234,7 +235,11 @@ class JobRunner:
         if start > 0 and job.duration is not None and start >= job.duration:
             return job.duration
         run = pipeline.transcribe_file(
-            path, item.ticket.infer, self.settings, cancel=item.cancel, start_seconds=start
+            path,
+            item.ticket.infer,
+            pipeline_options(self.settings),
+            cancel=item.cancel,
+            start_seconds=start,
         )
         seq = job.segment_count
         committed = start

@@ -1,10 +1,10 @@
-"""Greedy CTC / RNN-T decoding, tokenizers and word timestamps, exactly as the reference.
+"""Greedy CTC / RNN-T decoding into timed results, exactly as the reference.
 
 Everything here is pure numpy + Python over model outputs, so it is tested without ONNX
 Runtime: CTC from stored log-probs, RNN-T from a step function (see ``RnntStep``) that the
 engine backs with an ONNX session and the tests back with a numpy predictor + joint.
 
-Reference behaviour reproduced (``gigaam/decoding.py``, ``gigaam/timestamps_utils.py``):
+Reference behaviour reproduced (upstream GigaAM's greedy decoders and word-timestamp helper):
 
 * **CTC greedy**: frame-wise argmax; a token is emitted at frame ``t < length`` when it is not
   blank and differs from the argmax at ``t - 1``. Its frame is ``t`` (the first frame of the run).
@@ -13,57 +13,39 @@ Reference behaviour reproduced (``gigaam/decoding.py``, ``gigaam/timestamps_util
   yet") and a zero LSTM state; label and state change only when a non-blank token is emitted;
   a blank, or the 10th symbol at a frame, moves on to the next frame. Upstream's ONNX decoder caps
   at 3 symbols and really decodes differently; we follow the torch path.
-* **Text**: character models join their vocabulary entries; SentencePiece models use
-  ``sp.decode(ids)`` (drops control pieces such as ``</s>``, turns ``▁`` into spaces).
-* **Words**: a new word starts at a ``" "`` token (dropped) or a piece beginning with ``▁``
-  (the mark is dropped); pieces come from the vocabulary / ``IdToPiece`` (so a control piece
-  such as ``</s>`` stays inside a word's text, as in the reference); word text is stripped and
-  empty words skipped; ``start = first_frame * shift``, ``end = (last_frame + 1) * shift`` with
+* **Text and words**: the tokenizer's (``tokenizer.py``); a token's time is its frame times
   ``shift = n_samples / 16000 / encoded_len``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from gigaam_api.constants import SAMPLE_RATE
+from gigaam_api.model.tokenizer import DecodingError, Tokenizer
 from gigaam_api.transcript import Word
 
 __all__ = [
-    "SAMPLE_RATE",
-    "CharTokenizer",
     "DecodingError",
     "Hypothesis",
     "Result",
     "RnntStep",
-    "SentencePieceTokenizer",
-    "Tokenizer",
-    "TokenizerError",
+    "StepOutput",
     "ctc_greedy",
-    "group_words",
-    "load_tokenizer",
     "make_result",
     "rnnt_greedy",
 ]
 
-SAMPLE_RATE = 16000
-_WORD_MARK = "▁"  # SentencePiece's word-start marker (U+2581)
 
 #: One decoded item: token ids and the encoder frame at which each was emitted.
 Hypothesis = tuple[list[int], list[int]]
-
-
-class DecodingError(ValueError):
-    """Model outputs or arguments that cannot be decoded (shapes, lengths, ids out of range)."""
-
-
-class TokenizerError(DecodingError):
-    """A tokenizer that cannot be built (missing or unreadable file, bad vocabulary)."""
+#: What one RNN-T step returns: log-probs [n, C] and the new LSTM state ``h``, ``c``.
+StepOutput = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
@@ -75,152 +57,6 @@ class Result:
     token_frames: list[int]
     words: list[Word]
     frame_shift: float
-
-
-# --------------------------------------------------------------------------- tokenizers
-
-
-@runtime_checkable
-class Tokenizer(Protocol):
-    """What decoding needs from a vocabulary: the blank id, text, and word grouping."""
-
-    @property
-    def blank_id(self) -> int:
-        """Id of the blank class: the last class, ``vocabulary size``."""
-        ...
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """The transcript text of a token sequence."""
-        ...
-
-    def pieces(self, ids: Sequence[int]) -> list[str]:
-        """Each token's surface piece, as the reference's word grouping sees it."""
-        ...
-
-    def words(self, ids: Sequence[int], frames: Sequence[int], frame_shift: float) -> list[Word]:
-        """Words with times (seconds) from tokens and their encoder frames."""
-        ...
-
-
-class CharTokenizer:
-    """Character vocabulary of v3_ctc / v3_rnnt: 33 symbols (space, а…я), blank = 33."""
-
-    def __init__(self, vocabulary: Sequence[str]) -> None:
-        if isinstance(vocabulary, str) or not all(isinstance(v, str) for v in vocabulary):
-            raise TokenizerError("a character vocabulary must be a list of strings")
-        if not vocabulary:
-            raise TokenizerError("a character vocabulary must not be empty")
-        self.vocabulary: tuple[str, ...] = tuple(vocabulary)
-
-    @property
-    def blank_id(self) -> int:
-        return len(self.vocabulary)
-
-    def pieces(self, ids: Sequence[int]) -> list[str]:
-        _check_ids(ids, len(self.vocabulary))
-        return [self.vocabulary[i] for i in ids]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.pieces(ids))
-
-    def words(self, ids: Sequence[int], frames: Sequence[int], frame_shift: float) -> list[Word]:
-        return group_words(self.pieces(ids), frames, frame_shift)
-
-
-class SentencePieceTokenizer:
-    """SentencePiece model of the e2e models (256 / 1024 pieces), blank = piece count."""
-
-    def __init__(self, path: str | Path) -> None:
-        import sentencepiece  # local: only e2e models pay for it
-
-        path = Path(path)
-        if not path.is_file():
-            raise TokenizerError(f"SentencePiece tokenizer file not found: {path}")
-        processor = sentencepiece.SentencePieceProcessor()
-        try:
-            processor.Load(str(path))
-        except (OSError, RuntimeError) as exc:
-            raise TokenizerError(f"cannot read SentencePiece tokenizer {path}: {exc}") from exc
-        self.path = path
-        self._sp = processor
-        self._size = int(processor.GetPieceSize())
-        if self._size <= 0:
-            raise TokenizerError(f"SentencePiece tokenizer {path} has no pieces")
-
-    @property
-    def blank_id(self) -> int:
-        return self._size
-
-    def pieces(self, ids: Sequence[int]) -> list[str]:
-        _check_ids(ids, self._size)
-        return [self._sp.IdToPiece(int(i)) for i in ids]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        _check_ids(ids, self._size)
-        text = self._sp.Decode([int(i) for i in ids])
-        return str(text)
-
-    def words(self, ids: Sequence[int], frames: Sequence[int], frame_shift: float) -> list[Word]:
-        return group_words(self.pieces(ids), frames, frame_shift)
-
-
-def load_tokenizer(
-    decoding_cfg: Mapping[str, Any],
-    tokenizer_path: str | Path | None = None,
-    search_dir: str | Path | None = None,
-) -> CharTokenizer | SentencePieceTokenizer:
-    """The tokenizer a checkpoint's ``cfg["decoding"]`` describes.
-
-    A ``vocabulary`` list means characters. Otherwise the model is SentencePiece: an explicit
-    ``tokenizer_path`` wins, else the file name of ``model_path`` is looked up in ``search_dir``
-    (the checkpoint's folder: upstream stores a download path there, never a usable one).
-    """
-    vocabulary = decoding_cfg.get("vocabulary")
-    if vocabulary:
-        return CharTokenizer(list(vocabulary))
-    if tokenizer_path is None:
-        model_path = decoding_cfg.get("model_path")
-        if not model_path or search_dir is None:
-            raise TokenizerError(
-                "this model needs a SentencePiece tokenizer file: pass tokenizer_path"
-            )
-        tokenizer_path = Path(search_dir) / Path(str(model_path)).name
-    return SentencePieceTokenizer(tokenizer_path)
-
-
-def _check_ids(ids: Sequence[int], size: int) -> None:
-    for i in ids:
-        if not 0 <= i < size:
-            raise DecodingError(f"token id {i} is outside the vocabulary [0, {size})")
-
-
-def group_words(pieces: Sequence[str], frames: Sequence[int], frame_shift: float) -> list[Word]:
-    """Group token pieces into timed words the way the reference's ``chars_to_words`` does."""
-    if len(pieces) != len(frames):
-        raise DecodingError(f"{len(pieces)} tokens but {len(frames)} token frames")
-    words: list[Word] = []
-    chars: list[str] = []
-    first = last = 0
-
-    def commit() -> None:
-        text = "".join(chars).strip()
-        if text:
-            words.append(Word(text=text, start=first * frame_shift, end=(last + 1) * frame_shift))
-        chars.clear()
-
-    for piece, frame in zip(pieces, frames, strict=True):
-        if piece.startswith(_WORD_MARK):
-            commit()
-            piece = piece[len(_WORD_MARK) :]
-        elif piece == " ":
-            commit()
-            continue
-        if not chars:
-            first = frame
-        chars.append(piece)
-        last = frame
-    commit()
-    return words
 
 
 def make_result(
@@ -308,13 +144,13 @@ class RnntStep(Protocol):
         h: NDArray[np.float32],
         c: NDArray[np.float32],
         enc: NDArray[np.float32],
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]: ...
+    ) -> StepOutput: ...
 
 
 def rnnt_greedy(
     enc_proj: NDArray[np.float32],
     lengths: NDArray[np.integer[Any]] | Sequence[int],
-    step: RnntStep | Callable[..., tuple[NDArray[Any], NDArray[Any], NDArray[Any]]],
+    step: RnntStep | Callable[..., StepOutput],
     blank_id: int,
     max_symbols: int = 10,
     *,
@@ -399,7 +235,7 @@ def rnnt_greedy(
 def _rnnt_greedy_one(
     enc: NDArray[np.float32],
     length: int,
-    step: RnntStep | Callable[..., tuple[NDArray[Any], NDArray[Any], NDArray[Any]]],
+    step: RnntStep | Callable[..., StepOutput],
     blank_id: int,
     max_symbols: int,
     hidden_size: int,

@@ -1,42 +1,32 @@
-"""ONNX Runtime sessions for the GigaAM graphs: threads, providers, and the graph cache.
+"""ONNX Runtime sessions for the GigaAM graphs: devices, thread policy, encoder and step.
 
-* **Session options** (measured on a 2-vCPU box, ``../shared/docs/performance.md``):
-  ``intra_op`` = ``num_threads`` (default ``min(4, usable cores)``), ``inter_op`` 1, sequential
-  execution, ``ORT_ENABLE_ALL``, and intra-op spinning off — a spinning worker competes with
-  the Python thread on a small CPU and was slower in every interleaved A/B. Weight pre-packing
-  stays on: int8 ``DynamicQuantizeMatMul`` runs at half speed without it.
+* **Session options** come from :mod:`gigaam_api.onnx_session` (shared with the VAD; it says
+  why each option is set). This module only decides how many threads the encoder gets.
+* **Threads**: ``num_threads`` (default ``min(4, usable cores)``), never more than the cores
+  this process may use — more threads than cores only make every GEMM fight itself.
 * **Providers** from ``device``: ``auto`` tries CUDA, then CoreML ("mps"), then CPU, by what
   the installed runtime offers; an explicit ``cuda``/``mps`` that is not available is an error,
   not a silent fallback. The RNN-T step graph (a few tiny GEMMs per call, hundreds of calls)
   always runs on one CPU thread: launching it on a GPU or waking a thread pool costs more than
   the arithmetic.
-* **Graph cache**: built graphs are written under ``cache_dir/graphs/<key>/`` where the key
-  digests the checkpoint's content (the archive's per-entry CRC-32s and sizes, which
-  ``torch.save`` computes over every byte of every tensor, plus the pickle itself), the graph
-  version and the int8 flag — so a cache hit costs milliseconds instead of hashing 850 MB. A
-  directory is built under a temporary name and renamed into place (atomic), under a file
-  lock so two processes never build the same graph at once. Weights sit page-aligned in an
-  external data file, which ONNX Runtime memory-maps; the graph protobuf itself is a few
-  hundred kB, so loading never parses (and glibc never retains) a model-sized message.
+
+Where the graph files come from (the build cache) is :mod:`gigaam_api.model.cache`'s job.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import shutil
-import tempfile
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
+
+from gigaam_api.model.decoding import StepOutput
+from gigaam_api.onnx_session import CPU_PROVIDER, ORT_ERRORS, create_session
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +35,19 @@ __all__ = [
     "DeviceError",
     "EncoderSession",
     "EngineError",
-    "GraphFiles",
     "StepSession",
-    "checkpoint_digest",
     "default_threads",
-    "ensure_graphs",
-    "prune_stale_graphs",
+    "effective_threads",
     "resolve_device",
-    "session_options",
+    "usable_cores",
 ]
 
 #: Execution provider for each device, in ``auto`` preference order (CPU last).
 DEVICE_PROVIDERS: dict[str, str] = {
     "cuda": "CUDAExecutionProvider",
     "mps": "CoreMLExecutionProvider",
-    "cpu": "CPUExecutionProvider",
+    "cpu": CPU_PROVIDER,
 }
-
-ENCODER_FILE = "encoder.onnx"
-STEP_FILE = "step.onnx"
-META_FILE = "meta.json"
 
 
 class DeviceError(ValueError):
@@ -75,33 +58,9 @@ class EngineError(RuntimeError):
     """ONNX Runtime could not open or run a graph (a damaged cache file, a provider failure)."""
 
 
-def _ort_errors() -> tuple[type[BaseException], ...]:
-    # ORT's Python exceptions (Fail, InvalidGraph, NoSuchFile...) derive from Exception only.
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    names = (
-        "Fail",
-        "InvalidArgument",
-        "NoSuchFile",
-        "NoModel",
-        "EngineError",
-        "RuntimeException",
-        "InvalidProtobuf",
-        "ModelLoaded",
-        "NotImplemented",
-        "InvalidGraph",
-        "EPFail",
-    )
-    found = tuple(getattr(state, n) for n in names if isinstance(getattr(state, n, None), type))
-    return found or (RuntimeError,)
-
-
-ORT_ERRORS = _ort_errors()
-
-
-def _open_session(path: Path, options: ort.SessionOptions, providers: list[str]) -> Any:
+def _open_session(path: Path, threads: int, providers: Sequence[str]) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        return create_session(path, threads, providers)
     except ORT_ERRORS as exc:
         raise EngineError(f"ONNX Runtime cannot open {path}: {exc}") from exc
 
@@ -162,26 +121,13 @@ def effective_threads(num_threads: int | None) -> int:
     return threads
 
 
-def session_options(num_threads: int | None = None) -> ort.SessionOptions:
-    """Session options for the encoder (see the module doc for why each one)."""
-    threads = effective_threads(num_threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # warnings about unused initializers are noise to users
-    return options
-
-
 class EncoderSession:
     """The encoder + head graph in an ONNX Runtime session."""
 
     def __init__(
         self, path: Path, providers: Sequence[str], num_threads: int | None = None
     ) -> None:
-        self.session = _open_session(path, session_options(num_threads), list(providers))
+        self.session = _open_session(path, effective_threads(num_threads), providers)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(
@@ -207,8 +153,7 @@ class StepSession:
     """
 
     def __init__(self, path: Path, hidden_size: int) -> None:
-        options = session_options(1)
-        self.session = _open_session(path, options, [DEVICE_PROVIDERS["cpu"]])
+        self.session = _open_session(path, 1, [CPU_PROVIDER])
         self.hidden_size = hidden_size
         self._run: Callable[..., list[Any]] = self.session.run
 
@@ -218,7 +163,7 @@ class StepSession:
         h: NDArray[np.float32],
         c: NDArray[np.float32],
         enc: NDArray[np.float32],
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    ) -> StepOutput:
         log_probs, h_out, c_out = self._run(
             None,
             {
@@ -229,120 +174,3 @@ class StepSession:
             },
         )
         return log_probs, h_out, c_out
-
-
-# --------------------------------------------------------------------------------------------
-# graph cache
-
-
-@dataclass(frozen=True)
-class GraphFiles:
-    """Where a model's graphs are, and whether this call had to build them."""
-
-    directory: Path
-    encoder: Path
-    step: Path | None
-    built: bool
-
-
-def checkpoint_digest(path: Path) -> str:
-    """A content digest of a checkpoint archive without reading its tensors.
-
-    Hashes every entry's name, size and CRC-32 (which the writer computed over the entry's
-    bytes) plus the pickle with the config. Raises ``zipfile.BadZipFile``/``OSError`` for a
-    file that is not a readable archive.
-    """
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(path) as zf:
-        infos = sorted(zf.infolist(), key=lambda i: i.filename)
-        for info in infos:
-            digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
-            if info.filename.endswith("/data.pkl"):
-                digest.update(zf.read(info))
-    return digest.hexdigest()
-
-
-def cache_key(digest: str, graph_version: int, quantize_int8: bool) -> str:
-    """Directory name of one cached build."""
-    return f"{digest[:24]}-g{graph_version}-{'int8' if quantize_int8 else 'fp32'}"
-
-
-def ensure_graphs(
-    cache_dir: Path,
-    key: str,
-    build: Callable[[Path], Mapping[str, Any]],
-) -> GraphFiles:
-    """Return the cached graphs under ``cache_dir/graphs/key``, building them if absent.
-
-    ``build(directory)`` writes ``encoder.onnx`` (and ``step.onnx`` for RNN-T) into an empty
-    temporary directory and returns metadata stored beside them. The finished directory is
-    renamed into place, so a crash never leaves a half-written cache entry behind.
-    """
-    from filelock import FileLock
-
-    root = Path(cache_dir) / "graphs"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / key
-    if _complete(final):
-        return _files(final, built=False)
-    with FileLock(str(root / f"{key}.lock")):
-        if _complete(final):  # another process built it while we waited
-            return _files(final, built=False)
-        if final.exists():  # incomplete leftovers from an older, interrupted layout
-            shutil.rmtree(final, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-        try:
-            meta = dict(build(tmp))
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
-            _fsync_dir(tmp)
-            os.replace(tmp, final)
-            _fsync_dir(root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return _files(final, built=True)
-
-
-def prune_stale_graphs(cache_dir: Path, keep: str) -> list[Path]:
-    """Delete cached builds of the same checkpoint and precision from other graph versions.
-
-    Each fp32 build is as large as the model, so an upgrade should not leave the previous
-    one behind. Builds of other checkpoints are kept (switching models back stays fast).
-    Returns what was removed.
-    """
-    digest, _, precision = keep.split("-", 2)[0], None, keep.rsplit("-", 1)[-1]
-    removed = []
-    root = Path(cache_dir) / "graphs"
-    for entry in root.glob(f"{digest}-g*-{precision}"):
-        if entry.name != keep and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-            (root / f"{entry.name}.lock").unlink(missing_ok=True)
-            removed.append(entry)
-    return removed
-
-
-def _complete(directory: Path) -> bool:
-    return (directory / META_FILE).is_file() and (directory / ENCODER_FILE).is_file()
-
-
-def _files(directory: Path, *, built: bool) -> GraphFiles:
-    step = directory / STEP_FILE
-    return GraphFiles(
-        directory=directory,
-        encoder=directory / ENCODER_FILE,
-        step=step if step.is_file() else None,
-        built=built,
-    )
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -1,6 +1,6 @@
 """GigaAM's log-mel front end in numpy, matching the reference within its float32 rounding.
 
-The reference (``gigaam/preprocess.py``) is torchaudio's ``MelSpectrogram(n_fft=320,
+The reference (upstream GigaAM's preprocessor) is torchaudio's ``MelSpectrogram(n_fft=320,
 win_length=320, hop_length=160, center=False, power=2)`` followed by
 ``log(clamp(x, 1e-9, 1e9))``. We rebuild it from the checkpoint's own buffers (the periodic
 Hann window and the HTK mel filterbank are part of every state dict), so nothing about the
@@ -43,7 +43,6 @@ __all__ = [
     "LOG_FLOOR",
     "MEL_FB_KEY",
     "N_FFT",
-    "SAMPLE_RATE",
     "WINDOW_KEY",
     "FeatureError",
     "FeatureExtractor",
@@ -51,7 +50,6 @@ __all__ = [
     "feature_lengths",
 ]
 
-SAMPLE_RATE = 16000
 N_FFT = 320
 HOP_LENGTH = 160
 WINDOW_KEY = "preprocessor.featurizer.0.spectrogram.window"

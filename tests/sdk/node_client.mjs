@@ -2,7 +2,7 @@
 // JSON summary on stdout; tests/test_sdk_compat.py asserts on it.
 //
 // Why a script and not raw HTTP: Node clients differ from the Python SDK in ways only the real
-// SDK shows (contract §0/§2.1/§7 #36): the response parser picks JSON only for application/json
+// SDK shows (see docs/api.md): the response parser picks JSON only for application/json
 // content types (an SRT body served as JSON comes back as a mangled object), a Buffer upload puts
 // the file part first, fs.createReadStream uploads go out chunked, and SSE is iterated by the
 // SDK's own decoder. So every value below is what a Node application would actually see.
@@ -34,9 +34,9 @@ const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120_000 });
 const audio = fs.readFileSync(audioPath);
 const name = path.basename(audioPath);
 
-/** A Buffer upload: file part first in v5+ (contract §1.3), octet-stream part type. */
+/** A Buffer upload: file part first in v5+, octet-stream part type. */
 const buffered = () => toFile(audio, name);
-/** A stream upload: chunked, no Content-Length in v7 (contract §1.3, §7 #6). */
+/** A stream upload: chunked, no Content-Length in v7. */
 const streamed = () => fs.createReadStream(audioPath);
 
 /** What the SDK handed back: its JS type and the value (objects kept as they were parsed). */

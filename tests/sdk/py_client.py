@@ -4,10 +4,10 @@ Prints one JSON summary on stdout; ``tests/test_sdk_compat.py`` asserts on it. T
 inside a throwaway virtualenv holding only that SDK (1.x or 2.x: the project's own venv pins
 3.x), so it uses nothing but the standard library and ``openai``.
 
-Why a separate process per SDK: the majors cannot share an interpreter, and the contract
-(§0, §7 #36) says they differ in what they hand back — the parsed type per
-``response_format``, the stream event classes, the exception classes and their fields — so
-only the real SDK can show what an application on that version would see.
+Why a separate process per SDK: the majors cannot share an interpreter, and they differ in
+what they hand back — the parsed type per ``response_format``, the stream event classes, the
+exception classes and their fields — so only the real SDK can show what an application on that
+version would see.
 
 Usage: python py_client.py <base-url> <api-key> <audio-file>
 """

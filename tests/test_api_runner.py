@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gigaam_api.api.jobs import DoneEvent, FailedEvent, JobEvent, SegmentEvent, TranscriptionJob
+from gigaam_api.api.runner import DoneEvent, FailedEvent, PipelineRunner, RunEvent, SegmentEvent
 from gigaam_api.transcript import Segment
 
 Emit = Callable[[Segment], None]
@@ -18,11 +18,11 @@ def segment(i: int) -> Segment:
     return Segment(id=i, start=float(i), end=i + 0.5, text=f"s{i}")
 
 
-async def drain(job: TranscriptionJob, timeout: float = 5.0) -> list[JobEvent]:
-    events: list[JobEvent] = []
+async def drain(runner: PipelineRunner, timeout: float = 5.0) -> list[RunEvent]:
+    events: list[RunEvent] = []
     while True:
-        event = await job.next(timeout)
-        assert event is not None, "job produced nothing in time"
+        event = await runner.next(timeout)
+        assert event is not None, "runner produced nothing in time"
         events.append(event)
         if not isinstance(event, SegmentEvent):
             return events
@@ -36,15 +36,15 @@ def test_segments_then_done_and_release_once() -> None:
             emit(segment(i))
         return 12.5
 
-    async def main() -> list[JobEvent]:
-        job = TranscriptionJob(
+    async def main() -> list[RunEvent]:
+        runner = PipelineRunner(
             produce,
             on_cancel=lambda: released.append("cancel"),
             on_exit=lambda: released.append("exit"),
         )
-        job.start()
-        events = await drain(job)
-        assert job.finished.wait(5)
+        runner.start()
+        events = await drain(runner)
+        assert runner.finished.wait(5)
         return events
 
     events = asyncio.run(main())
@@ -58,10 +58,10 @@ def test_a_failure_is_delivered_as_an_event() -> None:
         emit(segment(0))
         raise ValueError("broken file")
 
-    async def main() -> list[JobEvent]:
-        job = TranscriptionJob(produce, on_cancel=lambda: None, on_exit=lambda: None)
-        job.start()
-        return await drain(job)
+    async def main() -> list[RunEvent]:
+        runner = PipelineRunner(produce, on_cancel=lambda: None, on_exit=lambda: None)
+        runner.start()
+        return await drain(runner)
 
     events = asyncio.run(main())
     assert isinstance(events[0], SegmentEvent)
@@ -79,19 +79,19 @@ def test_cancel_reaches_the_producer_and_the_release_waits_for_it() -> None:
         raise RuntimeError("stopped")
 
     async def main() -> None:
-        job = TranscriptionJob(
+        runner = PipelineRunner(
             produce,
             on_cancel=lambda: order.append("on_cancel"),
             on_exit=lambda: order.append("exit"),
         )
-        job.start()
+        runner.start()
         assert await asyncio.to_thread(started.wait, 5)
-        assert await job.next(0.05) is None  # nothing yet: a timeout, not an error
-        job.cancel()
-        job.cancel()  # idempotent
-        event = await job.next(5)
-        assert isinstance(event, FailedEvent) and job.cancelled
-        assert job.finished.wait(5)
+        assert await runner.next(0.05) is None  # nothing yet: a timeout, not an error
+        runner.cancel()
+        runner.cancel()  # idempotent
+        event = await runner.next(5)
+        assert isinstance(event, FailedEvent) and runner.cancelled
+        assert runner.finished.wait(5)
 
     asyncio.run(main())
     assert order == ["on_cancel", "producer saw cancel", "exit"]
@@ -106,17 +106,17 @@ def test_a_stale_wake_up_is_a_timeout_not_a_crash() -> None:
         return 1.0
 
     async def main() -> None:
-        job = TranscriptionJob(produce, on_cancel=lambda: None, on_exit=lambda: None)
-        job.start()
+        runner = PipelineRunner(produce, on_cancel=lambda: None, on_exit=lambda: None)
+        runner.start()
         await asyncio.to_thread(lambda: None)  # let the thread post its segment
-        first = await job.next(5)
+        first = await runner.next(5)
         assert isinstance(first, SegmentEvent)
         # a wake-up from the thread that lands after its event was taken (the race, made
         # deterministic): the waiter must not pop an empty queue
-        asyncio.get_running_loop().call_soon(job._ready.set)
-        assert await job.next(0.05) is None
+        asyncio.get_running_loop().call_soon(runner._ready.set)
+        assert await runner.next(0.05) is None
         gate.set()
-        assert await job.next(5) == DoneEvent(1.0)
+        assert await runner.next(5) == DoneEvent(1.0)
 
     asyncio.run(main())
 
@@ -130,10 +130,10 @@ def test_next_times_out_cleanly(timeout: float) -> None:
         return 0.0
 
     async def main() -> None:
-        job = TranscriptionJob(produce, on_cancel=lambda: None, on_exit=lambda: None)
-        job.start()
-        assert await job.next(timeout) is None
+        runner = PipelineRunner(produce, on_cancel=lambda: None, on_exit=lambda: None)
+        runner.start()
+        assert await runner.next(timeout) is None
         gate.set()
-        assert await job.next(5) == DoneEvent(0.0)
+        assert await runner.next(5) == DoneEvent(0.0)
 
     asyncio.run(main())

@@ -1,13 +1,14 @@
 """The five ``response_format`` bodies, as pure functions over a :class:`Transcript`.
 
-Exact layouts are OpenAI's (``docs/openai_contract.md`` §2, checklist §7 items 18-36); the
-routes only wrap a :class:`Rendered` body in a response. Choices the contract leaves open:
+The one home of the format names, their media types and file extensions: the API routes and
+the CLI both render through :func:`render`, and only wrap or write the :class:`Rendered` body.
+Exact layouts are OpenAI's (``docs/api.md``). Choices the contract leaves open:
 
 * ``verbose_json`` segment ``text`` keeps Whisper's leading space (``" Привет."``), so that
   concatenating segment texts, as Whisper-era clients do, gives the top-level ``text`` back
-  once trimmed (§7 #34); the top-level ``text`` and the SRT/VTT cues have no leading space.
+  once trimmed; the top-level ``text`` and the SRT/VTT cues have no leading space.
 * Only segments with text are emitted, in every format, so SRT/VTT cue counts equal the
-  ``verbose_json`` segment count (§7 #28) and no cue is empty (§7 #25); ids are renumbered
+  ``verbose_json`` segment count and no cue is empty; ids are renumbered
   from 0 (cues from 1) in that order.
 * Times are rounded to the millisecond once (:func:`milliseconds`) and every format uses that
   value, so cue times and segment times agree exactly.
@@ -25,14 +26,26 @@ import json
 import math
 import zlib
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, get_args
 
 from gigaam_api.transcript import Segment, Transcript, Word
 
-RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+#: Every ``response_format``, in the order error messages and ``--help`` list them.
+RESPONSE_FORMATS: Final[tuple[ResponseFormat, ...]] = get_args(ResponseFormat)
+#: Formats that stream as SSE; the others return the full response even with stream=true.
+STREAMABLE_FORMATS: Final[tuple[ResponseFormat, ...]] = ("json", "text")
+#: File extension per format, for the files the CLI writes (``--output DIR``).
+FILE_EXTENSIONS: Final[dict[str, str]] = {
+    "json": "json",
+    "text": "txt",
+    "verbose_json": "json",
+    "srt": "srt",
+    "vtt": "vtt",
+}
 GRANULARITIES = ("segment", "word")
 JSON_MEDIA_TYPE = "application/json"
-#: text, srt and vtt: never a JSON type, or the Node SDK parses the body (§2.1).
+#: text, srt and vtt: never a JSON type, or the Node SDK parses the body as JSON.
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 

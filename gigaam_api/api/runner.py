@@ -1,4 +1,4 @@
-"""One transcription running on its own thread, observed from the event loop.
+"""A request's pipeline run on its own thread, observed from the event loop.
 
 The pipeline is blocking code (ffmpeg pipe reads, VAD, ``ticket.infer`` waiting for the
 worker), so each request runs it on a dedicated thread and never on the event loop. Finished
@@ -40,14 +40,17 @@ class FailedEvent:
     error: BaseException
 
 
-JobEvent = SegmentEvent | DoneEvent | FailedEvent
+RunEvent = SegmentEvent | DoneEvent | FailedEvent
 #: Runs the pipeline: calls ``emit`` per finished segment, honours ``cancel`` between steps and
 #: returns the audio duration in seconds.
 Producer = Callable[[Callable[[Segment], None], threading.Event], float]
 
 
-class TranscriptionJob:
-    """A producer on a thread; events read with :meth:`next` from the event loop."""
+class PipelineRunner:
+    """A producer on a thread; events read with :meth:`next` from the event loop.
+
+    One per request (not durable, not queued: the scheduler's :class:`~gigaam_api.scheduler.Ticket`
+    is what waits for the model)."""
 
     def __init__(
         self,
@@ -61,7 +64,7 @@ class TranscriptionJob:
         self._on_cancel = on_cancel
         self._on_exit = on_exit
         self._cancel = threading.Event()
-        self._events: deque[JobEvent] = deque()
+        self._events: deque[RunEvent] = deque()
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -85,7 +88,7 @@ class TranscriptionJob:
         except Exception:
             log.exception("cancelling a transcription failed")
 
-    async def next(self, timeout: float) -> JobEvent | None:
+    async def next(self, timeout: float) -> RunEvent | None:
         """The next event, or None if none arrived within ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -106,7 +109,7 @@ class TranscriptionJob:
 
     # -- the thread ----------------------------------------------------------------------
 
-    def _post(self, event: JobEvent) -> None:
+    def _post(self, event: RunEvent) -> None:
         self._events.append(event)
         loop = self._loop
         if loop is None:

@@ -1,0 +1,41 @@
+"""Any audio file → a stream of 16 kHz mono int16 blocks, in bounded memory.
+
+The package face: callers import from here. Inside, one module per idea —
+:mod:`~gigaam_api.audio.errors` (the typed error family), :mod:`~gigaam_api.audio.probe`
+(what a file holds; the RIFF header reader), :mod:`~gigaam_api.audio.mix` (polarity-safe
+mixdown), :mod:`~gigaam_api.audio.readers` (the one reader contract and the WAV reader),
+:mod:`~gigaam_api.audio.ffmpeg` (the only code that starts a decoder process) and
+:mod:`~gigaam_api.audio.source` (``probe`` / ``decode_pcm``: pick the reader).
+"""
+
+from gigaam_api.audio.errors import (
+    AudioError,
+    AudioNotFound,
+    AudioTooLong,
+    EmptyAudio,
+    FfmpegMissing,
+    NoAudioStream,
+    UnsupportedAudio,
+)
+from gigaam_api.audio.ffmpeg import PcmReader
+from gigaam_api.audio.probe import AudioInfo
+from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader
+from gigaam_api.audio.source import decode_pcm, load_audio, probe
+
+__all__ = [
+    "DEFAULT_BLOCK_SAMPLES",
+    "AudioError",
+    "AudioInfo",
+    "AudioNotFound",
+    "AudioTooLong",
+    "EmptyAudio",
+    "FfmpegMissing",
+    "NoAudioStream",
+    "PcmReader",
+    "PcmStream",
+    "UnsupportedAudio",
+    "WavReader",
+    "decode_pcm",
+    "load_audio",
+    "probe",
+]

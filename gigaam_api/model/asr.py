@@ -1,0 +1,157 @@
+"""The loaded recogniser: features → encoder (ONNX Runtime) → greedy decoding → results.
+
+:class:`AsrModel` only runs what :func:`gigaam_api.model.load_model` (``loader.py``) put
+together; it knows nothing of checkpoints, graph building or the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gigaam_api.constants import SAMPLE_RATE
+from gigaam_api.model.cache import GraphFiles
+from gigaam_api.model.decoding import Result, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.engine import EncoderSession, StepSession
+from gigaam_api.model.features import FeatureError, FeatureExtractor
+from gigaam_api.model.spec import ModelError
+from gigaam_api.model.tokenizer import Tokenizer
+
+__all__ = ["AsrModel"]
+
+
+class AsrModel:
+    """A loaded GigaAM ASR model: features → encoder (ONNX Runtime) → greedy decoding.
+
+    Not meant to be constructed directly: use :func:`load_model`. One instance may be shared
+    by threads (ONNX Runtime sessions are thread-safe), though the service runs it from one.
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        kind: Literal["ctc", "rnnt"],
+        device: str,
+        featurizer: FeatureExtractor,
+        encoder: EncoderSession,
+        step: StepSession | None,
+        tokenizer: Tokenizer,
+        blank_id: int,
+        quantized: bool,
+        num_threads: int,
+        graphs: GraphFiles | None,
+    ) -> None:
+        self.name = name
+        self.kind: Literal["ctc", "rnnt"] = kind
+        self.device = device
+        self.quantized = quantized
+        self.num_threads = num_threads
+        self.tokenizer = tokenizer
+        self.blank_id = blank_id
+        #: Where the graphs came from (``None`` when built without a cache) and if just built.
+        self.graphs = graphs
+        self._featurizer = featurizer
+        self._encoder = encoder
+        self._step = step
+        self._head_output = "argmax" if kind == "ctc" else "enc_proj"
+
+    def __repr__(self) -> str:
+        precision = "int8" if self.quantized else "fp32"
+        return f"<AsrModel {self.name} {self.kind} {precision} on {self.device}>"
+
+    @property
+    def encoder(self) -> EncoderSession:
+        """The encoder + head session that :meth:`transcribe` runs (for tests and tools)."""
+        return self._encoder
+
+    @property
+    def step(self) -> StepSession | None:
+        """The RNN-T step function ``step(labels, h, c, enc)`` (``None`` for CTC models)."""
+        return self._step
+
+    # -- pieces, for tests and tools
+
+    def features(
+        self, waves: Sequence[NDArray[Any]]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Log-mel features [B, 64, T] float32 and their lengths [B] int64 (0 for < 320 samples)."""
+        return self._featurizer(waves)
+
+    def encode(
+        self, features: NDArray[np.float32], lengths: NDArray[np.integer[Any]]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+        """Encoder output [B, D, T'] (channels first, as the reference) and lengths int32 [B]."""
+        encoded, enc_lengths = self._encoder.run(
+            *self._check_features(features, lengths), ["encoded", "encoded_lengths"]
+        )
+        return encoded.transpose(0, 2, 1), enc_lengths
+
+    def ctc_log_probs(
+        self, features: NDArray[np.float32], lengths: NDArray[np.integer[Any]]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+        """CTC log-probabilities [B, T', C] and encoder lengths int32 [B] (CTC models only)."""
+        if self.kind != "ctc":
+            raise ModelError(f"{self.name} is an RNN-T model: it has no CTC log-probabilities")
+        log_probs, enc_lengths = self._encoder.run(
+            *self._check_features(features, lengths), ["log_probs", "encoded_lengths"]
+        )
+        return log_probs, enc_lengths
+
+    def transcribe(self, waves: Sequence[NDArray[Any]]) -> list[Result]:
+        """Decode a batch of float32 mono 16 kHz waves in [-1, 1]; one :class:`Result` each.
+
+        A wave shorter than 320 samples (one STFT window) gives an empty result; bad input
+        (not 1-D float, NaN/inf) raises :class:`FeatureError`.
+        """
+        if not len(waves):
+            return []
+        features, lengths = self._featurizer(waves)
+        live = np.flatnonzero(lengths > 0)
+        results: list[Result | None] = [None] * len(waves)
+        if live.size:
+            if live.size < len(waves):
+                # drop the empty items and the padding only they needed
+                features = features[live, :, : int(lengths[live].max())]
+                lengths = lengths[live]
+            head, enc_lengths = self._encoder.run(
+                features, lengths, [self._head_output, "encoded_lengths"]
+            )
+            if self._step is None:
+                hyps = ctc_greedy(head, enc_lengths, self.blank_id)
+            else:
+                hyps = rnnt_greedy(
+                    head,
+                    enc_lengths,
+                    self._step,
+                    self.blank_id,
+                    hidden_size=self._step.hidden_size,
+                )
+            for i, (row, (ids, frames)) in enumerate(zip(live.tolist(), hyps, strict=True)):
+                n_samples = int(np.shape(waves[row])[0])
+                results[row] = make_result(
+                    ids, frames, self.tokenizer, n_samples, int(enc_lengths[i])
+                )
+        empty = make_result([], [], self.tokenizer, 0, 0)
+        return [r if r is not None else empty for r in results]
+
+    def _check_features(
+        self, features: NDArray[Any], lengths: NDArray[np.integer[Any]]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        feats = np.asarray(features)
+        lens = np.asarray(lengths)
+        n_mels = self._featurizer.n_mels
+        if feats.ndim != 3 or feats.shape[0] < 1 or feats.shape[1] != n_mels or feats.shape[2] < 1:
+            raise FeatureError(f"features must be [B>0, {n_mels}, T>0], got {feats.shape}")
+        if not np.issubdtype(feats.dtype, np.floating) or not np.isfinite(feats).all():
+            raise FeatureError("features must be finite floating-point values")
+        if lens.shape != (feats.shape[0],) or not np.issubdtype(lens.dtype, np.integer):
+            raise FeatureError(f"lengths must be {feats.shape[0]} integers, got {lens.shape}")
+        if lens.size and (lens.min() < 1 or lens.max() > feats.shape[2]):
+            raise FeatureError(f"lengths must lie in [1, {feats.shape[2]}], got {lens.tolist()}")
+        return feats.astype(np.float32, copy=False), lens.astype(np.int64, copy=False)

@@ -1,0 +1,57 @@
+"""Small tools several test modules share: waiting for a condition, the checkpoint writer.
+
+``wait_until`` is how a test waits for something another thread or process does (a log line
+written after the response, a slot freed, a temp file removed): it returns as soon as the
+condition holds, and fails with a message saying what never happened. The timeout is a
+safety net against a hang, never a statement about speed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import TypeVar
+
+from tests.conftest import REPO_ROOT
+
+T = TypeVar("T")
+
+#: Seconds before a wait gives up: generous, since the machine may be loaded.
+WAIT_TIMEOUT_S = 60.0
+
+
+def wait_until(
+    condition: Callable[[], T],
+    what: str,
+    *,
+    timeout: float = WAIT_TIMEOUT_S,
+    interval: float = 0.01,
+) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that value.
+
+    Fails the test with ``timed out waiting for <what>`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+@functools.cache
+def checkpoint_writer() -> ModuleType:
+    """``benchmarks/random_checkpoint.py`` as a module: writes GigaAM-layout checkpoints.
+
+    It lives with the benchmarks (which are scripts, not a package), so it is loaded by path.
+    """
+    path = REPO_ROOT / "benchmarks" / "random_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("random_checkpoint", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
