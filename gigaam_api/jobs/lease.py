@@ -131,10 +131,10 @@ class LeaseKeeper:
                     self._renewed_at[key] = self._clock()
                 self._event(LEASE_RENEWED)
             else:
-                self._lose(job, lost, counted=self._taken_over(job))
+                self._lose(job, lost, counted=self.taken_over(job))
         return lost
 
-    def _taken_over(self, job: Job) -> bool:
+    def taken_over(self, job: Job) -> bool:
         """Renewal refused: another replica's attempt (a lease loss), or a cancel/delete."""
         try:
             now = self.store.get(job.id)
@@ -145,6 +145,12 @@ class LeaseKeeper:
             return False
         log.warning("job %s: lease lost (now %s); stopping it", job.id, now.lease_owner)
         return True
+
+    def lost_on_write(self, job: Job) -> None:
+        """A fenced write was refused: count it when another replica took the job over."""
+        self.released(job)
+        if self.taken_over(job):
+            self._event(LEASE_LOST)
 
     def _lose(self, job: Job, lost: list[Job], counted: bool = True) -> None:
         self.released(job)

@@ -232,6 +232,8 @@ class JobRunner:
                     log.info("job %s failed: %s", job.id, truncated.message)
                 return
             if not self.store.complete(job, duration):
+                item.lost = True
+                self.leases.lost_on_write(job)
                 raise LeaseLost(job.id)
             self._event(lease.COMPLETED)
             log.info("job %s completed (%.1f s of audio)", job.id, duration)
@@ -295,6 +297,7 @@ class JobRunner:
                 end = max(chunk.end, committed)  # never behind what is committed
                 if not self.store.commit_chunk(job, end, segments):
                     item.lost = True
+                    self.leases.lost_on_write(job)
                     raise LeaseLost(job.id)
                 seq += len(segments)
                 if self._on_progress is not None:
