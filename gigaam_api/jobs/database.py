@@ -49,6 +49,8 @@ CONNECT_TIMEOUT_S: Final = 5
 #: Connections kept per replica (runner threads + heartbeat + request threads), and overflow.
 POOL_SIZE: Final = 5
 MAX_OVERFLOW: Final = 10
+#: A session idle inside a transaction this long is ended by the server (its locks freed).
+IDLE_IN_TRANSACTION_MS: Final = 15_000
 #: A pooled connection older than this is replaced (server-side idle timeouts, failovers).
 POOL_RECYCLE_S: Final = 1800
 
@@ -86,7 +88,7 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_pre_ping=True,
         pool_size=POOL_SIZE,
@@ -95,6 +97,18 @@ def create_engine(url: str) -> Engine:
         pool_timeout=CONNECT_TIMEOUT_S,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "gigaam-api"},
     )
+    sa.event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Our transactions last milliseconds. A replica frozen (SIGSTOP, a long pause) or cut off
+    in the middle of one would otherwise keep the job's row locked, and ``SKIP LOCKED`` claims
+    would pass the job by until it came back: the server ends such a session instead."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
