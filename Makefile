@@ -13,13 +13,13 @@ NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .e
 NATIVE_JOBS_DIR = if [ -z "$${JOBS_DIR:-}" ] && ! grep -qs '^JOBS_DIR=' .env; then export JOBS_DIR=./data/jobs; fi
 
 
-.PHONY: help install ffmpeg run test check lint format typecheck pytest bench download-weights-local build-docker image-test up down logs lock clean
+.PHONY: help install chromium run test check lint format typecheck pytest bench download-weights-local build-docker image-test up down logs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-ffmpeg:  ## make sure ffmpeg is installed (apt-get where possible)
-	@scripts/ensure-ffmpeg.sh
+chromium:  ## make sure Debian's chromium is installed (the web page's browser tests use it)
+	@scripts/ensure-chromium.sh >/dev/null
 
 # requirements-dev.lock pins every package, transitive ones included, so installs are reproducible.
 $(BIN)/gigaam-api: pyproject.toml requirements-dev.lock
@@ -28,12 +28,12 @@ $(BIN)/gigaam-api: pyproject.toml requirements-dev.lock
 	$(BIN)/pip install --quiet -c requirements-dev.lock -e '.[dev]'
 	@touch $@
 
-install: ffmpeg $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
+install: $(BIN)/gigaam-api  ## create .venv and install the project with dev tools
 
 run: install  ## install and start the server (settings from .env / environment)
 	@$(NATIVE_MODELS_DIR); $(NATIVE_JOBS_DIR); exec $(BIN)/gigaam-api serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
-test: install  ## install everything and run the whole suite: lint, format, types, tests
+test: install chromium  ## install everything and run the whole suite: lint, format, types, tests
 	$(MAKE) check
 
 check: lint typecheck pytest  ## lint + format check + types + tests (needs `make install`)

@@ -62,28 +62,10 @@ def chunks() -> list[np.ndarray]:
     if cached.is_file():
         wave = np.load(cached)
     else:
-        pcm = subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-v",
-                "error",
-                "-i",
-                str(AUDIO),
-                "-f",
-                "s16le",
-                "-ac",
-                "1",
-                "-acodec",
-                "pcm_s16le",
-                "-ar",
-                str(SAMPLE_RATE),
-                "-",
-            ],
-            check=True,
-            capture_output=True,
-        ).stdout
-        speech = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+        from gigaam_api.audio import load_audio
+
+        pcm = load_audio(AUDIO)
+        speech = pcm.astype(np.float32) / 32768.0
         total = N_CHUNKS * CHUNK_SECONDS * SAMPLE_RATE
         wave = np.tile(speech, -(-total // speech.size))[:total].astype(np.float32)
         CACHE.mkdir(parents=True, exist_ok=True)

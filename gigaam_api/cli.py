@@ -13,6 +13,7 @@ start instantly.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="transcribe audio files locally, without a server",
         description=(
             "Transcribe audio/video files with the local model and print the result (or write "
-            "<name>.<ext> files with --output). Any format ffmpeg decodes works."
+            "<name>.<ext> files with --output). Any format FFmpeg decodes works."
         ),
     )
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -146,6 +147,30 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
+def exposure_warning(host: str, api_key: str) -> str | None:
+    """The warning for a server reachable from the network with no key, else ``None``.
+
+    ``0.0.0.0`` (the default, right in a container) listens on every interface: without
+    ``API_KEY`` anyone who can reach the port may use the service.
+    """
+    if api_key:
+        return None
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may well be reachable from outside
+    return (
+        f"API_KEY is empty and the server listens on {host or 'every interface'}: anyone who "
+        "can reach this port can use it. Set API_KEY (clients then send it as a Bearer token) "
+        "or listen/publish on 127.0.0.1 only (HOST=127.0.0.1, or in Docker "
+        '"127.0.0.1:8000:8000")'
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(host=args.host, port=args.port)
     import uvicorn
@@ -153,6 +178,9 @@ def _serve(args: argparse.Namespace) -> int:
     from gigaam_api.api.app import create_app
 
     app = create_app(settings)
+    warning = exposure_warning(settings.host, settings.api_key)
+    if warning:
+        log.warning("%s", warning)
     log.info("listening on http://%s:%d", settings.host, settings.port)
     uvicorn.run(
         app,
@@ -241,7 +269,7 @@ def transcribe_to_text(
     """Run the pipeline on one file and render it like the HTTP API would.
 
     ``infer`` is ``model.transcribe``. Audio problems (not audio, no stream, too long,
-    ffmpeg missing) come back as :class:`CliError` with the pipeline's message.
+    decoder unavailable) come back as :class:`CliError` with the pipeline's message.
     """
     from gigaam_api import audio, pipeline
     from gigaam_api.config import pipeline_options

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=4, ge=1, le=64)
     num_threads: int = Field(default=4, ge=1, le=256)
     max_upload_mb: int = Field(default=2048, ge=1)
+    #: Where uploads are spooled (each server in a folder of its own, see api/spool.py);
+    #: empty: ``gigaam-uploads`` in the system temp folder.
+    upload_dir: Path | None = None
     max_audio_seconds: float = Field(default=36000, ge=0)
     max_queue: int = Field(default=8, ge=1)
     vad_min_duration: float = Field(default=ChunkingOptions.min_duration, gt=0)
@@ -92,6 +95,8 @@ class Settings(BaseSettings):
     #: This replica's name in the job store (who ran a job); empty = hostname-pid-random.
     #: Must be unique among live replicas (a pod name is; a compose service name is not).
     replica_id: str = Field(default="", max_length=100)
+    #: Serve the web page at `/` (drop files, watch jobs, read and download transcripts).
+    web_ui: bool = True
 
     @field_validator("allowed_models", "model_aliases", mode="before")
     @classmethod
@@ -134,7 +139,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("checkpoint_path", "tokenizer_path", mode="before")
+    @field_validator("checkpoint_path", "tokenizer_path", "upload_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -17,11 +17,11 @@ assert fairness on that record rather than on wall-clock time.
 
 Two priority classes. *Interactive* tickets (synchronous and SSE requests) are what a person
 waits for; *background* tickets (durable jobs, admitted with ``background=True``) are served
-only when no interactive batch is pending, and do not count against ``MAX_QUEUE`` (the job
+only when no interactive batch is pending, and do not count against ``MAX_QUEUE`` (the work
 runner bounds them with ``JOB_CONCURRENCY``). A background batch is run in slices bounded by a
 time budget (``background_budget_s``, estimated from the seconds per wave measured so far; at
 least one wave), re-checking for interactive work between slices: a 3 s clip that arrives
-while a long job runs then waits for at most about one budget (one ~22 s chunk on a slow CPU)
+while a long work runs then waits for at most about one budget (one ~22 s chunk on a slow CPU)
 instead of a whole batch of four. While interactive tickets are admitted, slices are at most
 one wave. With a fast model the budget holds the whole batch, so nothing is lost.
 """

@@ -185,8 +185,9 @@ def _ensure_file(url: str, dest: Path, md5: str | None, options: _Options, *, mo
             return dest
         raise WeightsError(
             f"MODELS_DIR={dest.parent} is not writable ({exc.strerror}) and holds no verified "
-            f"{dest.name}; make it writable (Docker: the ./models volume must belong to UID "
-            "1000) or set MODELS_DIR to a writable folder"
+            f"{dest.name}; make it writable (Docker: the folder mounted there must belong to "
+            f"UID 1000: `sudo chown -R 1000:1000 <that folder>`) or set MODELS_DIR to a "
+            "writable folder"
         ) from None
 
 
@@ -285,8 +286,10 @@ def _fetch_with_retries(url: str, partial: _Partial, options: _Options, *, model
                 attempt += 1
                 reason = str(exc) or type(exc).__name__
                 # Connection refused / no DNS usually means offline: fail fast, retry once.
-                limit = min(options.retries, 1) if isinstance(exc, httpx.ConnectError) else None
-                if attempt > (options.retries if limit is None else limit):
+                limit = options.retries
+                if isinstance(exc, httpx.ConnectError):
+                    limit = min(limit, 1)
+                if attempt > limit:
                     raise WeightsError(_unreachable_message(url, partial, model, reason)) from None
                 wait = options.delay * 2 ** (attempt - 1)
                 log.warning(
@@ -295,7 +298,7 @@ def _fetch_with_retries(url: str, partial: _Partial, options: _Options, *, model
                     reason,
                     wait,
                     attempt,
-                    options.retries,
+                    limit,
                     _mb(partial.size),
                 )
                 time.sleep(wait)

@@ -86,10 +86,24 @@ def process_name(pid: int) -> str:
         return ""
 
 
-def ffmpeg_children(pid: int | None = None) -> list[int]:
-    """ffmpeg/ffprobe processes started by ``pid`` (default: this test process)."""
-    parent = os.getpid() if pid is None else pid
-    return [p for p in child_pids(parent) if process_name(p).startswith(("ffmpeg", "ffprobe"))]
+def busy_decoders() -> list[int]:
+    """Decoder workers of this test process (where the app runs) serving a request now.
+
+    Idle workers wait in the pool for the next request; a busy one is decoding an upload
+    and must not outlive its request.
+    """
+    from gigaam_api import audio
+
+    idle = set(audio.pool.idle_pids())
+    workers = []
+    for pid in child_pids(os.getpid()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"gigaam_api.audio.decoder_worker" in cmdline and pid not in idle:
+            workers.append(pid)
+    return workers
 
 
 def real_model_settings(golden_dir: Path, models_dir: Path, **overrides: Any) -> Settings:
@@ -106,33 +120,16 @@ def real_model_settings(golden_dir: Path, models_dir: Path, **overrides: Any) ->
 
 
 def tiled_wav(source: Path, target: Path, seconds: float) -> Path:
-    """A ``seconds``-long 16 kHz WAV made by repeating ``source`` (decoded by ffmpeg).
+    """A ``seconds``-long 16 kHz WAV made by repeating ``source``.
 
-    Two identical channels, so the server decodes it with ffmpeg (a 16 kHz mono PCM WAV is read
-    directly) and the tests about the ffmpeg child's lifetime have a child to watch.
+    Two identical channels, so the server decodes it in a decoder worker (a 16 kHz mono PCM WAV
+    is read directly) and the tests about the worker's lifetime have a process to watch.
     """
-    import subprocess
     import wave
 
-    pcm = subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(source),
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-    ).stdout
-    mono = np.frombuffer(pcm, dtype="<i2")
+    from gigaam_api import audio
+
+    mono = audio.load_audio(source)
     pcm = np.repeat(mono, 2).astype("<i2").tobytes()  # L = R
     total = int(seconds * 16000) * 4
     with wave.open(str(target), "wb") as out:

@@ -31,13 +31,6 @@ def corpus_dir() -> Path:
     return CORPUS_DIR
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Servers started by tests keep durable jobs in a temporary JOBS_DIR, never in the
-    default /data/jobs (tests that exercise jobs pass their own ``jobs_dir``)."""
-    os.environ.setdefault("JOBS_DIR", str(tmp_path_factory.mktemp("jobs")))
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL for the session, started only when a test asks for it.
@@ -57,3 +50,10 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """SQLAlchemy URL (``postgresql+psycopg://…``) of the session's test database."""
     return postgres_server.url()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started by tests keep durable jobs in a temporary JOBS_DIR, never in the
+    default /data/jobs (tests that exercise jobs pass their own ``jobs_dir``)."""
+    os.environ.setdefault("JOBS_DIR", str(tmp_path_factory.mktemp("jobs")))

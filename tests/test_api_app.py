@@ -82,7 +82,7 @@ def test_health_is_503_while_loading(http: httpx.Client, prefix: str) -> None:
     assert response.json() == {
         "status": "loading",
         "model": "v3_ctc",
-        "device": "auto",
+        "device": "cpu",  # resolved before the model is there: never "auto"
         "loaded": False,
     }
     assert response.headers["x-request-id"]

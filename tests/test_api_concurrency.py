@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import threading
 import time
@@ -25,7 +27,7 @@ from gigaam_api.api.app import create_app
 from gigaam_api.scheduler import Scheduler
 from tests.api_server import (
     MULTIPART_HEADERS,
-    ffmpeg_children,
+    busy_decoders,
     form_body,
     form_part,
     real_model_settings,
@@ -78,11 +80,11 @@ def multipart_body(path: Path, **fields: str) -> bytes:
 
 @pytest.fixture(autouse=True)
 def idle_afterwards(app: FastAPI, url: str) -> Iterator[None]:
-    """Each test ends with a free worker, no ffmpeg left running and no upload left on disk."""
+    """Each test ends with a free worker, no decoder busy and no upload left on disk."""
     yield
     uploads: Path = app.state.ctx.tmp_dir
     wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
-    wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg children to exit")
+    wait_until(lambda: not busy_decoders(), timeout=10, what="decoders to finish")
     wait_until(lambda: not list(uploads.iterdir()), timeout=10, what="uploads to be removed")
 
 
@@ -207,11 +209,14 @@ def test_client_disconnect_cancels_and_frees_the_worker(
                 received += chunk
             assert b"200 OK" in received.split(b"\r\n", 1)[0]
         wait_until(lambda: served_for(app, request_id) >= 1, what="the first batch")
-        assert ffmpeg_children(), "ffmpeg should be decoding the long file"
+        decoding = busy_decoders()
+        assert decoding, "a decoder worker should be decoding the long file"
     finally:
         sock.close()  # the client goes away mid-transcription
     wait_until(lambda: scheduler(app).active == 0, timeout=30, what="the slot to be freed")
-    wait_until(lambda: not ffmpeg_children(), timeout=10, what="ffmpeg to be killed")
+    wait_until(
+        lambda: not set(decoding) & set(busy_decoders()), timeout=10, what="decoder to be killed"
+    )
     assert cancelled_count(url) == before + 1  # stopped, not finished
     done = served_for(app, request_id)
     # the worker is free: the next request starts and completes
@@ -287,3 +292,46 @@ def test_disconnect_as_the_stream_starts_still_cancels(
     assert scheduler(app).active == 0
     assert cancelled_count(url) == before + 1  # stopped, not run to the end of the file
     assert served_for(app, "drop-at-start") < 10  # far from the dozens the whole file needs
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGKILL, 500), (signal.SIGSEGV, 400)], ids=["kill", "segv"]
+)
+def test_a_decoder_dying_mid_request_fails_only_that_request(
+    app: FastAPI, url: str, long_wav: Path, sig: signal.Signals, status: int
+) -> None:
+    """The decoder worker is killed (the OOM killer's SIGKILL) or crashes (a real SIGSEGV)
+    while it decodes an upload: that request fails with a clear error, the server lives on and
+    the next compressed upload is decoded by a fresh worker."""
+    answer: list[httpx.Response] = []
+    request_id = f"decoder-{sig.name}"
+    # the worker started with the app is idle by now: only this upload's worker is busy
+    wait_until(lambda: not busy_decoders(), what="no decoder busy")
+
+    def post() -> None:
+        with long_wav.open("rb") as fh:
+            answer.append(
+                httpx.post(
+                    f"{url}/v1/audio/transcriptions",
+                    files={"file": fh},
+                    headers={"x-request-id": request_id},
+                    timeout=TIMEOUT,
+                )
+            )
+
+    client = threading.Thread(target=post)
+    client.start()
+    wait_until(lambda: served_for(app, request_id) >= 1, what="the first batch")
+    decoding = busy_decoders()
+    assert len(decoding) == 1, decoding
+    os.kill(decoding[0], sig)
+    client.join(TIMEOUT)
+    assert answer and answer[0].status_code == status
+    error = answer[0].json()["error"]
+    assert error["code"] == "decoder_crashed" and signal.Signals(sig).name in error["message"]
+    after = httpx.post(
+        f"{url}/v1/audio/transcriptions",
+        files={"file": (CORPUS_DIR / "edge_cases" / "pisets.mp3").open("rb")},
+        timeout=TIMEOUT,
+    )
+    assert after.status_code == 200 and after.json()["text"]

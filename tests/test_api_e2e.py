@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,9 @@ from fastapi import FastAPI
 from openai import OpenAI
 from openai.types.audio import Transcription, TranscriptionVerbose
 
+from gigaam_api import audio
 from gigaam_api.api.app import create_app
+from tests import media
 from tests.api_server import MULTIPART_HEADERS, form_body, form_part, real_model_settings, serve
 from tests.conftest import CORPUS_DIR
 from tests.helpers import wait_until
@@ -153,7 +154,7 @@ def test_format_is_sniffed_not_named(
 
 
 def test_gsm_is_sniffed_without_its_extension(http: httpx.Client) -> None:
-    """GSM 06.10 has no container header; ffmpeg's probe still finds it from the frames."""
+    """GSM 06.10 has no container header; the probe still finds it from the frames."""
     data = (CORPUS_DIR / "edge_cases" / "espeak_03.gsm").read_bytes()
     named = http.post("/v1/audio/transcriptions", files={"file": ("voice.gsm", data)})
     anonymous = http.post("/v1/audio/transcriptions", files={"file": ("upload", data)})
@@ -170,28 +171,7 @@ def test_sdk_with_raw_bytes(client: OpenAI, reference: dict[str, Any]) -> None:
 def video_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """AAC audio in an MP4 with a video track, as a phone recording would be."""
     target = tmp_path_factory.mktemp("video") / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=64x64:d=3.3",
-            "-i",
-            str(SPEECH),
-            "-shortest",
-            "-c:v",
-            "mpeg4",
-            "-c:a",
-            "aac",
-            "-y",
-            str(target),
-        ],
-        check=True,
-    )
-    return target
+    return media.with_video(target, audio.load_audio(SPEECH))
 
 
 @pytest.mark.parametrize(
@@ -333,15 +313,22 @@ def test_audio_over_max_audio_seconds_is_400(client: OpenAI) -> None:
     assert info.value.code == "audio_too_long" and info.value.param == "file"
 
 
-def test_missing_ffmpeg_is_a_500_that_says_so(
+def test_a_decoder_that_cannot_start_is_a_500_that_says_so(
     client: OpenAI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # the server looks ffmpeg up per request
+    """A broken install (PyAV not importable by the decoder worker) is the server's fault."""
+    shadow = tmp_path / "av"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('no FFmpeg libraries here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the app runs in this process
+    audio.pool.close()
+    mp3 = CORPUS_DIR / "edge_cases" / "pisets.mp3"  # a plain 16 kHz WAV needs no decoder
     with pytest.raises(openai.InternalServerError) as info:
-        client.audio.transcriptions.create(file=SPEECH, model="whisper-1")
+        client.audio.transcriptions.create(file=mp3, model="whisper-1")
     assert info.value.status_code == 500
-    assert "not found on PATH" in info.value.message and "ffmpeg" in info.value.message
+    assert "PyAV is not installed" in info.value.message
     assert info.value.code == "ffmpeg_missing"
+    monkeypatch.delenv("PYTHONPATH")
 
 
 def test_wrong_key_is_authentication_error(server: Server) -> None:

@@ -87,6 +87,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "options": set(),
     "catalogue": set(),
     "logging": set(),
+    "web": set(),  # the page is a client of the HTTP API, never of its code
     "transcript": {"options"},
     "formats": {"transcript", "options"},
     "chunking": {"options", "constants"},

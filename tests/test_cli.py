@@ -305,14 +305,21 @@ def test_transcribe_missing_checkpoint_path(tmp_path: Path) -> None:
 # --- serve ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("host", "key", "warned"),
+    [("127.0.0.1", "", False), ("0.0.0.0", "", True), ("0.0.0.0", "k-123", False)],
+    ids=["loopback", "all-interfaces-no-key", "all-interfaces-with-key"],
+)
 def test_serve_answers_health_with_a_fixture_checkpoint(
-    fixture_env: dict[str, str], tmp_path: Path
+    fixture_env: dict[str, str], tmp_path: Path, host: str, key: str, warned: bool
 ) -> None:
+    """Health answers; a server open to the network without API_KEY warns at start."""
     port = _free_port()
     base = {k: v for k, v in os.environ.items() if not _is_setting(k)}
     env = {**base, **fixture_env, "PYTHONPATH": str(REPO_ROOT), "NO_PROXY": "127.0.0.1"}
+    env["API_KEY"] = key
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gigaam_api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "gigaam_api", "serve", "--host", host, "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -337,10 +344,13 @@ def test_serve_answers_health_with_a_fixture_checkpoint(
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            output = proc.communicate(timeout=20)[0]
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            output = proc.communicate()[0]
+    assert ("API_KEY is empty and the server listens on 0.0.0.0" in output) is warned, output
+    if warned:
+        assert "HOST=127.0.0.1" in output and "Set API_KEY" in output
 
 
 def _free_port() -> int:

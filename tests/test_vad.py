@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +28,6 @@ from gigaam_api.vad import (
     window_probabilities,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
-
 SR = 16000
 #: Allowed distance between a found speech boundary and the reference (the issue's criterion).
 TOLERANCE_S = 0.3
@@ -46,7 +43,7 @@ def corpus(corpus_dir: Path) -> Path:
 
 
 class _Decoded(dict[str, NDArray[np.int16]]):
-    """Corpus files decoded on first use and kept: ffmpeg runs are the slow part here."""
+    """Corpus files decoded on first use and kept: decoding is the slow part here."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import subprocess
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -55,10 +55,22 @@ def pcm_of(path: Path) -> tuple[int, int, int, bytes]:
 
 
 def resampled_wav(source: Path, target: Path, rate: int, channels: int) -> Path:
-    """``source`` converted to ``rate`` Hz, ``channels`` channels, 16-bit PCM (by ffmpeg)."""
-    command = ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-ar", str(rate)]
-    command += ["-ac", str(channels), "-c:a", "pcm_s16le", str(target)]
-    subprocess.run(command, check=True)
+    """``source`` converted to ``rate`` Hz, ``channels`` channels, 16-bit PCM (by PyAV's
+    libswresample, the resampler FFmpeg itself uses)."""
+    layout = {1: "mono", 2: "stereo"}[channels]
+    resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
+    with av.open(str(source)) as container:
+        frames = [
+            out.to_ndarray().tobytes()
+            for frame in container.decode(audio=0)
+            for out in resampler.resample(frame)
+        ]
+    frames += [out.to_ndarray().tobytes() for out in resampler.resample(None)]
+    with wave.open(str(target), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"".join(frames))
     return target
 
 

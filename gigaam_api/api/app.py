@@ -17,15 +17,17 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from gigaam_api import __version__
+from gigaam_api import __version__, audio
 from gigaam_api.api.errors import install_error_handlers
 from gigaam_api.api.job_routes import JobsState, job_router, start_jobs
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.middleware import RequestContextMiddleware
 from gigaam_api.api.routes import AppContext, router
 from gigaam_api.api.service import Loader, ModelService
+from gigaam_api.api.spool import UploadFolder
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import configure_logging
+from gigaam_api.web import install_web
 from gigaam_api.wyoming.server import WyomingServer
 
 
@@ -41,18 +43,23 @@ def create_app(
     ``loader`` replaces how the model is built from settings (default: weights per
     ``CHECKPOINT_PATH``/``MODEL`` → ``load_model``). ``keepalive_seconds`` is the SSE
     keep-alive interval (at most 15 s, see ``docs/api.md``; tests shorten it). ``tmp_dir`` is
-    where uploads are spooled (default: the system temp directory).
+    the base folder for uploads (default: ``UPLOAD_DIR``, else ``gigaam-uploads`` in the system
+    temp folder); this server spools into a folder of its own there and removes what dead
+    servers left behind (:mod:`gigaam_api.api.spool`).
     """
     settings = settings or load_settings()
     metrics = Metrics()
     service = ModelService(settings, metrics, loader)
+    base = tmp_dir or settings.upload_dir or Path(tempfile.gettempdir()) / "gigaam-uploads"
+    uploads = UploadFolder(base)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
-        jobs = start_jobs(app.state.jobs, settings, service, metrics)  # durable jobs
+        audio.pool.prestart_soon()  # the first compressed upload does not wait for a worker
         wyoming = WyomingServer.for_app(app.state.ctx) if settings.wyoming_uri else None
         app.state.wyoming = wyoming
+        jobs = start_jobs(app.state.jobs, settings, service, metrics)  # durable jobs
         try:
             if wyoming is not None:
                 await wyoming.start()
@@ -63,6 +70,7 @@ def create_app(
             if jobs is not None:
                 jobs.stop()  # before the worker: running jobs give their leases back
             service.stop()
+            uploads.close()
 
     app = FastAPI(
         title="gigaam-api",
@@ -79,7 +87,7 @@ def create_app(
         metrics=metrics,
         created=int(time.time()),
         keepalive_seconds=keepalive_seconds,
-        tmp_dir=tmp_dir or Path(tempfile.gettempdir()),
+        tmp_dir=uploads.path,
     )
     app.state.jobs = JobsState()
     install_error_handlers(app)
@@ -88,6 +96,8 @@ def create_app(
     app.include_router(router)
     app.include_router(job_router, prefix="/v1")
     app.include_router(job_router)
+    if settings.web_ui:
+        install_web(app)
     return app
 
 

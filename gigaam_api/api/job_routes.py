@@ -50,6 +50,7 @@ from gigaam_api.api.params import (
     parse_response_format,
     parse_transcription_params,
 )
+from gigaam_api.api.ranges import file_response, media_type_for
 from gigaam_api.api.record import record_of
 from gigaam_api.api.service import ModelService
 from gigaam_api.api.transcribe import map_pipeline_error
@@ -185,8 +186,7 @@ def _check_upload(path: Path, settings: Settings) -> float | None:
 @job_router.post("/jobs")
 async def submit_job(request: Request) -> Response:
     settings, service = _jobs(request)
-    record = record_of(request)
-    request_id = record.request_id
+    request_id = record_of(request).request_id
     try:
         await _db(service.check_capacity)
     except JobLimit as exc:
@@ -216,7 +216,7 @@ async def submit_job(request: Request) -> Response:
         except JobLimit as exc:
             raise _limit_error(exc) from None
     except ClientDisconnect:
-        record.client_disconnected = True
+        record_of(request).client_disconnected = True  # logged as 499
         return Response(status_code=400)
     finally:
         if form is not None:
@@ -321,6 +321,20 @@ def _last_event_id(request: Request) -> int:
         raise bad_request(
             f"Invalid Last-Event-ID header: {raw!r}", param="Last-Event-ID", code="invalid_value"
         ) from None
+
+
+@job_router.get("/jobs/{job_id}/audio")
+async def job_audio(request: Request, job_id: str) -> Response:
+    """The uploaded audio, with Range support so a browser's player can seek (the web page)."""
+    _, service = _jobs(request)
+    job = await _job(service, job_id)
+    return file_response(
+        service.files.audio(job_id),
+        media_type=media_type_for(job.filename),
+        range_header=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
+        filename=job.filename,
+    )
 
 
 @job_router.get("/jobs/{job_id}/events")

@@ -124,6 +124,8 @@ async def health(request: Request) -> JSONResponse:
     }
     if service.error:
         body["error"] = service.error
+    if not loaded and service.reason:
+        body["reason"] = service.reason
     database_error = await _jobs_database_error(request)
     if database_error is not None:  # a shared job store that cannot be reached: not ready
         body["status"], body["jobs_database"] = "error", "unavailable"

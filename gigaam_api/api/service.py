@@ -4,8 +4,15 @@ Loading can take minutes (the first run downloads ~880 MB of weights and builds 
 and the server must answer ``/health`` (503, ``loaded: false``) meanwhile so Docker's
 HEALTHCHECK and clients can tell "starting" from "down". So the app starts at once and a
 thread loads the model; transcription requests get 503 + ``Retry-After`` until it is ready.
-A load failure is kept and reported (health and every transcription say why) rather than
-crashing the process into a restart loop that would re-download forever.
+
+A first start heals itself: a failure that time or the operator can fix (the network is down,
+the mirror answers 5xx, the disk is full, ``MODELS_DIR`` is not writable) is retried here, with
+a capped exponential backoff, for as long as the process runs. Exiting instead would leave the
+fix to a restart policy, and Docker restarts only exited containers, not unhealthy ones; a
+``restart: unless-stopped`` loop would also restart the download from scratch and lose the
+``/health`` answer that says why. Meanwhile ``/health`` is 503 with the reason, and the log
+has one line per try, without a traceback (the error is expected, not a bug). Errors that no
+retry can fix (a device the runtime does not have, an unreadable graph) end in ``failed``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from gigaam_api.api.metrics import Metrics
 from gigaam_api.config import Settings
 from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
+from gigaam_api.model.engine import DeviceError, EngineError, resolve_device
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
+from gigaam_api.weights import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +39,19 @@ State = Literal["loading", "ready", "failed", "stopped"]
 Loader = Callable[[Settings], AsrModel]
 
 
+#: Failures retried until they go away: downloads, the network, the disk, permissions.
+RETRIED: tuple[type[Exception], ...] = (WeightsError, OSError)
+#: Failures no retry can fix: reported with their message (no traceback), not retried.
+CONFIGURATION: tuple[type[Exception], ...] = (DeviceError, EngineError)
+
+
 class ModelService:
     """Owns the loaded model and the :class:`Scheduler` that is its only user."""
+
+    #: Seconds before the first retry of a failed load; doubled after each failure…
+    retry_first_s: float = 5.0
+    #: …up to this many (a host that stays offline is retried every five minutes).
+    retry_max_s: float = 300.0
 
     def __init__(self, settings: Settings, metrics: Metrics, loader: Loader | None = None) -> None:
         self.settings = settings
@@ -40,6 +60,11 @@ class ModelService:
         self._lock = threading.Lock()
         self.state: State = "loading"
         self.error: str | None = None
+        #: Why the service is not ready yet (the last failure and the next try), for /health.
+        self.reason: str | None = None
+        #: Failed load attempts so far.
+        self.attempts = 0
+        self._stopping = threading.Event()
         self.model: AsrModel | None = None
         self.scheduler: Scheduler[Result] | None = None
         self.load_seconds: float | None = None
@@ -56,17 +81,49 @@ class ModelService:
             self._thread.join(timeout)
         return self.state == "ready"
 
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            if self.state == "loading":
+                self.state = "failed"
+                self.error = self.reason = message
+
+    def _load_with_retries(self) -> AsrModel | None:
+        """The model, retrying expected failures; ``None`` once failed or stopped."""
+        wait = self.retry_first_s
+        while not self._stopping.is_set():
+            try:
+                return self._loader(self.settings)
+            except RETRIED as exc:
+                self.attempts += 1
+                message = str(exc) or type(exc).__name__
+                if isinstance(exc, OSError) and not isinstance(exc, WeightsError):
+                    message = f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}"
+                self.reason = f"{message} (attempt {self.attempts}; next try in {wait:.0f} s)"
+                log.error(
+                    "model %s could not be loaded (attempt %d): %s; retrying in %.0f s",
+                    self.settings.model,
+                    self.attempts,
+                    message,
+                    wait,
+                )
+            except CONFIGURATION as exc:
+                log.error("model %s cannot be loaded: %s", self.settings.model, exc)
+                self._fail(str(exc))
+                return None
+            except Exception as exc:  # a bug: keep the traceback
+                log.exception("model %s failed to load", self.settings.model)
+                self._fail(f"{type(exc).__name__}: {exc}")
+                return None
+            if self._stopping.wait(wait):
+                return None
+            wait = min(wait * 2, self.retry_max_s)
+        return None
+
     def _load(self) -> None:
         started = time.perf_counter()
         log.info("loading model %s", self.settings.model)
-        try:
-            model = self._loader(self.settings)
-        except Exception as exc:
-            with self._lock:
-                if self.state == "loading":
-                    self.state = "failed"
-                    self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("model %s failed to load", self.settings.model)
+        model = self._load_with_retries()
+        if model is None:
             return
         scheduler: Scheduler[Result] = Scheduler(
             model.transcribe, self.settings.max_queue, on_batch=self.metrics.observe_batch
@@ -78,6 +135,7 @@ class ModelService:
             self.scheduler = scheduler.start()
             self.load_seconds = time.perf_counter() - started
             self.state = "ready"
+            self.reason = None
         self.metrics.bind_queue(
             lambda: scheduler.active, lambda: scheduler.pending_batches, scheduler.max_active
         )
@@ -91,10 +149,13 @@ class ModelService:
 
     @property
     def device(self) -> str:
-        """The resolved device once loaded, the configured one before."""
+        """The device the model runs (or will run) on: resolved, never ``auto``."""
         if self.model is not None:
             return self.model.device
-        return self.settings.device
+        try:
+            return resolve_device(self.settings.device)[0]
+        except DeviceError:
+            return self.settings.device  # not available: /health says so in its reason
 
     def admit(self, request_id: str) -> Ticket[Result]:
         """A scheduler ticket, or ``ApiError`` 503 (loading, failed, queue full)."""
@@ -111,6 +172,7 @@ class ModelService:
             raise shutting_down() from None
 
     def stop(self) -> None:
+        self._stopping.set()  # ends a retry wait at once
         with self._lock:
             scheduler = self.scheduler
             self.state = "stopped"

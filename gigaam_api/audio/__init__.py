@@ -4,20 +4,23 @@ The package face: callers import from here. Inside, one module per idea —
 :mod:`~gigaam_api.audio.errors` (the typed error family), :mod:`~gigaam_api.audio.probe`
 (what a file holds; the RIFF header reader), :mod:`~gigaam_api.audio.mix` (polarity-safe
 mixdown), :mod:`~gigaam_api.audio.readers` (the one reader contract and the WAV reader),
-:mod:`~gigaam_api.audio.ffmpeg` (the only code that starts a decoder process) and
-:mod:`~gigaam_api.audio.source` (``probe`` / ``decode_pcm``: pick the reader).
+:mod:`~gigaam_api.audio.decoder` (the decoder worker pool and its reader; FFmpeg itself runs
+only in :mod:`~gigaam_api.audio.decoder_worker` processes, spoken to in the frames of
+:mod:`~gigaam_api.audio.protocol`) and :mod:`~gigaam_api.audio.source` (``probe`` /
+``decode_pcm``: pick the reader).
 """
 
+from gigaam_api.audio.decoder import PcmReader, pool
 from gigaam_api.audio.errors import (
     AudioError,
     AudioNotFound,
     AudioTooLong,
+    DecoderCrashed,
     EmptyAudio,
     FfmpegMissing,
     NoAudioStream,
     UnsupportedAudio,
 )
-from gigaam_api.audio.ffmpeg import PcmReader
 from gigaam_api.audio.probe import AudioInfo
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader
 from gigaam_api.audio.source import decode_pcm, load_audio, probe
@@ -28,6 +31,7 @@ __all__ = [
     "AudioInfo",
     "AudioNotFound",
     "AudioTooLong",
+    "DecoderCrashed",
     "EmptyAudio",
     "FfmpegMissing",
     "NoAudioStream",
@@ -37,5 +41,6 @@ __all__ = [
     "WavReader",
     "decode_pcm",
     "load_audio",
+    "pool",
     "probe",
 ]

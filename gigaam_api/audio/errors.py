@@ -12,6 +12,7 @@ __all__ = [
     "AudioError",
     "AudioNotFound",
     "AudioTooLong",
+    "DecoderCrashed",
     "EmptyAudio",
     "FfmpegMissing",
     "NoAudioStream",
@@ -68,10 +69,29 @@ class AudioTooLong(AudioError):
 
 
 class FfmpegMissing(AudioError):
-    """ffmpeg/ffprobe is not installed: a server problem, not the client's."""
+    """The decoder (FFmpeg's libraries from PyAV) cannot start: a server problem.
+
+    The name and code are kept from when FFmpeg was a system program, so clients and alerts
+    that match on ``ffmpeg_missing`` keep working.
+    """
 
     code = "ffmpeg_missing"
     user_error = False
+
+
+class DecoderCrashed(AudioError):
+    """The decoder process died while serving this request; the server itself is unharmed.
+
+    A crash by the decoder's own fault (SIGSEGV, SIGABRT…) was caused by the input, so it is
+    the client's 400; a process killed from outside (the OOM killer, an operator) is a 500
+    worth retrying.
+    """
+
+    code = "decoder_crashed"
+
+    def __init__(self, message: str, *, user_error: bool, detail: str = "") -> None:
+        super().__init__(message, detail=detail)
+        self.user_error = user_error
 
 
 def _format_seconds(seconds: float) -> str:

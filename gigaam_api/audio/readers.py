@@ -26,7 +26,7 @@ from gigaam_api.audio.errors import EmptyAudio, too_long
 from gigaam_api.audio.probe import AudioInfo
 from gigaam_api.constants import SAMPLE_RATE
 
-__all__ = ["DEFAULT_BLOCK_SAMPLES", "PcmStream", "WavReader", "check_arguments", "check_start"]
+__all__ = ["DEFAULT_BLOCK_SAMPLES", "PcmStream", "WavReader", "check_arguments"]
 
 #: Samples per block handed to the caller (2.048 s; a multiple of Silero's 512-sample window).
 DEFAULT_BLOCK_SAMPLES: Final = 32768
@@ -43,7 +43,7 @@ def check_arguments(max_seconds: float, block_samples: int, stall_timeout: float
 
 
 def check_start(start_seconds: float) -> None:
-    """Refuse a start offset (a resumed durable job) that is negative or not a number."""
+    """Refuse a start offset that is not a finite, non-negative number of seconds."""
     if not math.isfinite(start_seconds) or start_seconds < 0:
         raise ValueError(f"start_seconds must be >= 0, got {start_seconds!r}")
 
@@ -63,13 +63,25 @@ class PcmStream(ABC):
     """
 
     def __init__(
-        self, path: Path, info: AudioInfo, *, max_seconds: float, block_samples: int
+        self,
+        path: Path,
+        info: AudioInfo,
+        *,
+        max_seconds: float,
+        block_samples: int,
+        start_seconds: float = 0.0,
     ) -> None:
+        check_start(start_seconds)
         self.path = path
         self.info = info
         self.max_seconds = float(max_seconds)
         self.block_samples = int(block_samples)
-        #: Mono samples produced so far (the decoded length once iteration has finished).
+        #: Where reading starts (a resumed job): samples before it are not produced.
+        self.start_seconds = float(start_seconds)
+        #: ``start_seconds`` in samples; counted against ``max_seconds`` with the rest.
+        self.start_samples = round(self.start_seconds * SAMPLE_RATE)
+        #: Mono samples produced so far, from the start point (the decoded length once
+        #: iteration has finished, when reading started at 0).
         self.total_samples = 0
         self._max_samples = round(self.max_seconds * SAMPLE_RATE) if self.max_seconds else 0
         self._completed = False
@@ -100,7 +112,7 @@ class PcmStream(ABC):
         if block is None:
             return None
         self.total_samples += block.shape[0]
-        if self._max_samples and self.total_samples > self._max_samples:
+        if self._max_samples and self.start_samples + self.total_samples > self._max_samples:
             self.close()
             raise too_long(self.max_seconds, self.max_seconds, at_least=True)
         return block
@@ -175,16 +187,21 @@ class WavReader(PcmStream):
         block_samples: int = DEFAULT_BLOCK_SAMPLES,
         start_seconds: float = 0.0,
     ) -> None:
-        check_start(start_seconds)
         if info.data_offset is None or not info.is_plain_16k_mono:
             raise ValueError("WavReader reads 16 kHz mono 16-bit PCM WAV only")
-        super().__init__(path, info, max_seconds=max_seconds, block_samples=block_samples)
-        self._remaining = round((info.duration or 0.0) * SAMPLE_RATE)
-        skip = min(round(start_seconds * SAMPLE_RATE), self._remaining)  # resuming a job
-        self._remaining -= skip
+        super().__init__(
+            path,
+            info,
+            max_seconds=max_seconds,
+            block_samples=block_samples,
+            start_seconds=start_seconds,
+        )
+        total = round((info.duration or 0.0) * SAMPLE_RATE)
+        skipped = min(self.start_samples, total)  # exact to the sample: a seek in the file
+        self._remaining = total - skipped
         self._lock = threading.Lock()
         self._file = path.open("rb")
-        self._file.seek(info.data_offset + 2 * skip)
+        self._file.seek(info.data_offset + 2 * skipped)
         self._open()
 
     def _read_block(self) -> NDArray[np.int16] | None:
@@ -195,7 +212,7 @@ class WavReader(PcmStream):
             data = self._file.read(2 * want) if want > 0 else b""
             frames = len(data) // 2
             if frames == 0:
-                if self.total_samples == 0:
+                if self.total_samples == 0 and self.start_samples == 0:
                     raise self._no_samples()
                 self._completed = True
                 self._file.close()

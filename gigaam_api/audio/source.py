@@ -1,8 +1,9 @@
-"""The two entry points every caller uses: :func:`probe` a file, :func:`decode_pcm` it.
+"""The entry points every caller uses: :func:`probe` a file, :func:`decode_pcm` it.
 
 They pick the cheapest way in: a 16 kHz mono 16-bit PCM WAV is described from its header and
-read straight from the file (:class:`~gigaam_api.audio.readers.WavReader`); everything else is
-described and decoded by ffmpeg (:mod:`gigaam_api.audio.ffmpeg`).
+read straight from the file in this process (:class:`~gigaam_api.audio.readers.WavReader`);
+everything else is described and decoded by FFmpeg in a decoder worker process
+(:mod:`gigaam_api.audio.decoder`).
 """
 
 from __future__ import annotations
@@ -12,28 +13,25 @@ import os
 import numpy as np
 from numpy.typing import NDArray
 
-from gigaam_api.audio import ffmpeg
+from gigaam_api.audio import decoder
 from gigaam_api.audio.probe import AudioInfo, check_file, read_wav_header
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader, check_arguments
 
 __all__ = ["decode_pcm", "load_audio", "probe"]
 
 
-def probe(path: str | os.PathLike[str], *, timeout: float = ffmpeg.PROBE_TIMEOUT_S) -> AudioInfo:
+def probe(path: str | os.PathLike[str], *, timeout: float = decoder.PROBE_TIMEOUT_S) -> AudioInfo:
     """Describe the first audio stream of ``path``, judging the format by its content.
 
     Raises :class:`~gigaam_api.audio.errors.AudioNotFound`, ``EmptyAudio`` (zero-byte file),
-    ``UnsupportedAudio`` (not decodable, refused container, probe timeout), ``NoAudioStream``
-    or ``FfmpegMissing``.
+    ``UnsupportedAudio`` (not decodable, refused container, probe timeout), ``NoAudioStream``,
+    ``DecoderCrashed`` or ``FfmpegMissing``.
     """
     file = check_file(path)
-    # A server without ffmpeg is reported for every input, WAV included, so the problem shows
-    # on the first request rather than on the first non-WAV one.
-    ffmpeg.require("ffprobe")
     quick = read_wav_header(file)
     if quick is not None:
         return quick
-    return ffmpeg.ffprobe(file, timeout=timeout)
+    return decoder.probe_file(file, timeout=timeout)
 
 
 def decode_pcm(
@@ -42,15 +40,16 @@ def decode_pcm(
     max_seconds: float = 0.0,
     block_samples: int = DEFAULT_BLOCK_SAMPLES,
     info: AudioInfo | None = None,
-    stall_timeout: float = ffmpeg.STALL_TIMEOUT_S,
+    stall_timeout: float = decoder.STALL_TIMEOUT_S,
     start_seconds: float = 0.0,
 ) -> PcmStream:
     """Open ``path`` for streaming decoding; see :class:`~gigaam_api.audio.readers.PcmStream`.
 
     ``max_seconds`` is ``MAX_AUDIO_SECONDS`` (0 = unlimited). Pass ``info`` when the file was
-    already probed to skip a second probe. ``start_seconds`` skips the beginning (a resumed
-    durable job); an offset at or past the end gives
-    :class:`~gigaam_api.audio.errors.EmptyAudio`.
+    already probed to skip a second probe. ``start_seconds`` starts reading there (a resumed
+    job), exact to the sample: a plain WAV is read from that offset; anything else is decoded
+    from the beginning by the worker, which drops what precedes it (a container seek is not
+    sample-exact for every codec; skipping costs ~2 s of decoding per hour skipped).
     """
     check_arguments(max_seconds, block_samples, stall_timeout)
     file = check_file(path)
@@ -63,7 +62,7 @@ def decode_pcm(
             block_samples=block_samples,
             start_seconds=start_seconds,
         )
-    return ffmpeg.PcmReader(
+    return decoder.PcmReader(
         file,
         max_seconds=max_seconds,
         block_samples=block_samples,

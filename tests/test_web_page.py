@@ -1,0 +1,532 @@
+"""The web page at ``/`` in a real headless Chromium (Debian's package, driven by Playwright)
+against the real server on loopback with the tiny golden checkpoint — the way a person uses
+it: drop a recording, watch it finish, read, click a word, download subtitles, reload, delete.
+
+Tests that need the job API (``/v1/jobs``) skip themselves, with the reason, when the server
+has no such route (detected at run time by asking the running server), and run as soon as it
+has one. The others — loading with no outside requests, the key prompt, languages, light and
+dark, keyboard order and labels, security headers — need only the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, sync_playwright
+
+from gigaam_api.api.app import create_app
+from gigaam_api.config import Settings
+from gigaam_api.web import CONTENT_SECURITY_POLICY
+from tests.api_server import real_model_settings, serve, tiled_wav
+from tests.browser import DESKTOP, PHONE, launch, wait_until
+
+KEY = "web-secret"
+TIMEOUT_MS = 120_000
+SPEECH = "golos/golos_001ce26c.wav"
+SECOND_SPEECH = "edge_cases/stereo_dual_mono_pisets_16k.wav"
+LONG_SPEECH = "longform/longform_espeak_ru.wav"  # 81 s: several segments
+
+#: What the page says, per language, for the checks below (the page's own i18n.js strings).
+TEXT = {
+    "ru": {"title": "Речь в текст", "pick": "Выбрать файлы", "not_audio": "Это не аудио"},
+    "en": {"title": "Speech to text", "pick": "Choose files", "not_audio": "This is not an audio"},
+}
+
+
+@dataclass
+class Server:
+    url: str
+    app: FastAPI
+    key: str = ""
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def has_jobs(self) -> bool:
+        """Whether this server offers the job API: an unknown route is a 404 with no code."""
+        response = httpx.get(f"{self.url}/v1/jobs", headers=self.headers(), timeout=30)
+        return not (response.status_code == 404 and response.json()["error"]["code"] is None)
+
+
+def _settings(golden_dir: Path, tmp: pytest.TempPathFactory, **overrides: Any) -> Settings:
+    if "jobs_dir" in Settings.model_fields:  # the job API keeps its store there
+        overrides["jobs_dir"] = tmp.mktemp("jobs")
+    return real_model_settings(golden_dir, tmp.mktemp("models"), **overrides)
+
+
+def _serve(settings: Settings, tmp: pytest.TempPathFactory, key: str = "") -> Iterator[Server]:
+    app = create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp.mktemp("uploads"))
+    with serve(app) as url:
+        assert app.state.ctx.service.wait_loaded(TIMEOUT_MS / 1000), app.state.ctx.service.error
+        yield Server(url, app, key)
+
+
+@pytest.fixture(scope="module")
+def server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _serve(_settings(golden_dir, tmp_path_factory), tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = _settings(golden_dir, tmp_path_factory, api_key=KEY)
+    yield from _serve(settings, tmp_path_factory, KEY)
+
+
+@pytest.fixture(scope="module")
+def limited_server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = _settings(golden_dir, tmp_path_factory, max_upload_mb=1, max_audio_seconds=3)
+    yield from _serve(settings, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Session:
+    """One browser context on one server, with every request the page made."""
+
+    context: BrowserContext
+    page: Page
+    requests: list[Request] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def open(self, url: str) -> Page:
+        self.page.goto(url)
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
+        return self.page
+
+
+@pytest.fixture
+def session_factory(browser: Browser) -> Iterator[Any]:
+    opened: list[BrowserContext] = []
+
+    def make(
+        locale: str = "en-US", color_scheme: str = "light", viewport: dict[str, int] = DESKTOP
+    ) -> Session:
+        context = browser.new_context(
+            locale=locale, color_scheme=color_scheme, viewport=viewport, accept_downloads=True
+        )  # type: ignore[arg-type]
+        context.set_default_timeout(TIMEOUT_MS)
+        opened.append(context)
+        page = context.new_page()
+        session = Session(context, page)
+        page.on("request", lambda request: session.requests.append(request))
+        page.on("pageerror", lambda error: session.errors.append(str(error)))
+        page.on(
+            "console",
+            lambda msg: session.errors.append(msg.text) if "Content Security" in msg.text else None,
+        )
+        return session
+
+    yield make
+    for context in opened:
+        context.close()
+
+
+NO_JOBS = "the server has no job API yet (GET /v1/jobs answers 404 route not found)"
+
+
+@pytest.fixture
+def jobs_server(server: Server) -> Server:
+    if not server.has_jobs():
+        pytest.skip(NO_JOBS)
+    return server
+
+
+def _drop(page: Page, path: Path) -> None:
+    """Drop a file on the drop zone the way a drag from the desktop does."""
+    page.evaluate(
+        """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "audio/wav" }));
+            const zone = document.getElementById("drop");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true,
+                                                          cancelable: true }));
+            }
+        }""",
+        [path.name, base64.b64encode(path.read_bytes()).decode()],
+    )
+
+
+def _row(page: Page, filename: str) -> Any:
+    return page.locator("#jobs li.job").filter(has_text=filename)
+
+
+# -- without the job API ------------------------------------------------------------------
+
+
+def test_page_loads_with_no_request_outside_the_server(
+    server: Server, session_factory: Any
+) -> None:
+    session = session_factory()
+    page = session.open(server.url + "/")
+    page.wait_for_load_state("networkidle")
+    assert session.requests, "the page made no request at all"
+    outside = [r.url for r in session.requests if not r.url.startswith(server.url + "/")]
+    assert outside == []
+    paths = {re.sub(r"\?.*", "", r.url[len(server.url) :]) for r in session.requests}
+    assert {"/", "/web/app.js", "/web/i18n.js", "/web/api.js", "/web/style.css"} <= paths
+    assert "/v1/models" in paths  # the key check every load makes
+    assert session.errors == []
+
+
+def test_security_headers_and_no_secrets(keyed_server: Server) -> None:
+    page = httpx.get(keyed_server.url + "/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in page.text  # modules only, nothing inline
+    for name in ("app.js", "api.js", "i18n.js", "style.css", "icon.svg"):
+        asset = httpx.get(f"{keyed_server.url}/web/{name}")
+        assert asset.status_code == 200, name
+        assert KEY not in asset.text
+        assert asset.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert (
+        httpx.get(keyed_server.url + "/web/app.js")
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
+    for missing in ("/web/nope.js", "/web/..%2Fconfig.py", "/web/index.html"):
+        response = httpx.get(keyed_server.url + missing)
+        assert response.status_code == 404, missing
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_web_ui_off_serves_no_page(golden_dir: Path, tmp_path: Path) -> None:
+    settings = real_model_settings(golden_dir, tmp_path, web_ui=False)
+    client = TestClient(create_app(settings))  # no lifespan: only the route table is used
+    response = client.get("/")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Unknown route: GET /"
+    assert client.get("/web/app.js").status_code == 404
+
+
+@pytest.mark.parametrize(("locale", "lang"), [("ru-RU", "ru"), ("en-GB", "en")])
+def test_language_follows_the_browser_and_switches(
+    server: Server, session_factory: Any, locale: str, lang: str
+) -> None:
+    page = session_factory(locale=locale).open(server.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    expect(page.locator("h1")).to_have_text(TEXT[lang]["title"])
+    expect(page.locator("#pick")).to_have_text(TEXT[lang]["pick"])
+    expect(page.locator("#lang")).to_have_value(lang)
+    other = "en" if lang == "ru" else "ru"
+    page.select_option("#lang", other)
+    expect(page.locator("h1")).to_have_text(TEXT[other]["title"])
+    expect(page.locator("html")).to_have_attribute("lang", other)
+    page.reload()
+    expect(page.locator("h1")).to_have_text(TEXT[other]["title"])  # the choice is remembered
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_key_is_asked_once_and_a_wrong_key_is_reported(
+    keyed_server: Server, session_factory: Any, lang: str
+) -> None:
+    session = session_factory(locale=lang)
+    page = session.open(keyed_server.url + "/")
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#key-error")).to_be_hidden()
+    expect(page.locator("#key-input")).to_be_focused()
+
+    page.fill("#key-input", "not-the-key")
+    page.press("#key-input", "Enter")
+    expect(dialog).to_be_visible()
+    wrong = {"en": "This key is wrong", "ru": "Ключ неверный"}[lang]
+    expect(page.locator("#key-error")).to_contain_text(wrong)
+    expect(page.locator("#key-error")).to_have_attribute("role", "alert")
+
+    page.fill("#key-input", KEY)
+    page.click("#key-save")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('gigaam-api-key')") == KEY
+
+    session.requests.clear()
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.wait_for_load_state("networkidle")
+    expect(dialog).to_be_hidden()  # asked once: the kept key is used from now on
+    api_calls = [r for r in session.requests if "/v1/" in r.url]
+    assert api_calls
+    assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in api_calls)
+
+
+def test_key_prompt_not_shown_without_api_key(server: Server, session_factory: Any) -> None:
+    page = session_factory().open(server.url + "/")
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#key-dialog")).to_be_hidden()
+
+
+def test_light_and_dark_follow_the_system(server: Server, session_factory: Any) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        page = session_factory(color_scheme=scheme).open(server.url + "/")
+        colours[scheme] = page.evaluate(
+            "() => [getComputedStyle(document.body).backgroundColor,"
+            " getComputedStyle(document.body).color]"
+        )
+    assert colours["light"] == ["rgb(246, 247, 249)", "rgb(27, 30, 36)"]
+    assert colours["dark"] == ["rgb(20, 22, 26)", "rgb(232, 234, 238)"]
+
+
+_FOCUSED = """() => {
+    const el = document.activeElement;
+    const byLabel = el.labels && el.labels.length ? el.labels[0].textContent : "";
+    const name = (el.getAttribute("aria-label") || byLabel || el.textContent || "").trim();
+    return { tag: el.tagName.toLowerCase(), id: el.id, name: name.replace(/\\s+/g, " ") };
+}"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_keyboard_order_and_labels(
+    server: Server, session_factory: Any, viewport: dict[str, int]
+) -> None:
+    page = session_factory(viewport=viewport).open(server.url + "/")
+    # Playwright turns file-chooser interception on without waiting for the browser to confirm:
+    # listening from the start makes sure it is on before the key press below.
+    page.on("filechooser", lambda chooser: None)
+    page.wait_for_load_state("networkidle")
+    order = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(_FOCUSED))
+    assert [(f["tag"], f["id"]) for f in order] == [
+        ("a", ""),  # skip link
+        ("select", "lang"),
+        ("button", "key-button"),
+        ("button", "pick"),
+    ]
+    assert [f["name"] for f in order] == [
+        "Skip to the upload",
+        "Language Русский English",
+        "API key",
+        "Choose files",
+    ]
+    with page.expect_file_chooser(timeout=15_000) as chooser:
+        page.keyboard.press("Enter")  # "Choose files" opens the picker from the keyboard
+    assert chooser.value.is_multiple()
+    # nothing is wider than a phone screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+
+
+# -- with the job API ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_a_recording_from_drop_to_delete(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path, lang: str
+) -> None:
+    session = session_factory(locale=lang)
+    page = session.open(jobs_server.url + "/")
+    audio = corpus_dir / SPEECH
+    _drop(page, audio)
+
+    row = _row(page, audio.name)
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    assert row.locator("progress").evaluate("bar => bar.value") == 1
+    job_id = row.get_attribute("data-id")
+    assert job_id and job_id.startswith("job_")
+
+    row.locator(".job-open").click()
+    expect(page.locator("#view")).to_be_visible()
+    expect(page.locator("#view-title")).to_have_text(audio.name)
+    http = httpx.Client(base_url=jobs_server.url, timeout=60)
+    verbose = http.get(
+        f"/v1/jobs/{job_id}/result",
+        params={
+            "response_format": "verbose_json",
+            "timestamp_granularities[]": ["word", "segment"],
+        },
+    ).json()
+    assert verbose["words"], "the fixture model found no words in the corpus file"
+    expect(page.locator("#transcript .seg")).to_have_count(len(verbose["segments"]))
+    expect(page.locator("#transcript .w")).to_have_count(len(verbose["words"]))
+
+    # the player loads the audio (with Range requests) and clicking a word seeks to its start
+    wait_until(page, "document.getElementById('player').readyState >= 1")
+    audio_responses = [r for r in session.requests if r.url.endswith(f"/{job_id}/audio")]
+    assert audio_responses
+    # the player streams with Range requests, which is what makes seeking in long files work
+    statuses = {response.status for r in audio_responses if (response := r.response())}
+    assert 206 in statuses
+    word = page.locator("#transcript .w").nth(len(verbose["words"]) // 2)
+    start = float(word.get_attribute("data-start") or "nan")
+    assert start == verbose["words"][len(verbose["words"]) // 2]["start"]
+    word.click()
+    wait_until(page, f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.05")
+    expect(word).to_have_class(re.compile(r"\bcurrent\b"))
+
+    # search highlights the word everywhere it occurs
+    needle = verbose["words"][0]["word"].strip().lower()
+    page.fill("#search", needle)
+    expect(page.locator("#transcript .w.hit").first).to_be_visible()
+    page.fill("#search", "")
+
+    # downloads equal the API's own result
+    with page.expect_download() as download:
+        page.click(".dl[data-format='srt']")
+    saved = Path(download.value.path()).read_bytes()
+    expected = http.get(f"/v1/jobs/{job_id}/result", params={"response_format": "srt"}).content
+    assert saved == expected
+    assert download.value.suggested_filename == audio.stem + ".srt"
+
+    # after a reload the job is still listed (and reopened from the address)
+    page.reload()
+    expect(page.locator(f"#jobs li[data-id='{job_id}']")).to_have_count(1)
+    expect(page.locator("#view-title")).to_have_text(audio.name)
+
+    # delete asks first; "keep" keeps it, "delete" removes it from the page and the server
+    page.click("#delete")
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    page.click("#confirm-no")
+    expect(page.locator(f"#jobs li[data-id='{job_id}']")).to_have_count(1)
+    page.click("#delete")
+    page.click("#confirm-yes")
+    expect(page.locator(f"#jobs li[data-id='{job_id}']")).to_have_count(0)
+    expect(page.locator("#view")).to_be_hidden()
+    assert http.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert session.errors == []
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_non_audio_file_shows_a_readable_error(
+    jobs_server: Server, session_factory: Any, tmp_path: Path, lang: str
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this is a shopping list, not a recording\n" * 50)
+    page = session_factory(locale=lang).open(jobs_server.url + "/")
+    page.set_input_files("#file-input", str(notes))
+    # rejected at upload (400) or failed later by the worker: either way next to the file
+    error = page.locator("li.job", has_text="notes.txt").locator(".error")
+    expect(error).to_be_visible(timeout=TIMEOUT_MS)
+    expect(error).to_contain_text(TEXT[lang]["not_audio"])
+
+
+def test_two_files_at_once_both_finish(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path
+) -> None:
+    page = session_factory().open(jobs_server.url + "/")
+    files = [corpus_dir / SPEECH, corpus_dir / SECOND_SPEECH]
+    page.set_input_files("#file-input", [str(f) for f in files])
+    for audio in files:
+        expect(_row(page, audio.name)).to_have_attribute(
+            "data-status", "completed", timeout=TIMEOUT_MS
+        )
+
+
+def test_with_a_key_every_call_carries_it_and_the_audio_plays(
+    keyed_server: Server, session_factory: Any, corpus_dir: Path
+) -> None:
+    if not keyed_server.has_jobs():
+        pytest.skip(NO_JOBS)
+    session = session_factory()
+    page = session.open(keyed_server.url + "/")
+    page.fill("#key-input", KEY)
+    page.click("#key-save")
+    audio = corpus_dir / SPEECH
+    page.set_input_files("#file-input", str(audio))
+    row = _row(page, audio.name)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    row.locator(".job-open").click()
+    expect(page.locator("#transcript .w").first).to_be_visible()
+    wait_until(page, "document.getElementById('player').readyState >= 1")
+    calls = [r for r in session.requests if "/v1/" in r.url and r.url.startswith(keyed_server.url)]
+    with_key = [r for r in calls if r.headers.get("authorization") == f"Bearer {KEY}"]
+    # every call after the key was entered carried it (the first /v1/models found it missing)
+    assert len(with_key) >= len(calls) - 1
+    assert any("/events" in r.url for r in with_key)  # SSE over fetch, with the header
+
+
+def test_a_long_recording_live_search_seek_and_copy(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path
+) -> None:
+    session = session_factory()
+    session.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = session.open(jobs_server.url + "/")
+    audio = corpus_dir / LONG_SPEECH
+    page.set_input_files("#file-input", str(audio))
+    row = _row(page, audio.name)
+    row.locator(".job-open").click()  # opened at once: its text arrives over the job's events
+    expect(page.locator("#view-title")).to_have_text(audio.name)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id")
+    http = httpx.Client(base_url=jobs_server.url, timeout=60)
+    verbose = http.get(
+        f"/v1/jobs/{job_id}/result",
+        params={"response_format": "verbose_json", "timestamp_granularities[]": "segment"},
+    ).json()
+    segments = verbose["segments"]
+    assert len(segments) >= 2, "the fixture model should give the long file several segments"
+    expect(page.locator("#transcript .seg")).to_have_count(len(segments))
+    texts = page.locator("#transcript .seg-text").all_text_contents()
+    assert [t.split() for t in texts] == [s["text"].split() for s in segments]
+
+    # a segment's time seeks to its start
+    last = page.locator("#transcript .seg-time").last
+    start = segments[-1]["start"]
+    assert float(last.get_attribute("data-start") or "nan") == start
+    last.focus()
+    page.keyboard.press("Enter")
+    wait_until(page, f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.05")
+
+    # search: a word only the last segment has; "only matching parts" hides the others
+    others = " ".join(s["text"] for s in segments[:-1]).split()
+    unique = next((w for w in segments[-1]["text"].split() if w not in others), None)
+    assert unique is not None, "the last segment has no word of its own to search for"
+    page.fill("#search", unique)
+    expect(page.locator("#transcript .seg.match")).to_have_count(1)
+    page.check("#filter")
+    expect(page.locator("#transcript .seg:visible")).to_have_count(1)
+    page.uncheck("#filter")
+    page.fill("#search", "")
+    expect(page.locator("#transcript .seg:visible")).to_have_count(len(segments))
+
+    # copy puts the text, as the API's text format has it, on the clipboard
+    page.click("#copy")
+    expect(page.locator("#notice")).to_have_text("The text is copied.")
+    expected = http.get(f"/v1/jobs/{job_id}/result", params={"response_format": "text"}).text
+    assert page.evaluate("navigator.clipboard.readText()") == expected
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [("too_big", "too big for this server"), ("too_long", "longer than this server accepts")],
+)
+def test_limits_are_explained_next_to_the_file(
+    limited_server: Server,
+    session_factory: Any,
+    corpus_dir: Path,
+    tmp_path: Path,
+    what: str,
+    expected: str,
+) -> None:
+    if not limited_server.has_jobs():
+        pytest.skip(NO_JOBS)
+    if what == "too_big":  # over MAX_UPLOAD_MB=1
+        audio = tiled_wav(corpus_dir / SPEECH, tmp_path / "big.wav", 40)
+    else:  # 4 s over MAX_AUDIO_SECONDS=3
+        audio = corpus_dir / SPEECH
+    page = session_factory().open(limited_server.url + "/")
+    page.set_input_files("#file-input", str(audio))
+    error = page.locator("li.job", has_text=audio.name).locator(".error")
+    expect(error).to_contain_text(expected, timeout=TIMEOUT_MS)
