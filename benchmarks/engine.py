@@ -109,10 +109,10 @@ def _write(task: dict[str, Any]) -> dict[str, Any]:
     return {"written": task["out"]}
 
 
-def _child(task: dict[str, Any]) -> dict[str, Any]:
+def _child(task: dict[str, Any], python: str = sys.executable) -> dict[str, Any]:
     """Run one task in a fresh interpreter (cold load, its own RSS) and return its JSON."""
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(task)],
+        [python, __file__, "--child", json.dumps(task)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -301,7 +301,144 @@ def _profile(model: Any, waves: list[np.ndarray]) -> dict[str, float]:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
+# ------------------------------------------------------------------------------ upstream torch
+
+
+def _torchaudio_stub() -> Any:
+    """A stand-in ``torchaudio`` for upstream's imports when the real one is not installed.
+
+    Upstream imports torchaudio at module level but, for this workload, only builds
+    ``transforms.MelSpectrogram``; the stand-in computes it with ``torch.stft`` the way
+    torchaudio does (periodic Hann window, centred reflect padding, power 2, mel matrix). Its
+    ``spectrogram.window`` and ``mel_scale.fb`` buffers are loaded from the checkpoint like the
+    real module's, so the features are the checkpoint's own.
+    """
+    import importlib
+    import types
+
+    torch: Any = importlib.import_module("torch")  # the torch venv's, never the runtime's
+    nn = torch.nn
+
+    class _Buffers(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self, name: str, value: Any) -> None:
+            super().__init__()
+            self.register_buffer(name, value)
+
+    class MelSpectrogram(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(
+            self,
+            sample_rate: int,
+            n_mels: int,
+            win_length: int,
+            hop_length: int,
+            n_fft: int,
+            center: bool = True,
+        ) -> None:
+            super().__init__()
+            self.n_fft, self.hop, self.win, self.center = n_fft, hop_length, win_length, center
+            self.spectrogram = _Buffers("window", torch.hann_window(win_length))
+            self.mel_scale = _Buffers("fb", torch.zeros(n_fft // 2 + 1, n_mels))
+
+        def forward(self, wave: Any) -> Any:
+            spec = (
+                torch.stft(
+                    wave,
+                    self.n_fft,
+                    self.hop,
+                    self.win,
+                    self.spectrogram.window,
+                    center=self.center,
+                    pad_mode="reflect",
+                    return_complex=True,
+                ).abs()
+                ** 2
+            )
+            return torch.matmul(spec.transpose(-1, -2), self.mel_scale.fb).transpose(-1, -2)
+
+    stub = types.ModuleType("torchaudio")
+    stub.transforms = types.SimpleNamespace(MelSpectrogram=MelSpectrogram)  # type: ignore[attr-defined]
+    return stub
+
+
+def _upstream(task: dict[str, Any]) -> dict[str, Any]:
+    """The same workload on upstream GigaAM (torch, run by the torch venv's interpreter):
+    ``forward`` (features + encoder) and greedy ``decode``, fp32 or dynamic int8 (every
+    ``nn.Linear`` through ``torch.ao.quantization.quantize_dynamic``, qint8 weights)."""
+    import importlib
+    import importlib.util
+    import warnings
+
+    torch: Any = importlib.import_module("torch")
+    omegaconf: Any = importlib.import_module("omegaconf")
+
+    torch.set_num_threads(task["threads"])
+    sys.path.insert(0, task["upstream"])
+    if importlib.util.find_spec("torchaudio") is None:
+        sys.modules["torchaudio"] = _torchaudio_stub()
+    GigaAMASR = importlib.import_module("gigaam.model").GigaAMASR
+
+    waves = chunks()
+    base = _rss_mb()
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ckpt = torch.load(task["checkpoint"], map_location="cpu", weights_only=False)
+    # random_checkpoint.py pickles the config as a plain dict; upstream expects a DictConfig
+    cfg = omegaconf.OmegaConf.create(ckpt["cfg"])
+    cfg.encoder.flash_attn = False
+    model = GigaAMASR(cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    del ckpt
+    model = model.eval()
+    if task["int8"]:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    load_s = time.perf_counter() - started
+    rss_loaded = _rss_mb()
+    wav = torch.from_numpy(np.stack(waves))
+    lengths = torch.full([len(waves)], wav.shape[-1], dtype=torch.long)
+
+    def transcribe() -> list[Any]:
+        with torch.inference_mode():
+            encoded, encoded_len = model.forward(wav, lengths)
+            return list(model.decoding.decode(model.head, encoded, encoded_len))
+
+    transcribe()  # warm-up
+    times, cpu = [], []
+    for _ in range(task["runs"]):
+        c0, t0 = time.process_time(), time.perf_counter()
+        results = transcribe()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    tokens = sum(len(ids) for _, ids, _ in results)
+    frames = sum(int(np.ceil(((w.size - 320) // 160 + 1) / 4)) for w in waves)
+    return {
+        "load_s": load_s,
+        "rss_base_mb": base,
+        "rss_loaded_mb": rss_loaded,
+        "peak_mb": _peak_mb(),
+        "times": times,
+        "cpu": cpu,
+        "tokens_per_frame": tokens / frames,
+        "torch": torch.__version__,
+    }
+
+
 # ------------------------------------------------------------------------------ driver
+
+
+def _summary(runs: list[dict[str, Any]], audio_s: float) -> dict[str, Any]:
+    per_process = [statistics.median(r["times"]) for r in runs]
+    all_times = [t for r in runs for t in r["times"]]
+    return {
+        "rtf": statistics.median(per_process) / audio_s,
+        "rtf_min": min(all_times) / audio_s,
+        "rtf_max": max(all_times) / audio_s,
+        "cpu_rtf": statistics.median([c for r in runs for c in r["cpu"]]) / audio_s,
+        "load_s": statistics.median(r["load_s"] for r in runs),
+        "rss_loaded_mb": statistics.median(r["rss_loaded_mb"] for r in runs),
+        "peak_mb": statistics.median(r["peak_mb"] for r in runs),
+        "tokens_per_frame": runs[0]["tokens_per_frame"],
+    }
 
 
 def main() -> None:
@@ -312,6 +449,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per process")
     parser.add_argument("--processes", type=int, default=2, help="fresh processes per config")
     parser.add_argument("--profile", action="store_true", help="ORT op breakdown")
+    parser.add_argument(
+        "--upstream",
+        type=Path,
+        help="upstream GigaAM checkout: also run the workload on its torch code, interleaved",
+    )
+    parser.add_argument(
+        "--torch-python",
+        default=str(CACHE / "torch-venv" / "bin" / "python"),
+        help="interpreter with torch==2.13.0 for --upstream (dev only, never the runtime's)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -323,10 +470,13 @@ def main() -> None:
             "build": _build,
             "measure": _measure,
             "peak": _gemm_peak,
+            "upstream": _upstream,
         }
         handler = handlers[task["task"]]
         print(json.dumps(handler(task)))
         return
+    if args.upstream is not None and not Path(args.torch_python).is_file():
+        parser.error(f"--upstream needs a torch interpreter: {args.torch_python} does not exist")
 
     audio_s = N_CHUNKS * CHUNK_SECONDS
     graphs = CACHE  # load_model keeps built graphs in <cache_dir>/graphs/
@@ -334,6 +484,7 @@ def main() -> None:
     print(
         f"{N_CHUNKS} x {CHUNK_SECONDS} s in one batch, {args.threads} threads, "
         f"{args.runs} timed runs x {args.processes} processes; {os.cpu_count()} CPUs"
+        + (", interleaved with upstream torch" if args.upstream else "")
     )
     peak = _child({"task": "peak", "threads": args.threads})
     print(
@@ -343,40 +494,45 @@ def main() -> None:
     )
     for model in args.models:
         ckpt = checkpoint(model)
+        builds = {}
         for precision in args.precisions:
-            int8 = precision == "int8"
-            common = {"checkpoint": str(ckpt), "int8": int8, "cache": str(graphs)}
-            build = _child({"task": "build", **common})
-            runs = [
-                _child(
-                    {
-                        "task": "measure",
+            common = {"checkpoint": str(ckpt), "int8": precision == "int8", "cache": str(graphs)}
+            builds[precision] = _child({"task": "build", **common})
+        # Configurations alternate process by process, so load on this shared machine hits
+        # them alike and the ratios compare like with like.
+        engines = ["ours", "torch"] if args.upstream else ["ours"]
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for i in range(args.processes):
+            for engine in engines:
+                for precision in args.precisions:
+                    job: dict[str, Any] = {
+                        "checkpoint": str(ckpt),
+                        "int8": precision == "int8",
                         "threads": args.threads,
                         "runs": args.runs,
-                        "profile": args.profile and i == 0,
-                        **common,
                     }
-                )
-                for i in range(args.processes)
-            ]
-            per_process = [statistics.median(r["times"]) for r in runs]
-            all_times = [t for r in runs for t in r["times"]]
-            row = {
+                    if engine == "ours":
+                        job.update(
+                            task="measure",
+                            cache=str(graphs),
+                            profile=args.profile and i == 0,
+                        )
+                        result = _child(job)
+                    else:
+                        job.update(task="upstream", upstream=str(args.upstream.resolve()))
+                        result = _child(job, python=args.torch_python)
+                    runs.setdefault((engine, precision), []).append(result)
+        for precision in args.precisions:
+            build = builds[precision]
+            ours = runs[("ours", precision)]
+            row: dict[str, Any] = {
                 "model": model,
                 "precision": precision,
-                "rtf": statistics.median(per_process) / audio_s,
-                "rtf_min": min(all_times) / audio_s,
-                "rtf_max": max(all_times) / audio_s,
-                "cpu_rtf": statistics.median([c for r in runs for c in r["cpu"]]) / audio_s,
-                "load_s": statistics.median(r["load_s"] for r in runs),
-                "rss_loaded_mb": statistics.median(r["rss_loaded_mb"] for r in runs),
-                "peak_mb": statistics.median(r["peak_mb"] for r in runs),
-                "tokens_per_frame": runs[0]["tokens_per_frame"],
+                **_summary(ours, audio_s),
                 "build_s": build["seconds"] if build["built"] else None,
                 "build_peak_mb": build["peak_mb"] if build["built"] else None,
                 "graph_mb": build["graph_mb"],
             }
-            report.append(row)
             print(
                 f"{model:8s} {precision}: RTF {row['rtf']:.4f} "
                 f"({row['rtf_min']:.4f}-{row['rtf_max']:.4f}), CPU-s/audio-s {row['cpu_rtf']:.4f}, "
@@ -390,8 +546,23 @@ def main() -> None:
                 ),
                 flush=True,
             )
-            if args.profile and "profile" in runs[0]:
-                prof = runs[0]["profile"]
+            if ("torch", precision) in runs:
+                up = _summary(runs[("torch", precision)], audio_s)
+                row["upstream"] = up
+                print(
+                    f"{'':8s} torch {runs[('torch', precision)][0]['torch']} {precision}: "
+                    f"RTF {up['rtf']:.4f} ({up['rtf_min']:.4f}-{up['rtf_max']:.4f}), "
+                    f"CPU-s/audio-s {up['cpu_rtf']:.4f}, "
+                    f"RSS after load {up['rss_loaded_mb']:.0f} MB, "
+                    f"tokens/frame {up['tokens_per_frame']:.2f} -> ours is "
+                    f"{up['rtf'] / row['rtf']:.2f}x faster (medians), "
+                    f"{up['rtf_min'] / row['rtf_min']:.2f}x (best runs), "
+                    f"{up['cpu_rtf'] / row['cpu_rtf']:.2f}x less CPU time",
+                    flush=True,
+                )
+            report.append(row)
+            if args.profile and "profile" in ours[0]:
+                prof = ours[0]["profile"]
                 total = sum(prof.values())
                 shares = ", ".join(
                     f"{k} {100 * v / total:.1f}%" for k, v in list(prof.items())[:10]

@@ -299,15 +299,18 @@ def test_int8_runs_and_stays_close(golden_dir: Path, golden: dict[str, Any], nam
     assert int8.quantized
     encoded, _ = int8.encode(data["features"], data["feature_lengths"])
     reference = data["encoded"]
-    # measured 7 % mean relative error at d_model 64 (3 layers, 8-bit activations)
+    # measured 1.5 % mean relative error at d_model 64 (3 layers, 8-bit activations) with
+    # per-channel weight scales; 7 % with the per-tensor scales of graph v3
     assert np.abs(encoded - reference).mean() < 0.12 * np.abs(reference).mean()
     (result,) = int8.transcribe([data["waveform"]])
     assert result.token_ids and all(0 <= t < int8.blank_id for t in result.token_ids)
     if name in CTC:
         log_probs, _ = int8.ctc_log_probs(data["features"], data["feature_lengths"])
-        assert (log_probs.argmax(-1) == data["argmax"]).mean() > 0.85  # measured 0.91-0.94
+        # measured: argmax agreement 0.98 and edit distance 0.04-0.07 (per-tensor scales:
+        # 0.91-0.94 and 0.14-0.21)
+        assert (log_probs.argmax(-1) == data["argmax"]).mean() > 0.85
         expected = data["result"]["token_ids"]
-        assert edit_distance(result.token_ids, expected) <= 0.3 * len(expected)  # 0.14-0.21
+        assert edit_distance(result.token_ids, expected) <= 0.3 * len(expected)
 
 
 # ------------------------------------------------------------------ cache, errors, devices

@@ -21,7 +21,7 @@ __all__ = [
 
 #: Bump whenever ``graph`` builds a different graph for the same checkpoint: it is part of the
 #: graph cache key, so stale cached graphs are never reused.
-GRAPH_VERSION = 3
+GRAPH_VERSION = 4
 
 
 class ModelError(ValueError):
