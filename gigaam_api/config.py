@@ -28,6 +28,10 @@ class SettingsError(ValueError):
     """A setting has an invalid value; the message names the variable."""
 
 
+#: URL schemes JOBS_DATABASE_URL accepts; all mean PostgreSQL through psycopg 3.
+POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+
+
 class Settings(BaseSettings):
     """Service configuration. Field names are the environment variable names, lower-cased."""
 
@@ -73,6 +77,7 @@ class Settings(BaseSettings):
     #: Seconds a Wyoming client may send nothing (mid-utterance or idle) before it is dropped.
     wyoming_timeout: float = Field(default=30.0, gt=0)
     wyoming_zeroconf: bool = False
+
     # -- durable jobs (gigaam_api/jobs) --
     #: Job database (SQLite), uploads and per-job folders.
     jobs_dir: Path = Path("/data/jobs")
@@ -84,6 +89,15 @@ class Settings(BaseSettings):
     jobs_min_free_mb: int = Field(default=1024, ge=0)
     #: Jobs transcribed at the same time (oldest first); they share the one inference worker.
     job_concurrency: int = Field(default=1, ge=1, le=64)
+    #: Empty: SQLite under JOBS_DIR (one server). ``postgresql://…``: the job store shared by
+    #: several replicas (psycopg 3 driver), with JOBS_DIR on storage they all mount.
+    jobs_database_url: str = ""
+    #: Seconds a replica holds a running job without renewing it; a dead replica's job is
+    #: resumed by another one after this. Renewed every third of it while the job runs.
+    job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    #: This replica's name in the job store (who ran a job); empty = hostname-pid-random.
+    #: Must be unique among live replicas (a pod name is; a compose service name is not).
+    replica_id: str = Field(default="", max_length=100)
     #: Serve the web page at `/` (drop files, watch jobs, read and download transcripts).
     web_ui: bool = True
 
@@ -110,6 +124,18 @@ class Settings(BaseSettings):
         if parsed.scheme == "unix" and parsed.path:
             return value
         raise ValueError("must be tcp://HOST:PORT (e.g. tcp://0.0.0.0:10300) or unix:///path")
+
+    @field_validator("jobs_database_url")
+    @classmethod
+    def _jobs_database_url(cls, value: str) -> str:
+        value = value.strip()
+        scheme = value.partition("://")[0]
+        if value and scheme not in POSTGRES_SCHEMES:
+            raise ValueError(
+                "expected empty (SQLite under JOBS_DIR) or postgresql://USER:PASSWORD@HOST:PORT/DB"
+                f", got a {scheme or 'malformed'!r} URL"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -109,6 +109,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "cancellation",
     },
     "loading": {"config", "model", "weights", "catalogue", "formats", "options", "transcript"},
+    "jobs": {"config", "pipeline", "audio", "scheduler", "cancellation", "transcript"},
 }
 
 

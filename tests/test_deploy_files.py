@@ -47,9 +47,6 @@ K8S = DEPLOY / "k8s"
 CLUSTER_COMPOSE = DEPLOY / "compose.cluster.yml"
 NGINX_CONF = DEPLOY / "nginx.conf"
 
-#: Settings the deploy files use that arrive with the shared job store (the jobs issues). Once
-#: they are fields of Settings, test_pending_settings_are_still_pending fails: empty this set.
-PENDING_SETTINGS = frozenset({"JOBS_DATABASE_URL", "JOB_LEASE_SECONDS"})
 #: Settings only the Secret may carry (never a ConfigMap, a literal or a compose file default).
 SECRET_SETTINGS = frozenset({"API_KEY", "JOBS_DATABASE_URL"})
 #: Services of compose.cluster.yml that run the gigaam-api server behind nginx.
@@ -239,16 +236,11 @@ def gigaam_env_names() -> dict[str, set[str]]:
 
 
 def test_every_variable_in_the_deploy_files_is_a_setting() -> None:
-    known = settings_env_names() | PENDING_SETTINGS
+    known = settings_env_names()
     used = gigaam_env_names()
     assert len(used) >= 6
     for where, names in used.items():
         assert names <= known, f"{where}: not gigaam-api settings: {sorted(names - known)}"
-
-
-def test_pending_settings_are_still_pending() -> None:
-    """Tripwire for the merge: once the job store adds these settings, empty PENDING_SETTINGS."""
-    assert not PENDING_SETTINGS & settings_env_names(), "now real settings: drop from PENDING"
 
 
 def test_secrets_come_only_from_the_secret() -> None:

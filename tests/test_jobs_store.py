@@ -1,11 +1,16 @@
-"""The job store on a real SQLite database: migrations, claims, leases and fencing.
+"""The job store on real databases: migrations, claims, leases and fencing.
 
-A fake clock drives lease expiry, so "the lease ran out" is exact rather than a sleep.
+The same suite runs on the embedded SQLite and on a real PostgreSQL (the session's throw-away
+server from tests/postgres.py, a fresh database per test). A fake clock drives lease expiry,
+so "the lease ran out" is exact rather than a sleep.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,10 @@ import sqlalchemy as sa
 from gigaam_api.jobs.model import Job, JobError
 from gigaam_api.jobs.store import SqlJobStore, sqlite_url
 from gigaam_api.transcript import Segment, Word
+from tests.postgres import PostgresServer
+
+#: The newest Alembic revision in gigaam_api/jobs/migrations/versions/.
+LATEST_REVISION = "0002"
 
 
 class Clock:
@@ -29,9 +38,20 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "jobs.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
+
+
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> SqlJobStore:
-    return SqlJobStore(sqlite_url(tmp_path / "jobs.db"), clock=clock)
+def store(database_url: str, clock: Clock) -> Iterator[SqlJobStore]:
+    opened = SqlJobStore(database_url, clock=clock)
+    yield opened
+    opened.close()
 
 
 def add(store: SqlJobStore, job_id: str, created: float) -> None:
@@ -42,18 +62,52 @@ def seg(seq: int, start: float) -> Segment:
     return Segment(seq, start, start + 1, f"w{seq}", (Word(f"w{seq}", start, start + 1),))
 
 
-def test_migrations_run_once_and_the_database_is_wal(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "jobs.db"
-    first = SqlJobStore(sqlite_url(path), clock=clock)
+def test_migrations_run_once_and_keep_the_data(database_url: str, clock: Clock) -> None:
+    first = SqlJobStore(database_url, clock=clock)
     add(first, "job_a", 1.0)
     first.close()
-    again = SqlJobStore(sqlite_url(path), clock=clock)  # re-opening upgrades nothing, keeps data
+    again = SqlJobStore(database_url, clock=clock)  # re-opening upgrades nothing, keeps data
     assert again.get("job_a") is not None
     with again.engine.connect() as connection:
-        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+        if again.embedded:
+            assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+    assert version == LATEST_REVISION
     again.close()
+
+
+def test_replicas_starting_together_migrate_once(postgres_server: PostgresServer) -> None:
+    """Four server processes opening one empty PostgreSQL database at once: the advisory lock
+    lets one migrate at a time; the others find the schema done, and every one starts."""
+    url = postgres_server.create_database()
+    code = "import sys; from gigaam_api.jobs.store import SqlJobStore; SqlJobStore(sys.argv[1])"
+    starts = [
+        subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    failures = [p.communicate(timeout=120)[1] for p in starts if p.wait(timeout=120) != 0]
+    assert failures == []
+    store = SqlJobStore(url)
+    add(store, "job_a", 1.0)
+    assert store.get("job_a") is not None
+    store.close()
+
+
+def test_a_replica_releases_only_its_own_leases(store: SqlJobStore) -> None:
+    """With a shared database a starting replica gives back what it held before a restart
+    (same REPLICA_ID), never a live peer's job; the claim records who ran the job."""
+    add(store, "job_a", 1.0)
+    add(store, "job_b", 2.0)
+    mine = store.claim("replica-a", 60)
+    theirs = store.claim("replica-b", 60)
+    assert mine is not None and theirs is not None
+    assert (mine.replica, theirs.replica) == ("replica-a", "replica-b")
+    assert store.release_leases_of("replica-a") == 1
+    assert store.claim("replica-c", 60) is not None  # job_a again, at once
+    assert store.claim("replica-c", 60) is None  # job_b still held by its live owner
+    assert store.complete(theirs, 100.0)
+    done = store.get("job_b")
+    assert done is not None and done.replica == "replica-b" and done.lease_owner is None
 
 
 def test_claims_take_the_oldest_job_and_each_job_once(store: SqlJobStore) -> None:

@@ -27,6 +27,8 @@ RETRY_AFTER_BUSY_S = 2
 RETRY_AFTER_LOADING_S = 10
 #: Seconds before retrying a job submission refused by MAX_JOBS (jobs take minutes).
 RETRY_AFTER_JOBS_S = 30
+#: Seconds a client should wait before retrying while the job database is unreachable.
+RETRY_AFTER_DATABASE_S = 5
 
 _DEFAULT_TYPE = {
     400: "invalid_request_error",
@@ -167,6 +169,16 @@ def too_many_jobs(message: str) -> ApiError:
 
 def insufficient_storage(message: str) -> ApiError:
     return ApiError(507, message, code="insufficient_storage")
+
+
+def database_unavailable(detail: str) -> ApiError:
+    """503 while the shared job database cannot be reached; the client retries later."""
+    return ApiError(
+        503,
+        f"The job database is unavailable: {detail}",
+        code="database_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_DATABASE_S)},
+    )
 
 
 def jobs_unavailable(detail: str) -> ApiError:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -34,6 +35,7 @@ from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.errors import (
     ApiError,
     bad_request,
+    database_unavailable,
     insufficient_storage,
     job_not_completed,
     job_not_found,
@@ -55,8 +57,10 @@ from gigaam_api.api.transcribe import map_pipeline_error
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
 from gigaam_api.formats import render
+from gigaam_api.jobs.database import describe_error, is_unavailable
 from gigaam_api.jobs.model import FINISHED, Job, deleted_object, job_object, segment_payload
 from gigaam_api.jobs.service import JobLimit, JobService
+from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,11 @@ EVENTS_POLL_S = 0.25
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 
+#: Seconds between attempts to open a shared job database that was unreachable at start.
+CONNECT_RETRY_S = 2.0
+
 job_router = APIRouter()
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,27 +82,73 @@ class JobsState:
 
     service: JobService | None = None
     error: str | None = "starting"
+    #: A shared job database is configured: its absence makes this replica not ready.
+    shared: bool = False
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """At app shutdown: stop retrying to open the store, stop the runner."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(CONNECT_RETRY_S * 4)
+        if self.service is not None:
+            self.service.stop()
 
 
 def start_jobs(
     state: JobsState, settings: Settings, service: ModelService, metrics: Metrics
-) -> JobService | None:
+) -> JobsState:
     """Open the job store and start the runner (at app start-up). A job store that cannot be
     opened (``JOBS_DIR`` not writable) disables jobs with a logged reason instead of taking the
-    synchronous API down with it."""
+    synchronous API down with it. A shared database that cannot be reached yet is retried in
+    the background, and the replica reports not ready (``/health``) until it answers."""
     job_metrics = JobMetrics(metrics.registry)
+    state.shared = bool(settings.jobs_database_url)
+
+    def open_service() -> bool:
+        try:
+            jobs = JobService(
+                settings,
+                lambda: service.scheduler,
+                on_progress=job_metrics.add_processed,
+                on_event=job_metrics.count,
+            )
+            jobs.start()
+        except Exception as exc:
+            if state.shared and is_unavailable(exc):
+                state.error = f"job database unavailable: {describe_error(exc)}"
+                return False
+            state.error = f"{type(exc).__name__}: {exc}"
+            log.error("durable jobs are disabled: %s", state.error)
+            return True
+        job_metrics.bind(jobs.store.counts_by_status)
+        state.service, state.error = jobs, None
+        return True
+
+    if not open_service():
+        log.warning("%s; retrying every %.0f s", state.error, CONNECT_RETRY_S)
+
+        def retry() -> None:
+            while not state._stopping.wait(CONNECT_RETRY_S):
+                if open_service():
+                    if state.service is not None:
+                        log.info("job database reachable: durable jobs started")
+                    return
+
+        state._thread = threading.Thread(target=retry, name="job-store-connect", daemon=True)
+        state._thread.start()
+    return state
+
+
+async def _db(call: Callable[..., T], *args: Any) -> T:
+    """A job-store call on a worker thread; an unreachable database is a 503, not a 500."""
     try:
-        jobs = JobService(
-            settings, lambda: service.scheduler, on_progress=job_metrics.add_processed
-        )
-        jobs.start()
+        return await anyio.to_thread.run_sync(call, *args)
     except Exception as exc:
-        state.error = f"{type(exc).__name__}: {exc}"
-        log.error("durable jobs are disabled: %s", state.error)
-        return None
-    job_metrics.bind(jobs.store.counts_by_status)
-    state.service, state.error = jobs, None
-    return jobs
+        if is_unavailable(exc):
+            raise database_unavailable(describe_error(exc)) from None
+        raise
 
 
 def _jobs(request: Request) -> tuple[Settings, JobService]:
@@ -102,12 +156,14 @@ def _jobs(request: Request) -> tuple[Settings, JobService]:
     check_api_key(request.headers, settings.api_key)
     state: JobsState = request.app.state.jobs
     if state.service is None:
+        if state.shared and state.error and state.error.startswith("job database"):
+            raise database_unavailable(state.error)
         raise jobs_unavailable(state.error or "not started")
     return settings, state.service
 
 
 async def _job(service: JobService, job_id: str) -> Job:
-    job = await anyio.to_thread.run_sync(service.get, job_id)
+    job = await _db(service.get, job_id)
     if job is None:
         raise job_not_found(job_id)
     return job
@@ -132,7 +188,7 @@ async def submit_job(request: Request) -> Response:
     settings, service = _jobs(request)
     request_id = record_of(request).request_id
     try:
-        await anyio.to_thread.run_sync(service.check_capacity)
+        await _db(service.check_capacity)
     except JobLimit as exc:
         raise _limit_error(exc) from None
     form: FormData | None = None
@@ -156,7 +212,7 @@ async def submit_job(request: Request) -> Response:
             raise map_pipeline_error(exc, request_id) from None
         filename = upload.filename or "audio"
         try:
-            job = await anyio.to_thread.run_sync(service.submit, upload.path, filename, duration)
+            job = await _db(service.submit, upload.path, filename, duration)
         except JobLimit as exc:
             raise _limit_error(exc) from None
     except ClientDisconnect:
@@ -185,7 +241,7 @@ async def list_jobs(request: Request) -> JSONResponse:
         )
     after = request.query_params.get("after") or None
     try:
-        jobs, has_more = await anyio.to_thread.run_sync(service.list_jobs, limit, after)
+        jobs, has_more = await _db(service.list_jobs, limit, after)
     except KeyError:
         raise job_not_found(after or "") from None
     return JSONResponse(
@@ -202,7 +258,7 @@ async def retrieve_job(request: Request, job_id: str) -> JSONResponse:
 @job_router.delete("/jobs/{job_id}")
 async def delete_job(request: Request, job_id: str) -> JSONResponse:
     _, service = _jobs(request)
-    if not await anyio.to_thread.run_sync(service.delete, job_id):
+    if not await _db(service.delete, job_id):
         raise job_not_found(job_id)
     return JSONResponse(deleted_object(job_id))
 
@@ -224,7 +280,7 @@ async def job_result(request: Request, job_id: str) -> Response:
     job = await _job(service, job_id)
     if job.status != "completed" and not (partial and job.status != "cancelled"):
         raise job_not_completed(job_id, job.status)
-    transcript = await anyio.to_thread.run_sync(service.transcript, job)
+    transcript = await _db(service.transcript, job)
     rendered = render(transcript, response_format, granularities)
     return Response(rendered.body, media_type=rendered.media_type)
 
@@ -305,20 +361,29 @@ async def _event_stream(
     last_progress: tuple[str, float] | None = None
     last_write = time.monotonic()
     while True:
-        job = await anyio.to_thread.run_sync(service.get, job_id)
-        if job is not None and job.segment_count > cursor:
-            for segment in await anyio.to_thread.run_sync(service.store.segments, job_id, cursor):
-                cursor = segment.id + 1
-                yield job_event(
-                    cursor, "job.segment", {"job_id": job_id, **segment_payload(segment)}
-                )
-                last_write = time.monotonic()
+        try:
+            job = await anyio.to_thread.run_sync(service.get, job_id)
+            segments: list[Segment] = []
+            if job is not None and job.segment_count > cursor:
+                segments = await anyio.to_thread.run_sync(service.store.segments, job_id, cursor)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # the database is away for a moment: keep the stream open (keep-alives), retry
+            job, segments = None, []
+            unavailable = True
+        else:
+            unavailable = False
+        for segment in segments:
+            cursor = segment.id + 1
+            yield job_event(cursor, "job.segment", {"job_id": job_id, **segment_payload(segment)})
+            last_write = time.monotonic()
         if job is not None and (job.status, job.processed_seconds) != last_progress:
             last_progress = (job.status, job.processed_seconds)
             if job.status != "cancelled":
                 yield job_event(cursor, "job.progress", _progress(job))
                 last_write = time.monotonic()
-        if job is None or job.status in FINISHED:
+        if not unavailable and (job is None or job.status in FINISHED):
             event_type, payload = _terminal(job, job_id)
             yield job_event(cursor + 1, event_type, payload)
             return

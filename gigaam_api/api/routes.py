@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
@@ -29,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.errors import ApiError, bad_request, not_found
+from gigaam_api.api.job_routes import JobsState
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
     TranscriptionParams,
@@ -124,7 +126,26 @@ async def health(request: Request) -> JSONResponse:
         body["error"] = service.error
     if not loaded and service.reason:
         body["reason"] = service.reason
-    return JSONResponse(body, status_code=200 if loaded else 503)
+    database_error = await _jobs_database_error(request)
+    if database_error is not None:  # a shared job store that cannot be reached: not ready
+        body["status"], body["jobs_database"] = "error", "unavailable"
+        body["error"] = database_error
+    return JSONResponse(body, status_code=200 if loaded and database_error is None else 503)
+
+
+async def _jobs_database_error(request: Request) -> str | None:
+    """Why the shared job database cannot be used (one ``SELECT 1``), or None.
+
+    Only with ``JOBS_DATABASE_URL``: a replica that cannot reach the shared store should
+    leave the load balancer's rotation. The embedded SQLite store is a local file whose
+    problems are reported on the job routes instead.
+    """
+    jobs: JobsState = request.app.state.jobs
+    if not jobs.shared:
+        return None
+    if jobs.service is None:
+        return jobs.error or "the job store is not open yet"
+    return await anyio.to_thread.run_sync(jobs.service.database_error)
 
 
 @router.get("/metrics")

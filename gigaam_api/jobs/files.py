@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from pathlib import Path
 
 from gigaam_api.jobs.model import ID_PREFIX
@@ -25,13 +26,15 @@ class JobFiles:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def prepare(self) -> None:
+    def prepare(self, leftover_min_age_s: float = 0.0) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(exist_ok=True)
-        # uploads of a process that died while receiving them
+        # uploads of a process that died while receiving them (with a shared JOBS_DIR, only
+        # old ones: a younger file may be another replica's upload in progress)
         for leftover in self.tmp_dir.iterdir():
             with contextlib.suppress(OSError):
-                leftover.unlink()
+                if _age(leftover) >= leftover_min_age_s:
+                    leftover.unlink()
 
     @property
     def tmp_dir(self) -> Path:
@@ -60,13 +63,23 @@ class JobFiles:
     def remove(self, job_id: str) -> None:
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
-    def job_folders(self) -> list[str]:
-        """Ids of the job folders on disk (for removing orphans)."""
+    def job_folders(self, min_age_s: float = 0.0) -> list[str]:
+        """Ids of the job folders on disk at least ``min_age_s`` old (for removing orphans)."""
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith(ID_PREFIX)
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and p.name.startswith(ID_PREFIX) and _age(p) >= min_age_s
         )
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last modified (0 when it vanished meanwhile)."""
+    try:
+        return max(time.time() - path.stat().st_mtime, 0.0)
+    except OSError:
+        return 0.0

@@ -62,6 +62,8 @@ class Job:
     attempt: int = 0
     #: Where the latest attempt started decoding (0 for a fresh start, > 0 when resumed).
     resumed_from: float = 0.0
+    #: The replica that claimed the latest attempt (kept after it finishes: who ran the job).
+    replica: str | None = None
 
     @property
     def progress(self) -> float:
@@ -86,6 +88,7 @@ def job_object(job: Job) -> dict[str, Any]:
         "started_at": None if job.started_at is None else int(job.started_at),
         "completed_at": None if job.completed_at is None else int(job.completed_at),
         "error": None if job.error is None else job.error.to_dict(),
+        "replica": job.replica,
     }
 
 

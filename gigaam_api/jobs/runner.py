@@ -7,21 +7,22 @@ recognised chunk's segments together with the new ``processed_seconds``, and com
 the job. Every write is fenced by the lease, so a runner that lost its job (cancelled,
 deleted, lease expired) stops at its next commit without writing.
 
-A heartbeat thread renews the leases of the jobs this process runs and, now and then, applies
-``JOB_RETENTION_HOURS``. On a graceful stop the pipelines are cancelled and the leases given
-back, so the next start resumes the jobs after their last committed chunk at once; after a
-``kill -9`` the embedded store releases them at start-up (see ``release_all_leases``).
+A heartbeat thread renews the leases of the jobs this process runs (``jobs/lease.py``: every
+third of ``JOB_LEASE_SECONDS``; a job whose lease was taken over is stopped at once) and, now
+and then, applies ``JOB_RETENTION_HOURS``. On a graceful stop the pipelines are cancelled and
+the leases given back, so the next start resumes the jobs after their last committed chunk at
+once; after a ``kill -9`` the embedded store releases them at start-up (see
+``release_all_leases``), and with a shared database the leases simply expire and another
+replica resumes the jobs. A database that cannot be reached stops no thread: the claim loop
+waits for it, and a job whose commit cannot be written is left to be resumed after its lease.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from typing import Any
 from gigaam_api import audio, pipeline
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.config import Settings, pipeline_options
+from gigaam_api.jobs import lease
+from gigaam_api.jobs.database import describe_error, is_unavailable
 from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import Job, JobError
 from gigaam_api.jobs.store import DEFAULT_LEASE_SECONDS, JobStore, LeaseLost
@@ -102,6 +105,7 @@ class JobRunner:
         scheduler: Callable[[], Scheduler[Any] | None],
         *,
         on_progress: Callable[[float], None] | None = None,
+        on_event: lease.EventSink | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
@@ -112,7 +116,11 @@ class JobRunner:
         self._on_progress = on_progress
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = lease.replica_name(settings.replica_id)
+        self._on_event = on_event
+        #: Whether the database answered the runner's last request (logged once per outage).
+        self.availability = lease.Availability()
+        self.leases = lease.LeaseKeeper(store, lease_seconds, self.availability, on_event)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -172,25 +180,38 @@ class JobRunner:
                 continue
             try:
                 job = self.store.claim(self.owner, self.lease_seconds)
-            except Exception:
-                log.exception("claiming a job failed")
+                self.availability.succeeded()
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.availability.failed(exc)  # one warning per outage, then quiet retries
+                else:
+                    log.exception("claiming a job failed")
                 job = None
             if job is None:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
                 continue
+            self._event(lease.CLAIMED)
             try:
                 self._run(job, scheduler)
-            except Exception:  # never let one job end the runner
-                log.exception("job %s: runner error", job.id)
+            except Exception as exc:  # never let one job end the runner
+                if is_unavailable(exc):
+                    self.availability.failed(exc)
+                else:
+                    log.exception("job %s: runner error", job.id)
+
+    def _event(self, name: str) -> None:
+        if self._on_event is not None:
+            self._on_event(name)
 
     def _run(self, job: Job, scheduler: Scheduler[Any]) -> None:
         try:
             ticket = scheduler.admit(job.id, background=True)
         except SchedulerClosed:
-            self.store.release(job)
+            self._release(job)
             return
         item = _Running(job, threading.Event(), ticket)
+        self.leases.held(job)
         with self._lock:
             self._running[job.id] = item
         start = job.processed_seconds
@@ -207,27 +228,52 @@ class JobRunner:
             truncated = truncation_error(job.duration, duration)
             if truncated is not None:
                 if self.store.fail(job, truncated):
+                    self._event(lease.FAILED)
                     log.info("job %s failed: %s", job.id, truncated.message)
                 return
             if not self.store.complete(job, duration):
+                item.lost = True
+                self.leases.lost_on_write(job)
                 raise LeaseLost(job.id)
+            self._event(lease.COMPLETED)
             log.info("job %s completed (%.1f s of audio)", job.id, duration)
         except (Cancelled, SchedulerClosed, LeaseLost):
             if self._stopping.is_set() and not item.lost:
-                self.store.release(job)
+                self._release(job)
                 log.info("job %s: stopped at %s, will resume", job.id, "shutdown")
             else:
                 log.info("job %s: stopped (cancelled, deleted or lease lost)", job.id)
         except Exception as exc:
+            if is_unavailable(exc):
+                # Nothing more can be committed; the job stays ours until the lease runs out,
+                # then any replica (this one included) resumes it after its last commit.
+                self.availability.failed(exc)
+                log.warning(
+                    "job %s: job database unavailable (%s); it resumes after its lease",
+                    job.id,
+                    describe_error(exc),
+                )
+                return
             error = job_error(exc, job.id)
             if not isinstance(exc, audio.AudioError) or not exc.user_error:
                 log.error("job %s failed", job.id, exc_info=exc)
             if self.store.fail(job, error):
+                self._event(lease.FAILED)
                 log.info("job %s failed: %s", job.id, error.message)
         finally:
             ticket.close()
+            self.leases.released(job)
             with self._lock:
                 self._running.pop(job.id, None)
+
+    def _release(self, job: Job) -> None:
+        """Give the job back at shutdown; with the database away its lease expires instead."""
+        try:
+            self.store.release(job)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self.availability.failed(exc)
 
     def _transcribe(self, job: Job, item: _Running, start: float) -> float:
         """Run the pipeline from ``start``, committing chunk by chunk; returns the duration."""
@@ -251,6 +297,7 @@ class JobRunner:
                 end = max(chunk.end, committed)  # never behind what is committed
                 if not self.store.commit_chunk(job, end, segments):
                     item.lost = True
+                    self.leases.lost_on_write(job)
                     raise LeaseLost(job.id)
                 seq += len(segments)
                 if self._on_progress is not None:
@@ -268,27 +315,27 @@ class JobRunner:
     # -- heartbeat and retention -------------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        interval = max(self.lease_seconds / 4, 0.05)
+        interval = max(self.leases.interval, 0.05)
         next_retention = 0.0
         while not self._stopping.wait(interval):
             with self._lock:
-                running = list(self._running.values())
-            for item in running:
-                try:
-                    held = self.store.renew(item.job, self.lease_seconds)
-                except Exception:
-                    log.exception("renewing the lease of job %s failed", item.job.id)
-                    continue
-                if not held and not self._stopping.is_set():
-                    item.lost = True
-                    item.cancel.set()
-                    item.ticket.cancel()
+                running = {item.job.id: item for item in self._running.values()}
+            lost = self.leases.renew(item.job for item in running.values())
+            if self._stopping.is_set():
+                continue
+            for job in lost:
+                item = running[job.id]
+                item.lost = True  # stop now: another replica owns it, or nobody should
+                item.cancel.set()
+                item.ticket.cancel()
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + RETENTION_INTERVAL_S
                 try:
                     apply_retention(self.store, self.files, self.settings.job_retention_hours)
-                except Exception:
-                    log.exception("job retention failed")
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        log.exception("job retention failed")
+                    next_retention = time.monotonic() + interval  # retry soon
 
 
 def apply_retention(

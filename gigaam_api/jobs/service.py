@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gigaam_api.config import Settings
+from gigaam_api.jobs.database import describe_error, is_sqlite, is_unavailable
 from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import ACTIVE, Job, new_job_id
 from gigaam_api.jobs.runner import JobRunner, apply_retention
@@ -21,6 +22,10 @@ from gigaam_api.scheduler import Scheduler
 from gigaam_api.transcript import Transcript
 
 log = logging.getLogger(__name__)
+
+#: With a shared JOBS_DIR, upload leftovers and job folders without a row are removed only
+#: when older than this: younger ones may be another replica's submission in progress.
+ORPHAN_MIN_AGE_S = 3600.0
 
 
 class JobLimit(Exception):
@@ -42,24 +47,36 @@ class JobService:
         *,
         database_url: str | None = None,
         on_progress: Callable[[float], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
         lease_seconds: float | None = None,
     ) -> None:
         self.settings = settings
         self.files = JobFiles(settings.jobs_dir)
-        self.files.prepare()
-        self.store: SqlJobStore = open_store(database_url or sqlite_url(self.files.database_path))
-        kwargs: dict[str, Any] = {"on_progress": on_progress}
-        if lease_seconds is not None:
-            kwargs["lease_seconds"] = lease_seconds
-        self.runner = JobRunner(self.store, self.files, settings, scheduler, **kwargs)
+        url = database_url or settings.jobs_database_url or sqlite_url(self.files.database_path)
+        # With a shared database, JOBS_DIR is shared too: other replicas' uploads in flight
+        # are not leftovers of this process (files.py: only old ones are removed then).
+        self.files.prepare(leftover_min_age_s=0.0 if is_sqlite(url) else ORPHAN_MIN_AGE_S)
+        self.store: SqlJobStore = open_store(url)
+        self.runner = JobRunner(
+            self.store,
+            self.files,
+            settings,
+            scheduler,
+            on_progress=on_progress,
+            on_event=on_event,
+            lease_seconds=lease_seconds or settings.job_lease_seconds,
+        )
 
     def start(self) -> None:
+        # Embedded: this process owns the database, so whatever ran before is interrupted.
+        # Shared: only this replica's own leases (a restart with the same REPLICA_ID); a live
+        # peer's jobs are left alone, and a dead peer's leases expire by themselves.
         if self.store.embedded:
             released = self.store.release_all_leases()
-            if released:
-                log.info(
-                    "%d interrupted job(s) will resume after their last committed chunk", released
-                )
+        else:
+            released = self.store.release_leases_of(self.runner.owner)
+        if released:
+            log.info("%d interrupted job(s) will resume after their last committed chunk", released)
         self._remove_orphans()
         apply_retention(self.store, self.files, self.settings.job_retention_hours)
         self.runner.start()
@@ -70,9 +87,21 @@ class JobService:
 
     def _remove_orphans(self) -> None:
         """Folders of jobs that never made it into the store (a crash during submission)."""
-        for job_id in self.files.job_folders():
+        min_age = 0.0 if self.store.embedded else ORPHAN_MIN_AGE_S
+        for job_id in self.files.job_folders(min_age_s=min_age):
             if self.store.get(job_id) is None:
                 self.files.remove(job_id)
+
+    def database_error(self) -> str | None:
+        """Why the job database cannot be used now (one round trip), or None when it can."""
+        try:
+            self.store.ping()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self.runner.availability.failed(exc)
+            return describe_error(exc)
+        return None
 
     # -- submission --------------------------------------------------------------------------
 

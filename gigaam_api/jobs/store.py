@@ -26,12 +26,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
-from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gigaam_api.jobs.database import create_engine, is_sqlite, migrating, normalise_url
+from gigaam_api.jobs.database import sqlite_url as sqlite_url
 from gigaam_api.jobs.model import (
     ACTIVE,
     FINISHED,
@@ -71,6 +72,7 @@ jobs_table = sa.Table(
     sa.Column("lease_expires_at", sa.Float),
     sa.Column("attempt", sa.Integer, nullable=False, default=0),
     sa.Column("resumed_from", sa.Float, nullable=False, default=0.0),
+    sa.Column("replica", sa.String(128)),
 )
 
 segments_table = sa.Table(
@@ -84,6 +86,10 @@ segments_table = sa.Table(
     sa.Column("end_s", sa.Float, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("words", sa.JSON, nullable=False),
+    # who wrote the segment: with the lease fencing, one attempt's segments never interleave
+    # with another's (tests/test_jobs_replicas.py checks it on PostgreSQL)
+    sa.Column("attempt", sa.Integer),
+    sa.Column("replica", sa.String(128)),
 )
 
 
@@ -104,10 +110,12 @@ class JobStore(Protocol):
     def fail(self, job: Job, error: JobError) -> bool: ...
     def release(self, job: Job) -> bool: ...
     def release_all_leases(self) -> int: ...
+    def release_leases_of(self, owner: str) -> int: ...
     def cancel(self, job_id: str) -> Job | None: ...
     def delete(self, job_id: str) -> bool: ...
     def segments(self, job_id: str, first_seq: int = 0) -> list[Segment]: ...
     def finished_before(self, cutoff: float) -> list[str]: ...
+    def ping(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -115,30 +123,15 @@ class LeaseLost(Exception):
     """The runner no longer holds the job (lease expired, cancelled, deleted)."""
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{Path(path).resolve()}"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL (readers never block the writer), a busy timeout instead of 'database is locked',
-    and foreign keys (segments go with their job)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 def migrate(engine: Engine) -> None:
-    """Apply the packaged Alembic migrations up to the newest."""
+    """Apply the packaged Alembic migrations up to the newest (one replica at a time)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     location = resources.files("gigaam_api.jobs") / "migrations"
     config.set_main_option("script_location", str(location))
-    with engine.begin() as connection:
+    with migrating(engine) as connection:  # jobs/database.py: one replica at a time
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -147,16 +140,21 @@ class SqlJobStore:
     """:class:`JobStore` over any SQLAlchemy database."""
 
     def __init__(self, url: str, *, clock: Any = time.time) -> None:
-        self.url = url
+        self.url = url = normalise_url(url)
         self._clock = clock
-        kwargs: dict[str, Any] = {}
-        self.embedded = url.startswith("sqlite")
-        if self.embedded:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
-        self.engine = sa.create_engine(url, **kwargs)
-        if self.embedded:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        migrate(self.engine)
+        #: SQLite under JOBS_DIR: one server owns it (see release_all_leases).
+        self.embedded = is_sqlite(url)
+        self.engine = create_engine(url)  # jobs/database.py: pools, pragmas, timeouts
+        try:
+            migrate(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def ping(self) -> None:
+        """One round trip; raises when the database cannot be reached (``/health``)."""
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -189,6 +187,7 @@ class SqlJobStore:
             lease_expires_at=row.lease_expires_at,
             attempt=row.attempt or 0,
             resumed_from=row.resumed_from or 0.0,
+            replica=row.replica,
         )
 
     def get(self, job_id: str) -> Job | None:
@@ -306,6 +305,7 @@ class SqlJobStore:
                         attempt=row.attempt + 1,
                         started_at=sa.func.coalesce(c.started_at, now),
                         resumed_from=row.processed_seconds,
+                        replica=owner,
                         updated_at=now,
                     )
                 )
@@ -361,6 +361,8 @@ class SqlJobStore:
                             "end_s": s.end,
                             "text": s.text,
                             "words": words_to_json(s.words),
+                            "attempt": job.attempt,
+                            "replica": job.lease_owner,
                         }
                         for s in segments
                     ],
@@ -414,6 +416,19 @@ class SqlJobStore:
             )
             return result.rowcount == 1
 
+    def release_leases_of(self, owner: str) -> int:
+        """At start-up with a shared database: the leases this replica (same ``REPLICA_ID``)
+        held before it restarted are claimable now. Other replicas' leases are left alone:
+        they may be alive, and a dead one's lease simply expires."""
+        c = jobs_table.c
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(c.status == "running", c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            return int(result.rowcount)
+
     def release_all_leases(self) -> int:
         """At start-up of the embedded store (one server per database): whatever ran before
         a crash is claimable now instead of after its lease runs out."""
@@ -459,5 +474,5 @@ class SqlJobStore:
 
 
 def open_store(url: str) -> SqlJobStore:
-    """A store for a SQLAlchemy URL (``sqlite:///…`` by default; a server database later)."""
+    """A store for a SQLAlchemy URL: ``sqlite:///…`` (embedded) or ``postgresql://…``."""
     return SqlJobStore(url)
