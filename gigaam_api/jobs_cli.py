@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gigaam_api.formats import RESPONSE_FORMATS
+from gigaam_api.jobs.model import FINISHED
+
 if TYPE_CHECKING:  # imported when a jobs command runs, so `gigaam-api --help` stays instant
     import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
-FINISHED = ("completed", "failed", "cancelled")
 #: Seconds between two looks at a job while waiting.
 POLL_SECONDS = 1.0
 
@@ -49,14 +50,14 @@ def add_jobs_parser(commands: Any) -> None:
     submit = actions.add_parser("submit", help="upload files as jobs; print their ids")
     submit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     submit.add_argument("--wait", action="store_true", help="wait and print each result")
-    submit.add_argument("-f", "--format", choices=FORMATS, default="text")
+    submit.add_argument("-f", "--format", choices=RESPONSE_FORMATS, default="text")
 
     status = actions.add_parser("status", help="print the job object")
     status.add_argument("job_id", metavar="ID")
 
     result = actions.add_parser("result", help="print the job's result")
     result.add_argument("job_id", metavar="ID")
-    result.add_argument("-f", "--format", choices=FORMATS, default="text")
+    result.add_argument("-f", "--format", choices=RESPONSE_FORMATS, default="text")
     result.add_argument("--words", action="store_true", help="word timestamps (verbose_json)")
     result.add_argument("--partial", action="store_true", help="what is done so far")
 

@@ -95,6 +95,16 @@ def not_found(message: str, *, param: str | None = None, code: str | None = None
     return ApiError(404, message, param=param, code=code)
 
 
+def missing_file() -> ApiError:
+    return bad_request(
+        "Missing required parameter: 'file'", param="file", code="missing_required_parameter"
+    )
+
+
+def empty_upload() -> ApiError:
+    return bad_request("The uploaded file is empty", param="file", code="empty_audio")
+
+
 def too_large(limit_bytes: int) -> ApiError:
     mib = limit_bytes / (1024 * 1024)
     return ApiError(

@@ -197,15 +197,7 @@ async def submit_job(request: Request) -> Response:
             request, max_bytes=settings.max_upload_bytes, tmp_dir=service.files.tmp_dir
         )
         parse_transcription_params(form.fields, settings)  # same checks; format chosen later
-        upload = form.file
-        if upload is None:
-            raise bad_request(
-                "Missing required parameter: 'file'",
-                param="file",
-                code="missing_required_parameter",
-            )
-        if upload.size == 0:
-            raise bad_request("The uploaded file is empty", param="file", code="empty_audio")
+        upload = form.audio_file()
         try:
             duration = await anyio.to_thread.run_sync(_check_upload, upload.path, settings)
         except Exception as exc:

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
-from gigaam_api.api.errors import ApiError, bad_request, not_found
+from gigaam_api.api.errors import ApiError, not_found
 from gigaam_api.api.job_routes import JobsState
 from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
@@ -181,15 +181,7 @@ async def transcriptions(request: Request) -> Response:
         params = parse_transcription_params(form.fields, ctx.settings)
         record.response_format = params.response_format
         record.stream = params.wants_sse
-        upload = form.file
-        if upload is None:
-            raise bad_request(
-                "Missing required parameter: 'file'",
-                param="file",
-                code="missing_required_parameter",
-            )
-        if upload.size == 0:
-            raise bad_request("The uploaded file is empty", param="file", code="empty_audio")
+        upload = form.audio_file()
         runner = _start_runner(upload.path, ticket, form, ctx.settings, request_id)
     except ClientDisconnect:  # left during the upload: no transcription to count yet
         record.client_disconnected = True

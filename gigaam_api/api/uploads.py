@@ -27,7 +27,13 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from gigaam_api.api.errors import bad_request, too_large, upload_stalled
+from gigaam_api.api.errors import (
+    bad_request,
+    empty_upload,
+    missing_file,
+    too_large,
+    upload_stalled,
+)
 
 #: Bytes kept per ordinary (non-file) field; longer values are cut (no field we read is long).
 FIELD_LIMIT_BYTES = 64 * 1024
@@ -61,6 +67,15 @@ class FormData:
     def first(self, name: str) -> str | None:
         values = self.fields.get(name)
         return values[0] if values else None
+
+    def audio_file(self) -> UploadedFile:
+        """The ``file`` part, which every audio endpoint requires and which must not be empty:
+        both the synchronous and the job endpoints reject the same way."""
+        if self.file is None:
+            raise missing_file()
+        if self.file.size == 0:
+            raise empty_upload()
+        return self.file
 
     def cleanup(self) -> None:
         """Remove the temporary file; safe to call any number of times from any thread."""

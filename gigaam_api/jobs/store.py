@@ -323,15 +323,17 @@ class SqlJobStore:
             c.status == "running",
         )
 
+    def _update_held(self, job: Job, **values: Any) -> bool:
+        """Write ``values`` to the job's row only while this worker still holds its lease, so a
+        replica whose lease expired (and was claimed by another) can never overwrite the new
+        owner's state. True when the row was written."""
+        with self._tx() as connection:
+            result = connection.execute(jobs_table.update().where(self._held(job)).values(**values))
+            return result.rowcount == 1
+
     def renew(self, job: Job, lease_seconds: float) -> bool:
         now = self._clock()
-        with self._tx() as connection:
-            result = connection.execute(
-                jobs_table.update()
-                .where(self._held(job))
-                .values(lease_expires_at=now + lease_seconds, updated_at=now)
-            )
-            return result.rowcount == 1
+        return self._update_held(job, lease_expires_at=now + lease_seconds, updated_at=now)
 
     def commit_chunk(self, job: Job, processed_seconds: float, segments: Sequence[Segment]) -> bool:
         """Store a chunk's segments (their ``id`` is the sequence number) and advance progress,
@@ -369,52 +371,36 @@ class SqlJobStore:
                 )
         return True
 
-    def complete(self, job: Job, duration: float) -> bool:
+    def _finish(self, job: Job, status: str, **values: Any) -> bool:
+        """Move a held job to its final ``status`` and drop the lease, in one guarded write."""
         now = self._clock()
-        with self._tx() as connection:
-            result = connection.execute(
-                jobs_table.update()
-                .where(self._held(job))
-                .values(
-                    status="completed",
-                    duration=duration,
-                    processed_seconds=duration,
-                    completed_at=now,
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-            )
-            return result.rowcount == 1
+        return self._update_held(
+            job,
+            status=status,
+            completed_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            **values,
+        )
+
+    def complete(self, job: Job, duration: float) -> bool:
+        return self._finish(job, "completed", duration=duration, processed_seconds=duration)
 
     def fail(self, job: Job, error: JobError) -> bool:
-        now = self._clock()
-        with self._tx() as connection:
-            result = connection.execute(
-                jobs_table.update()
-                .where(self._held(job))
-                .values(
-                    status="failed",
-                    error_message=error.message,
-                    error_type=error.type,
-                    error_code=error.code,
-                    completed_at=now,
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-            )
-            return result.rowcount == 1
+        return self._finish(
+            job,
+            "failed",
+            error_message=error.message,
+            error_type=error.type,
+            error_code=error.code,
+        )
 
     def release(self, job: Job) -> bool:
         """Give a running job back (graceful stop): it stays running, claimable at once."""
-        with self._tx() as connection:
-            result = connection.execute(
-                jobs_table.update()
-                .where(self._held(job))
-                .values(lease_owner=None, lease_expires_at=None, updated_at=self._clock())
-            )
-            return result.rowcount == 1
+        return self._update_held(
+            job, lease_owner=None, lease_expires_at=None, updated_at=self._clock()
+        )
 
     def release_leases_of(self, owner: str) -> int:
         """At start-up with a shared database: the leases this replica (same ``REPLICA_ID``)

@@ -1,5 +1,9 @@
 """Create the job tables.
 
+A migration is a frozen snapshot of the schema as it was at this revision: it deliberately
+repeats the columns of ``jobs_table`` in gigaam_api/jobs/store.py instead of importing them,
+so later changes to the live table never rewrite history.
+
 Revision ID: 0001
 Revises:
 """
