@@ -114,6 +114,17 @@ def too_large(limit_bytes: int) -> ApiError:
     )
 
 
+def range_not_satisfiable(size: int) -> ApiError:
+    """416 in the OpenAI envelope, with the ``Content-Range`` RFC 9110 asks for."""
+    return ApiError(
+        416,
+        f"Requested range not satisfiable: the file has {size} bytes",
+        type="invalid_request_error",
+        code="range_not_satisfiable",
+        headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+    )
+
+
 def upload_stalled(seconds: float) -> ApiError:
     return ApiError(
         408,
@@ -244,14 +255,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-
-
-def range_not_satisfiable(size: int) -> ApiError:
-    """416 in the OpenAI envelope, with the ``Content-Range`` RFC 9110 asks for."""
-    return ApiError(
-        416,
-        f"Requested range not satisfiable: the file has {size} bytes",
-        type="invalid_request_error",
-        code="range_not_satisfiable",
-        headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
-    )
