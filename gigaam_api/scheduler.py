@@ -226,6 +226,7 @@ class Scheduler(Generic[R]):
         background_budget_s: float = 1.0,
         combine_samples: int = 0,
         max_padding: float = MAX_PADDING_SHARE,
+        combine_requests: bool = True,
     ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
@@ -240,6 +241,11 @@ class Scheduler(Generic[R]):
         #: one batch per turn and one model call per batch, as before combining existed).
         self.combine_samples = combine_samples
         self.max_padding = max_padding
+        #: Whether a turn may take other tickets' batches too. False keeps every model call to
+        #: one request's waves (length-aware splitting still applies): what an engine needs
+        #: whose per-wave results depend on the other waves of a call (int8, see
+        #: gigaam_api/api/service.py), so a request's text never depends on the server's load.
+        self.combine_requests = combine_requests
         #: Seconds per wave of background work (moving average): sizes the slices.
         self._wave_seconds: float | None = None
         self._on_batch = on_batch
@@ -392,7 +398,7 @@ class Scheduler(Generic[R]):
                 return None
             ticket = next((t for t in self._ring if not t.background), self._ring[0])
             taken = [ticket]
-            if not ticket.background and self.combine_samples > 0:
+            if not ticket.background and self.combine_samples > 0 and self.combine_requests:
                 taken.extend(self._combinable(ticket))
             parts: list[_Part[R]] = []
             for owner in taken:

@@ -349,6 +349,38 @@ def test_waiting_interactive_batches_share_one_model_call(
     assert combining.calls_total == 2 and combining.served_total == 4
 
 
+def test_without_request_combining_each_call_holds_one_requests_waves(
+    model: GatedModel,
+) -> None:
+    """The int8 setting: batches of concurrent requests are not combined, and a request's own
+    batch is still split by length."""
+    sched: Scheduler[float] = Scheduler(
+        model, max_active=8, combine_samples=64, combine_requests=False
+    ).start()
+    try:
+        blocker, _, callers = queue_behind_blocker(
+            sched, model, [("a", [1.0], 4), ("b", [2.0, 3.0], 4)]
+        )
+        model.gated = False
+        model.permits.release()
+        assert blocker.join().result == [0.0]
+        assert [c.join().result for c in callers] == [[1.0], [2.0, 3.0]]
+        with sched.admit("r") as ticket:
+            assert ticket.infer([wave(5.0, 40), wave(6.0, 8)]) == [5.0, 6.0]
+        assert calls(sched) == [
+            [("blocker", 0, 1)],
+            [("a", 0, 1)],
+            [("b", 0, 2)],
+            [("r", 0, 1)],
+            [("r", 0, 1)],
+        ]
+    finally:
+        model.gated = False
+        for _ in range(64):
+            model.permits.release()
+        sched.stop()
+
+
 def test_combined_turns_keep_round_robin_one_batch_per_ticket(
     combining: Scheduler[float], model: GatedModel
 ) -> None:

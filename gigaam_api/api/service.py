@@ -57,6 +57,19 @@ def combine_samples(settings: Settings) -> int:
     return round(settings.batch_size * settings.vad_max_duration * SAMPLE_RATE)
 
 
+def combines_requests(settings: Settings) -> bool:
+    """Whether concurrent requests may share a model call (fp32 only).
+
+    The int8 graph quantizes each product's activations with one scale for the whole call, so
+    a wave's int8 result depends on the other waves in it: measured on a full-size model, 4–5
+    of 16 clips changed text when combined. A request's text must not depend on who else is
+    being served, so with int8 each call holds one request's waves (length-aware splitting
+    still applies). Per-frame scales would lift this but cost ~14 % of the int8 encoder's
+    time (benchmarks/README.md, "Per-row int8 activations").
+    """
+    return settings.batch_combine and not settings.quantize_int8
+
+
 class ModelService:
     """Owns the loaded model and the :class:`Scheduler` that is its only user."""
 
@@ -142,6 +155,7 @@ class ModelService:
             self.settings.max_queue,
             on_batch=self.metrics.observe_batch,
             combine_samples=combine_samples(self.settings),
+            combine_requests=combines_requests(self.settings),
         )
         with self._lock:
             if self.state != "loading":  # shut down while loading: never start the worker
