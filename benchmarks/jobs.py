@@ -102,6 +102,26 @@ def loadavg() -> str:
     return f"{one} {five} {fifteen}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live and reaped children.
+
+    Less sensitive than wall time to other work on a shared machine, which is why the pairs
+    report it next to the wall time.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def own(pid: int) -> int:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+
+    total = own(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.is_file() else []:
+        with suppress(OSError):
+            total += own(int(child))
+    return total / ticks
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
@@ -191,15 +211,18 @@ def percentile(values: list[float], share: float) -> float:
 def part_pairs(env: dict[str, str], log: Path, long: Path, pairs: int) -> None:
     with server(env, log) as srv, httpx.Client(base_url=srv.url, timeout=None) as http:
         post_sync(http, CLIP)
+        pid = srv.process.pid
         for index in range(pairs):
-            before = loadavg()
+            before, cpu = loadavg(), cpu_seconds(pid)
             sync_s = post_sync(http, long)
-            middle = loadavg()
+            middle, sync_cpu = loadavg(), cpu_seconds(pid) - cpu
             job_s = timed_job(http, long)
+            job_cpu = cpu_seconds(pid) - cpu - sync_cpu
+            ratios = f"wall {job_s / sync_s:.3f}, CPU {job_cpu / sync_cpu:.3f}"
             print(
-                f"| pair {index + 1} | sync {sync_s:.1f} s (load before {before}) | "
-                f"job {job_s:.1f} s (load before {middle}, after {loadavg()}) | "
-                f"job/sync {job_s / sync_s:.3f} ({(job_s / sync_s - 1) * 100:+.1f} %) |",
+                f"| pair {index + 1} | sync {sync_s:.1f} s, {sync_cpu:.0f} CPU s (load before "
+                f"{before}) | job {job_s:.1f} s, {job_cpu:.0f} CPU s (load before {middle}, "
+                f"after {loadavg()}) | job/sync: {ratios} |",
                 flush=True,
             )
 
