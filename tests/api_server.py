@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +62,24 @@ def serve(app: ASGIApp) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def server_process(
+    port: int, env: dict[str, str], *, cwd: Path, log_path: Path, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """``gigaam-api`` as its own uvicorn process on 127.0.0.1:``port`` (settings from ``env``).
+
+    For the tests that kill a server for real (SIGKILL, SIGSTOP) or run several at once. The
+    output goes to ``log_path`` (replaced, or appended to with ``append``); ``cwd`` keeps a
+    stray ``.env`` of the repository out of the settings.
+    """
+    command = [sys.executable, "-m", "uvicorn", "--factory"]
+    command += ["gigaam_api.api.app:create_app_from_env", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-access-log"]
+    with log_path.open("ab" if append else "wb") as log_file:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
 
 
 def child_pids(pid: int) -> list[int]:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from openai import OpenAI
 
-from tests.api_server import free_port
+from tests.api_server import free_port, server_process
 from tests.conftest import CORPUS_DIR, REPO_ROOT
 from tests.helpers import wait_until
 
@@ -38,50 +36,32 @@ def test_server_process_from_environment(
         "NUM_THREADS": "1",
     }
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "gigaam_api.api.app:create_app_from_env",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            cwd=tmp_path,  # no stray .env from the repository
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
+    proc = server_process(port, env, cwd=tmp_path, log_path=log_path)  # no stray .env
+    try:
+        base = f"http://127.0.0.1:{port}"
 
-            def healthy() -> httpx.Response | None:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    response = httpx.get(f"{base}/health", timeout=5)
-                except httpx.TransportError:
-                    return None
-                assert response.status_code in (200, 503)
-                return response if response.status_code == 200 else None
+        def healthy() -> httpx.Response | None:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                response = httpx.get(f"{base}/health", timeout=5)
+            except httpx.TransportError:
+                return None
+            assert response.status_code in (200, 503)
+            return response if response.status_code == 200 else None
 
-            health = wait_until(healthy, "the server to become healthy", timeout=120, interval=0.1)
-            assert health.json()["loaded"] is True
+        health = wait_until(healthy, "the server to become healthy", timeout=120, interval=0.1)
+        assert health.json()["loaded"] is True
 
-            with OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0) as client:
-                raw = client.audio.transcriptions.with_raw_response.create(
-                    file=CORPUS_DIR / "pisets" / "test_sound_ru.wav", model="whisper-1"
-                )
-                result = raw.parse()
-            assert result.text
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            # uvicorn shuts down gracefully, then re-raises the signal it caught
-            assert proc.wait(30) in (0, -signal.SIGTERM)
+        with OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0) as client:
+            raw = client.audio.transcriptions.with_raw_response.create(
+                file=CORPUS_DIR / "pisets" / "test_sound_ru.wav", model="whisper-1"
+            )
+            result = raw.parse()
+        assert result.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert proc.wait(30) in (0, -signal.SIGTERM)
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry.get("request_id") == raw.request_id]
     assert len(access) == 1

@@ -17,7 +17,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from gigaam_api.jobs.files import DATABASE_NAME
 from gigaam_api.jobs.runner import DecodeStart
 from gigaam_api.jobs.store import SqlJobStore, sqlite_url
 from gigaam_api.transcript import Segment
-from tests.api_server import free_port, real_model_settings, serve, tiled_wav
+from tests.api_server import free_port, real_model_settings, serve, server_process, tiled_wav
 from tests.conftest import CORPUS_DIR, REPO_ROOT
 from tests.jobs_helpers import TIMEOUT, submit, submit_ok, wait_for, wait_job
 
@@ -105,25 +104,7 @@ class ServerProcess:
             "NUM_THREADS": "1",
             "LOG_LEVEL": "INFO",
         }
-        with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "gigaam_api.api.app:create_app_from_env",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--no-access-log",
-                ],
-                cwd=workdir,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = server_process(self.port, env, cwd=workdir, log_path=self.log_path)
         deadline = time.monotonic() + TIMEOUT
         while True:
             assert self.proc.poll() is None, self.log_path.read_text()

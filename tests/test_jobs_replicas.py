@@ -24,7 +24,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ import sqlalchemy as sa
 
 from gigaam_api.jobs.store import SqlJobStore, segments_table
 from gigaam_api.transcript import Segment
-from tests.api_server import free_port, tiled_wav
+from tests.api_server import free_port, server_process, tiled_wav
 from tests.conftest import CORPUS_DIR, REPO_ROOT
 from tests.jobs_helpers import TIMEOUT, read_events, submit_ok, wait_for, wait_job
 from tests.postgres import PostgresServer
@@ -71,25 +70,7 @@ class Replica:
             "NUM_THREADS": "1",
             "LOG_LEVEL": "INFO",
         }
-        with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "gigaam_api.api.app:create_app_from_env",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--no-access-log",
-                ],
-                cwd=workdir,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = server_process(self.port, env, cwd=workdir, log_path=self.log_path)
         self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT)
         wait_for(self.healthy, what=f"{name} to become healthy")
 

@@ -12,14 +12,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.api_server import BOUNDARY, free_port
+from tests.api_server import BOUNDARY, free_port, server_process
 from tests.conftest import REPO_ROOT
 from tests.helpers import wait_until
 
@@ -37,13 +36,7 @@ def _server(
         "UPLOAD_DIR": str(uploads),
         "NUM_THREADS": "1",
     }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory",
-             "gigaam_api.api.app:create_app_from_env", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-            cwd=uploads.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = server_process(port, env, cwd=uploads.parent, log_path=log, append=True)
     try:
 
         def healthy() -> bool:
