@@ -55,21 +55,12 @@ SPEECH = SHARED / "corpus" / "longform" / "longform_espeak_ru.wav"
 CLIP = SHARED / "corpus" / "pisets" / "test_sound_ru.wav"
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from random_checkpoint import cached_checkpoint  # noqa: E402
+
 from gigaam_api.audio import load_audio  # noqa: E402
 
 Job = dict[str, Any]
-
-
-def checkpoint() -> Path:
-    path = CACHE / "v3_ctc.ckpt"
-    if not path.is_file():
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        import random_checkpoint
-
-        CACHE.mkdir(parents=True, exist_ok=True)
-        manifest = SHARED / "golden" / "manifests" / "v3_ctc.json"
-        random_checkpoint.write_random_checkpoint(manifest, path, seed=0)
-    return path
 
 
 def long_input(minutes: float) -> Path:
@@ -317,7 +308,7 @@ def main() -> None:
     long = long_input(args.minutes)
     work = Path(tempfile.mkdtemp(prefix="gigaam-bench-jobs-"))
     env = {
-        "CHECKPOINT_PATH": str(checkpoint()),
+        "CHECKPOINT_PATH": str(cached_checkpoint(SHARED, CACHE)),
         "MODELS_DIR": str(CACHE / "models"),
         "QUANTIZE_INT8": "true",
         "NUM_THREADS": str(args.threads),

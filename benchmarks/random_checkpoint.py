@@ -162,6 +162,18 @@ def write_random_checkpoint(
     return out
 
 
+def cached_checkpoint(shared: Path, cache: Path, model: str = "v3_ctc") -> Path:
+    """The full-size random-weight ``model`` under ``cache`` (seed 0), written on first use.
+
+    The benchmarks that run a whole server share it, so it is built once per machine.
+    """
+    path = cache / f"{model}.ckpt"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        write_random_checkpoint(shared / "golden" / "manifests" / f"{model}.json", path, seed=0)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest", type=Path)

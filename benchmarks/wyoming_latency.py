@@ -44,24 +44,14 @@ SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))
 CACHE = ROOT / "benchmarks" / ".cache"
 SPEECH = SHARED / "corpus" / "pisets" / "test_sound_ru.wav"
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from random_checkpoint import cached_checkpoint  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def full_size_checkpoint() -> Path:
-    """The full-size random-weight v3_ctc checkpoint (written once into benchmarks/.cache)."""
-    path = CACHE / "v3_ctc.ckpt"
-    if not path.is_file():
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        import random_checkpoint
-
-        CACHE.mkdir(parents=True, exist_ok=True)
-        manifest = SHARED / "golden" / "manifests" / "v3_ctc.json"
-        random_checkpoint.write_random_checkpoint(manifest, path, seed=0)
-    return path
 
 
 def start_server(env: dict[str, str], http_port: int) -> subprocess.Popen[bytes]:
@@ -136,7 +126,9 @@ def main() -> None:
     http_port, wyoming_port = free_port(), free_port()
     models = tempfile.mkdtemp(prefix="gigaam-bench-models-")
     checkpoint = (
-        full_size_checkpoint() if args.full_size else SHARED / "golden" / "v3_ctc" / "v3_ctc.ckpt"
+        cached_checkpoint(SHARED, CACHE)
+        if args.full_size
+        else SHARED / "golden" / "v3_ctc" / "v3_ctc.ckpt"
     )
     env = {
         "CHECKPOINT_PATH": str(checkpoint),
