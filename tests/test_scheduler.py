@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -91,14 +92,23 @@ def model() -> GatedModel:
     return GatedModel()
 
 
+@contextmanager
+def running(sched: Scheduler[float], model: GatedModel) -> Iterator[Scheduler[float]]:
+    """``sched`` started; at the end the gate opens so every caller finishes, then it stops."""
+    sched.start()
+    try:
+        yield sched
+    finally:
+        model.gated = False
+        for _ in range(64):
+            model.permits.release()
+        sched.stop()
+
+
 @pytest.fixture
 def scheduler(model: GatedModel) -> Iterator[Scheduler[float]]:
-    sched: Scheduler[float] = Scheduler(model, max_active=4).start()
-    yield sched
-    model.gated = False
-    for _ in range(64):
-        model.permits.release()
-    sched.stop()
+    with running(Scheduler(model, max_active=4), model) as sched:
+        yield sched
 
 
 def test_infer_returns_the_batch_results_in_order(
@@ -298,12 +308,8 @@ def test_invalid_capacity_is_refused() -> None:
 @pytest.fixture
 def combining(model: GatedModel) -> Iterator[Scheduler[float]]:
     """A scheduler that combines up to 64 padded samples per turn (16 waves of 4 samples)."""
-    sched: Scheduler[float] = Scheduler(model, max_active=8, combine_samples=64).start()
-    yield sched
-    model.gated = False
-    for _ in range(64):
-        model.permits.release()
-    sched.stop()
+    with running(Scheduler(model, max_active=8, combine_samples=64), model) as sched:
+        yield sched
 
 
 def calls(scheduler: Scheduler[float]) -> list[list[tuple[str, int, int]]]:
@@ -354,10 +360,10 @@ def test_without_request_combining_each_call_holds_one_requests_waves(
 ) -> None:
     """The int8 setting: batches of concurrent requests are not combined, and a request's own
     batch is still split by length."""
-    sched: Scheduler[float] = Scheduler(
+    no_combining: Scheduler[float] = Scheduler(
         model, max_active=8, combine_samples=64, combine_requests=False
-    ).start()
-    try:
+    )
+    with running(no_combining, model) as sched:
         blocker, _, callers = queue_behind_blocker(
             sched, model, [("a", [1.0], 4), ("b", [2.0, 3.0], 4)]
         )
@@ -374,11 +380,6 @@ def test_without_request_combining_each_call_holds_one_requests_waves(
             [("r", 0, 1)],
             [("r", 0, 1)],
         ]
-    finally:
-        model.gated = False
-        for _ in range(64):
-            model.permits.release()
-        sched.stop()
 
 
 def test_combined_turns_keep_round_robin_one_batch_per_ticket(
