@@ -48,6 +48,7 @@ format:  ## apply ruff formatting and autofixes
 
 typecheck:
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks/*.py  # scripts run by hand: checked so a refactor cannot break them
 
 pytest:
 	$(BIN)/pytest -q

@@ -29,24 +29,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from jobs import CACHE, CLIP, SHARED, checkpoint, long_input, server  # noqa: E402
+from jobs import CACHE, CLIP, SHARED, long_input  # noqa: E402
+from random_checkpoint import cached_checkpoint  # noqa: E402
 
+from gigaam_api.api.app import create_app  # noqa: E402
 from gigaam_api.api.service import combine_samples  # noqa: E402
-from gigaam_api.config import load_settings  # noqa: E402
+from gigaam_api.config import Settings, load_settings  # noqa: E402
 from gigaam_api.scheduler import ServedBatch  # noqa: E402
 
 #: 16 different short clips (16 kHz mono WAV, 1.9–4.8 s) for the mixed burst.
@@ -71,6 +77,31 @@ MIXED = [
         "constructed_digits/wav16k/digits_amount_8k.wav",
     )
 ]
+
+
+def checkpoint() -> Path:
+    return cached_checkpoint(SHARED, CACHE)
+
+
+@contextmanager
+def server(settings: Settings) -> Iterator[tuple[str, Any]]:
+    """The app in a uvicorn thread of this process (the scheduler's records stay readable)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    while not uv.started:
+        time.sleep(0.01)
+    assert app.state.ctx.service.wait_loaded(1800), app.state.ctx.service.error
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        uv.should_exit = True
+        thread.join(60)
 
 
 def post(http: httpx.Client, path: Path, request_id: str = "") -> tuple[float, str]:

@@ -93,7 +93,8 @@ def _encode(wav: Path, target: Path, codec: str) -> None:
     import av
 
     with wave.open(str(wav)) as source, av.open(str(target), "w") as out:
-        stream = out.add_stream(codec, rate=SAMPLE_RATE, layout="mono")  # type: ignore[call-overload]
+        stream = out.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+        assert isinstance(stream, av.AudioStream)
         stream.bit_rate = 64000
         at = 0
         while data := source.readframes(1 << 16):
