@@ -15,6 +15,9 @@ sets), interleaved round by round so that the shared machine's load falls on bot
 * **Long file**: corpus speech tiled to ``--minutes`` (16 kHz mono WAV), one synchronous
   request; wall time and the padding share (padded samples ÷ samples computed, from the
   worker's records).
+* ``--overlap``: "before" and "after" are the second lane off and on instead
+  (``Scheduler.overlap_samples`` 0 or one short request, what ``OVERLAP_SHORT_CALLS`` sets),
+  combining as configured; ``--fp32`` runs the fp32 model instead of int8.
 * ``--engine``: instead of the above, the model alone (no server): seconds per clip when the
   same 2.7 s of speech runs as a batch of 1, 4 and 16, interleaved — what combining can gain
   at most on this CPU; then, for fp32 and int8, how many of the 16 mixed clips give the same
@@ -51,7 +54,7 @@ from jobs import CACHE, CLIP, SHARED, long_input  # noqa: E402
 from random_checkpoint import cached_checkpoint  # noqa: E402
 
 from gigaam_api.api.app import create_app  # noqa: E402
-from gigaam_api.api.service import combine_samples  # noqa: E402
+from gigaam_api.api.service import combine_samples, overlap_samples  # noqa: E402
 from gigaam_api.config import Settings, load_settings  # noqa: E402
 from gigaam_api.scheduler import ServedBatch  # noqa: E402
 
@@ -185,6 +188,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--overlap", action="store_true", help="before/after: second lane off/on")
+    parser.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
     parser.add_argument("--engine", action="store_true", help="the model alone, batch 1/4/16")
     args = parser.parse_args()
     if args.engine:
@@ -197,14 +202,16 @@ def main() -> None:
         _env_file=None,
         checkpoint_path=checkpoint(),
         models_dir=CACHE / "models",
-        quantize_int8=True,
+        quantize_int8=not args.fp32,
         num_threads=args.threads,
         batch_size=4,
         max_queue=max(args.clips, len(MIXED)) + 1,
         log_level="WARNING",
         jobs_dir=Path(tempfile.mkdtemp(prefix="gigaam-bench-jobs-")),
     )
-    modes = {"before": 0, "after": combine_samples(settings)}
+    knob = "overlap_samples" if args.overlap else "combine_samples"
+    on = overlap_samples(settings) if args.overlap else combine_samples(settings)
+    modes = {"before": 0, "after": on}
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with server(settings) as (url, app), httpx.Client(base_url=url, timeout=None) as http:
@@ -214,7 +221,7 @@ def main() -> None:
         for round_index in range(args.rounds):
             order = list(modes) if round_index % 2 == 0 else list(modes)[::-1]
             for mode in order:
-                scheduler.combine_samples = modes[mode]
+                setattr(scheduler, knob, modes[mode])
                 tag = f"{mode}-{round_index}"
                 single = statistics.median(post(http, CLIP)[0] for _ in range(5))
                 wall, texts = burst(url, [CLIP] * args.clips, f"{tag}-burst")
@@ -246,7 +253,8 @@ def main() -> None:
                 print(f"round {round_index + 1} {mode}: {row}", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     for mode, measured in rows.items():
-        print(f"\n{mode} (combining {'on' if modes[mode] else 'off'}), per round:")
+        what = "second lane" if args.overlap else "combining"
+        print(f"\n{mode} ({what} {'on' if modes[mode] else 'off'}), per round:")
         for key in measured[0]:
             values = [row[key] for row in measured]
             shown = ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: Let the worker combine concurrent requests' batches into one model call (up to the
     #: audio of one full batch, BATCH_SIZE × VAD_MAX_DURATION) and group waves by length.
     batch_combine: bool = True
+    #: Let a short interactive call (≤ 25 s of padded audio) run beside the model call in
+    #: flight, so a burst of short requests keeps both cores busy (scheduler.py).
+    overlap_short_calls: bool = True
     num_threads: int = Field(default=4, ge=1, le=256)
     max_upload_mb: int = Field(default=2048, ge=1)
     #: Where uploads are spooled (each server in a folder of its own, see api/spool.py);

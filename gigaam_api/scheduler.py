@@ -1,7 +1,8 @@
 """One inference worker shared fairly by all requests (``docs/design.md``).
 
-The CPU is the bottleneck, so running two batches at once only makes both slower: a single
-worker thread owns the model and runs one batch at a time. Each admitted request gets a
+The CPU is the bottleneck, so running two long batches at once only makes both slower: one
+worker thread runs the model one turn at a time (a second lane may run a short call beside it,
+see the end). Each admitted request gets a
 :class:`Ticket`; its pipeline thread calls :meth:`Ticket.infer`, which blocks until the worker
 has run that batch. The worker serves tickets with pending batches round-robin, so a short
 request waits behind at most about one batch of a multi-hour one instead of behind all of it.
@@ -41,6 +42,17 @@ finishes for the others. If a combined call fails, each owner's waves are run ag
 an error reaches only the request whose audio causes it. :attr:`Scheduler.served` gets one
 :class:`ServedBatch` per owner and call, with the call's number (``call``) and how many owners
 shared it (``owners``).
+
+A short call beside the current one (``overlap_samples`` > 0). On a 2-core CPU one short clip
+keeps both cores only part busy (a 3 s clip runs 1.3× faster on two threads than on one), so
+while the worker runs a call a second *lane* may run one more: an interactive turn whose
+waves, padded, stay within ``overlap_samples`` (the server sets one short request, 25 s).
+The second lane only starts while the first is busy, never takes background work and never a
+long call, so two long calls never share the memory and the cores; the first lane keeps the
+round-robin as before. Measured on a 2-vCPU box, int8: 16 clips at once cost 80 ms a clip with
+two calls in flight against 98 ms one at a time (``benchmarks/README.md``). Results do not
+change: each call is computed as it would be alone. ``infer_fn`` must then be thread-safe
+(ONNX Runtime sessions are).
 """
 
 from __future__ import annotations
@@ -211,7 +223,8 @@ class Scheduler(Generic[R]):
     """The single inference worker with bounded admission and round-robin batch service.
 
     ``infer_fn`` is called only from the worker thread, so it need not be thread-safe
-    (``AsrModel.transcribe`` in the server). ``on_batch`` (optional) is called on the worker
+    (``AsrModel.transcribe`` in the server) — unless ``overlap_samples`` opens the second
+    lane, which calls it from a second thread. ``on_batch`` (optional) is called on the worker
     thread after every batch, e.g. to feed Prometheus metrics; it must be quick.
     """
 
@@ -227,13 +240,14 @@ class Scheduler(Generic[R]):
         combine_samples: int = 0,
         max_padding: float = MAX_PADDING_SHARE,
         combine_requests: bool = True,
+        overlap_samples: int = 0,
     ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
         if not background_budget_s > 0:
             raise ValueError("background_budget_s must be positive")
-        if combine_samples < 0 or max_padding < 0:
-            raise ValueError("combine_samples and max_padding must not be negative")
+        if combine_samples < 0 or max_padding < 0 or overlap_samples < 0:
+            raise ValueError("combine_samples, max_padding, overlap_samples must not be negative")
         self._infer_fn = infer_fn
         self.max_active = max_active
         self.background_budget_s = background_budget_s
@@ -246,6 +260,9 @@ class Scheduler(Generic[R]):
         #: whose per-wave results depend on the other waves of a call (int8, see
         #: gigaam_api/api/service.py), so a request's text never depends on the server's load.
         self.combine_requests = combine_requests
+        #: Padded samples up to which an interactive turn may run on the second lane, beside
+        #: the call in flight (0: one model call at a time).
+        self.overlap_samples = overlap_samples
         #: Seconds per wave of background work (moving average): sizes the slices.
         self._wave_seconds: float | None = None
         self._on_batch = on_batch
@@ -255,9 +272,15 @@ class Scheduler(Generic[R]):
         self._served: deque[ServedBatch] = deque(maxlen=record_limit)
         self._served_total = 0
         self._calls = 0
-        self._busy = False
+        #: Whether each lane is running a turn (lane 0: any work; lane 1: short overlap).
+        self._lane_busy = [False, False] if overlap_samples > 0 else [False]
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(lane,), name=f"{name}-{lane}" if lane else name, daemon=True
+            )
+            for lane in range(len(self._lane_busy))
+        ]
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -266,7 +289,8 @@ class Scheduler(Generic[R]):
         with self._cond:
             if not self._started:
                 self._started = True
-                self._thread.start()
+                for thread in self._threads:
+                    thread.start()
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:
@@ -278,7 +302,8 @@ class Scheduler(Generic[R]):
             self._ring.clear()
             self._cond.notify_all()
         if self._started:
-            self._thread.join(timeout)
+            for thread in self._threads:
+                thread.join(timeout)
 
     def __enter__(self) -> Scheduler[R]:
         return self.start()
@@ -311,7 +336,12 @@ class Scheduler(Generic[R]):
     @property
     def busy(self) -> bool:
         with self._cond:
-            return self._busy
+            return any(self._lane_busy)
+
+    @property
+    def lanes(self) -> int:
+        """Model calls that may run at once (2 with ``overlap_samples``, else 1)."""
+        return len(self._lane_busy)
 
     @property
     def served(self) -> list[ServedBatch]:
@@ -384,22 +414,33 @@ class Scheduler(Generic[R]):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def _next_work(self) -> list[_Part[R]] | None:
-        """Block until a batch is pending; take this turn's work (None: stop).
+    def _next_work(self, lane: int) -> list[_Part[R]] | None:
+        """Block until this lane has work; take the turn's work (None: stop).
 
-        Interactive tickets round-robin first; a background ticket only when no interactive
-        batch waits. An interactive turn may take the next batch of several interactive
-        tickets (combining); a background turn takes one slice of one batch.
+        Lane 0: interactive tickets round-robin first; a background ticket only when no
+        interactive batch waits. An interactive turn may take the next batch of several
+        interactive tickets (combining); a background turn takes one slice of one batch.
+        Lane 1 (overlap): only while lane 0 is busy, the first interactive ticket in ring
+        order whose next batch is short (:meth:`_overlap_ticket`).
         """
         with self._cond:
-            while not self._ring and not self._stopping:
+            while True:
+                if self._stopping:
+                    return None
+                if lane == 0 and self._ring:
+                    ticket = next((t for t in self._ring if not t.background), self._ring[0])
+                    limit = self.combine_samples
+                    break
+                if lane > 0 and self._lane_busy[0]:
+                    found = self._overlap_ticket()
+                    if found is not None:
+                        ticket = found
+                        limit = min(self.combine_samples, self.overlap_samples)
+                        break
                 self._cond.wait()
-            if self._stopping:
-                return None
-            ticket = next((t for t in self._ring if not t.background), self._ring[0])
             taken = [ticket]
-            if not ticket.background and self.combine_samples > 0 and self.combine_requests:
-                taken.extend(self._combinable(ticket))
+            if not ticket.background and limit > 0 and self.combine_requests:
+                taken.extend(self._combinable(ticket, limit))
             parts: list[_Part[R]] = []
             for owner in taken:
                 self._ring.remove(owner)
@@ -412,19 +453,30 @@ class Scheduler(Generic[R]):
             for owner in taken:  # more batches of the same tickets wait for their next turn
                 if owner._pending:
                     self._ring.append(owner)
-            self._busy = True
+            self._lane_busy[lane] = True
+            self._cond.notify_all()  # the overlap lane may start now that this one is busy
             return parts
 
-    def _combinable(self, first: Ticket[R]) -> list[Ticket[R]]:
+    def _overlap_ticket(self) -> Ticket[R] | None:
+        """The first interactive ticket in ring order whose next batch, padded, is short."""
+        for ticket in self._ring:
+            if ticket.background:
+                continue
+            waves = ticket._pending[0].batch
+            if len(waves) * max((len(w) for w in waves), default=0) <= self.overlap_samples:
+                return ticket
+        return None
+
+    def _combinable(self, first: Ticket[R], limit: int) -> list[Ticket[R]]:
         """Other interactive tickets whose next batch joins ``first``'s turn, in ring order.
 
-        The turn's waves, padded to the longest, stay within ``combine_samples`` (or within
+        The turn's waves, padded to the longest, stay within ``limit`` samples (or within
         the first batch alone, if that is larger); a batch that would not fit is skipped and
         keeps its place at the head of the ring.
         """
         waves = first._pending[0].batch
         count, longest = len(waves), max((len(w) for w in waves), default=0)
-        limit = max(self.combine_samples, count * longest)
+        limit = max(limit, count * longest)
         joined: list[Ticket[R]] = []
         for ticket in self._ring:
             if ticket is first or ticket.background:
@@ -459,9 +511,9 @@ class Scheduler(Generic[R]):
         groups = plan_calls(lengths, max_padding=self.max_padding)
         return [[flat[i] for i in group] for group in groups]
 
-    def _run(self) -> None:
+    def _run(self, lane: int) -> None:
         while True:
-            parts = self._next_work()
+            parts = self._next_work(lane)
             if parts is None:
                 return
             for call in self._plan(parts):
@@ -471,7 +523,7 @@ class Scheduler(Generic[R]):
                 for part in parts:
                     records.extend(part.records)
                     self._settle(part)
-                self._busy = False
+                self._lane_busy[lane] = False
                 self._cond.notify_all()
             if self._on_batch is not None:
                 for record in records:

@@ -74,7 +74,11 @@ def gate() -> Gate:
 
 @pytest.fixture(scope="module")
 def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, gate: Gate) -> FastAPI:
-    settings = real_model_settings(golden_dir, tmp_path_factory.mktemp("models"), max_queue=8)
+    # One lane: what is combined is then exactly "everything that waited behind the blocker"
+    # (the overlap lane is tested in tests/test_api_overlap.py).
+    settings = real_model_settings(
+        golden_dir, tmp_path_factory.mktemp("models"), max_queue=8, overlap_short_calls=False
+    )
     assert settings.batch_combine
     return create_app(settings, loader=gate.loader(), tmp_dir=tmp_path_factory.mktemp("uploads"))
 

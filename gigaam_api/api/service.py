@@ -25,6 +25,7 @@ from typing import Literal
 
 from gigaam_api.api.errors import model_not_loaded, queue_full, shutting_down
 from gigaam_api.api.metrics import Metrics
+from gigaam_api.chunking import SHORT_AUDIO_LIMIT
 from gigaam_api.config import Settings
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.loading import load_model_from_settings
@@ -68,6 +69,18 @@ def combines_requests(settings: Settings) -> bool:
     time (benchmarks/README.md, "Per-row int8 activations").
     """
     return settings.batch_combine and not settings.quantize_int8
+
+
+def overlap_samples(settings: Settings) -> int:
+    """Padded samples up to which a turn may run beside the call in flight (0: never).
+
+    One short request (``SHORT_AUDIO_LIMIT``, recognised in one pass): enough for any voice
+    command or dictated phrase, and small enough that two calls in flight never hold more
+    activations than one long batch plus one clip.
+    """
+    if not settings.overlap_short_calls:
+        return 0
+    return round(SHORT_AUDIO_LIMIT * SAMPLE_RATE)
 
 
 class ModelService:
@@ -156,6 +169,7 @@ class ModelService:
             on_batch=self.metrics.observe_batch,
             combine_samples=combine_samples(self.settings),
             combine_requests=combines_requests(self.settings),
+            overlap_samples=overlap_samples(self.settings),
         )
         with self._lock:
             if self.state != "loading":  # shut down while loading: never start the worker
