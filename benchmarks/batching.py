@@ -18,6 +18,10 @@ sets), interleaved round by round so that the shared machine's load falls on bot
 * ``--overlap``: "before" and "after" are the second lane off and on instead
   (``Scheduler.overlap_samples`` 0 or one short request, what ``OVERLAP_SHORT_CALLS`` sets),
   combining as configured; ``--fp32`` runs the fp32 model instead of int8.
+* ``--plans``: instead of the above, the long file's own model calls without the server and
+  its noise: the pipeline runs once and records each batch of chunks; then every batch is run
+  as one padded call (before) and as the length-aware plan (after), alternately, ``--rounds``
+  times: model seconds and padding share of each.
 * ``--engine``: instead of the above, the model alone (no server): seconds per clip when the
   same 2.7 s of speech runs as a batch of 1, 4 and 16, interleaved — what combining can gain
   at most on this CPU; then, for fp32 and int8, how many of the 16 mixed clips give the same
@@ -146,17 +150,62 @@ def padding(records: list[ServedBatch]) -> tuple[float, int]:
     return (computed - real) / computed if computed else 0.0, len({r.call for r in records})
 
 
-def engine(threads: int, rounds: int) -> None:
+def plans(threads: int, rounds: int, minutes: float) -> None:
+    import numpy as np
+
+    from gigaam_api.batching import plan_calls
+    from gigaam_api.model import load_model
+    from gigaam_api.options import PipelineOptions
+    from gigaam_api.pipeline import transcribe_file
+
+    model = load_model(
+        checkpoint(), quantize_int8=True, num_threads=threads, cache_dir=CACHE / "models"
+    )
+    batches: list[list[np.ndarray]] = []
+
+    def record(waves: list[np.ndarray]) -> Any:
+        batches.append(list(waves))
+        return model.transcribe(waves)
+
+    for _ in transcribe_file(long_input(minutes), record, PipelineOptions()):
+        pass
+    planned = [[[b[i] for i in g] for g in plan_calls([len(w) for w in b])] for b in batches]
+    seconds = {"before": 0.0, "after": 0.0}
+    for round_index in range(rounds):
+        for index, batch in enumerate(batches):
+            runs = {"before": [batch], "after": planned[index]}
+            order = ["before", "after"] if (index + round_index) % 2 == 0 else ["after", "before"]
+            for mode in order:
+                started = time.perf_counter()
+                for call in runs[mode]:
+                    model.transcribe(call)
+                seconds[mode] += time.perf_counter() - started
+
+    def share(calls: list[list[np.ndarray]]) -> float:
+        computed = sum(len(c) * max(len(w) for w in c) for c in calls)
+        return 1 - sum(len(w) for c in calls for w in c) / computed
+
+    before_calls = batches
+    after_calls = [call for plan in planned for call in plan]
+    print(f"{minutes:g} min file: {len(batches)} batches, {sum(map(len, batches))} chunks")
+    for mode, calls in (("before", before_calls), ("after", after_calls)):
+        print(
+            f"{mode}: {len(calls)} calls, padding share {share(calls):.3f}, "
+            f"model {seconds[mode] / rounds:.2f} s per pass (mean of {rounds})"
+        )
+
+
+def engine(threads: int, rounds: int, quantize: bool, clip_seconds: float) -> None:
     import numpy as np
 
     from gigaam_api.audio import load_audio
     from gigaam_api.model import load_model
 
     model = load_model(
-        checkpoint(), quantize_int8=True, num_threads=threads, cache_dir=CACHE / "models"
+        checkpoint(), quantize_int8=quantize, num_threads=threads, cache_dir=CACHE / "models"
     )
     speech = load_audio(SHARED / "corpus" / "longform" / "longform_espeak_ru.wav")
-    clip = (speech[16000 : 16000 + 43200] / 32768.0).astype(np.float32)
+    clip = (speech[16000 : 16000 + round(clip_seconds * 16000)] / 32768.0).astype(np.float32)
     model.transcribe([clip])
     per_clip: dict[int, list[float]] = {1: [], 4: [], 16: []}
     for _ in range(rounds):
@@ -191,10 +240,17 @@ def main() -> None:
     parser.add_argument("--overlap", action="store_true", help="before/after: second lane off/on")
     parser.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
     parser.add_argument("--engine", action="store_true", help="the model alone, batch 1/4/16")
+    parser.add_argument("--plans", action="store_true", help="a long file's calls, both plans")
+    parser.add_argument("--clip-seconds", type=float, default=2.7, help="--engine's clip")
     args = parser.parse_args()
+    if args.plans:
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        plans(args.threads, args.rounds, args.minutes)
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
+        return
     if args.engine:
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        engine(args.threads, args.rounds)
+        engine(args.threads, args.rounds, quantize=not args.fp32, clip_seconds=args.clip_seconds)
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
         return
     long = long_input(args.minutes)
@@ -245,10 +301,15 @@ def main() -> None:
                 }
                 if not args.skip_long:
                     long_wall = post(http, long, f"{tag}-long")[0]
-                    share, calls = padding(
-                        [r for r in scheduler.served if r.request_id == f"{tag}-long"]
+                    mine = [r for r in scheduler.served if r.request_id == f"{tag}-long"]
+                    share, calls = padding(mine)
+                    model_s = sum({r.call: r.seconds for r in mine}.values())
+                    row.update(
+                        long_wall=long_wall,
+                        long_share=share,
+                        long_calls=calls,
+                        long_model_s=model_s,
                     )
-                    row.update(long_wall=long_wall, long_share=share, long_calls=calls)
                 rows[mode].append(row)
                 print(f"round {round_index + 1} {mode}: {row}", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
