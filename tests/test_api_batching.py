@@ -72,22 +72,35 @@ def gate() -> Gate:
     return Gate()
 
 
+def gated_app(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, gate: Gate, **overrides: Any
+) -> FastAPI:
+    """The fixture-model app with ``gate`` around its model; ``overrides`` go to Settings."""
+    settings = real_model_settings(
+        golden_dir, tmp_path_factory.mktemp("models"), max_queue=8, **overrides
+    )
+    return create_app(settings, loader=gate.loader(), tmp_dir=tmp_path_factory.mktemp("uploads"))
+
+
+def served(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` once its model is loaded; yields the base URL (for a module fixture)."""
+    with serve(app) as base:
+        assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        yield base
+
+
 @pytest.fixture(scope="module")
 def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, gate: Gate) -> FastAPI:
     # One lane: what is combined is then exactly "everything that waited behind the blocker"
     # (the overlap lane is tested in tests/test_api_overlap.py).
-    settings = real_model_settings(
-        golden_dir, tmp_path_factory.mktemp("models"), max_queue=8, overlap_short_calls=False
-    )
-    assert settings.batch_combine
-    return create_app(settings, loader=gate.loader(), tmp_dir=tmp_path_factory.mktemp("uploads"))
+    made = gated_app(golden_dir, tmp_path_factory, gate, overlap_short_calls=False)
+    assert made.state.ctx.service.settings.batch_combine
+    return made
 
 
 @pytest.fixture(scope="module")
 def url(app: FastAPI) -> Iterator[str]:
-    with serve(app) as base:
-        assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
-        yield base
+    yield from served(app)
 
 
 def scheduler(app: FastAPI) -> Scheduler[Any]:

@@ -16,8 +16,18 @@ import pytest
 from fastapi import FastAPI
 
 from gigaam_api.api.app import create_app
-from tests.api_server import real_model_settings, serve
-from tests.test_api_batching import CLIPS, TIMEOUT, Burst, Gate, post, records, scheduler
+from tests.api_server import real_model_settings
+from tests.test_api_batching import (
+    CLIPS,
+    TIMEOUT,
+    Burst,
+    Gate,
+    gated_app,
+    post,
+    records,
+    scheduler,
+    served,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +37,14 @@ def gate() -> Gate:
 
 @pytest.fixture(scope="module")
 def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, gate: Gate) -> FastAPI:
-    settings = real_model_settings(
-        golden_dir, tmp_path_factory.mktemp("models"), quantize_int8=True, max_queue=8
-    )
-    assert settings.overlap_short_calls  # the default
-    return create_app(settings, loader=gate.loader(), tmp_dir=tmp_path_factory.mktemp("uploads"))
+    made = gated_app(golden_dir, tmp_path_factory, gate, quantize_int8=True)
+    assert made.state.ctx.service.settings.overlap_short_calls  # the default
+    return made
 
 
 @pytest.fixture(scope="module")
 def url(app: FastAPI) -> Iterator[str]:
-    with serve(app) as base:
-        assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
-        yield base
+    yield from served(app)
 
 
 def test_a_short_request_runs_beside_the_call_in_flight_with_its_own_text(
