@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -218,17 +219,26 @@ def test_a_client_leaving_does_not_disturb_the_others_in_its_turn(
     wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
 
 
-def test_combining_can_be_switched_off(golden_dir: Path, tmp_path: Path) -> None:
-    settings = real_model_settings(golden_dir, tmp_path, batch_combine=False)
+@contextmanager
+def loaded_scheduler(
+    golden_dir: Path, tmp_path: Path, **overrides: Any
+) -> Iterator[Scheduler[Any]]:
+    """The scheduler of an app (no HTTP server) built from ``overrides``, model loaded."""
+    settings = real_model_settings(golden_dir, tmp_path, **overrides)
     app = create_app(settings, tmp_dir=tmp_path)
     service = app.state.ctx.service
     service.start()
     try:
         assert service.wait_loaded(TIMEOUT), service.error
-        assert scheduler(app).combine_samples == 0
-        waves = [np.zeros(16000, np.float32), np.zeros(4000, np.float32)]
-        with scheduler(app).admit("off") as ticket:
-            ticket.infer(waves)
-        assert [(r.size, r.owners) for r in scheduler(app).served] == [(2, 1)]  # one call
+        yield scheduler(app)
     finally:
         service.stop()
+
+
+def test_combining_can_be_switched_off(golden_dir: Path, tmp_path: Path) -> None:
+    with loaded_scheduler(golden_dir, tmp_path, batch_combine=False) as off:
+        assert off.combine_samples == 0
+        waves = [np.zeros(16000, np.float32), np.zeros(4000, np.float32)]
+        with off.admit("off") as ticket:
+            ticket.infer(waves)
+        assert [(r.size, r.owners) for r in off.served] == [(2, 1)]  # one call

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.api.app import create_app
-from tests.api_server import real_model_settings
 from tests.test_api_batching import (
     CLIPS,
     TIMEOUT,
     Burst,
     Gate,
     gated_app,
+    loaded_scheduler,
     post,
     records,
     scheduler,
@@ -66,12 +65,5 @@ def test_a_short_request_runs_beside_the_call_in_flight_with_its_own_text(
 
 
 def test_the_second_lane_can_be_switched_off(golden_dir: Path, tmp_path: Path) -> None:
-    settings = real_model_settings(golden_dir, tmp_path, overlap_short_calls=False)
-    app = create_app(settings, tmp_dir=tmp_path)
-    service = app.state.ctx.service
-    service.start()
-    try:
-        assert service.wait_loaded(TIMEOUT), service.error
-        assert scheduler(app).lanes == 1 and scheduler(app).overlap_samples == 0
-    finally:
-        service.stop()
+    with loaded_scheduler(golden_dir, tmp_path, overlap_short_calls=False) as off:
+        assert off.lanes == 1 and off.overlap_samples == 0
