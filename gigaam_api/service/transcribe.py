@@ -1,32 +1,23 @@
 """Glue between a request and :func:`gigaam_api.pipeline.transcribe_file`.
 
-Kept apart from the routes so the only knowledge of the pipeline's calling convention and of
-the audio layer's error types lives here: the routes see a producer and ``ApiError``\\ s.
+Kept apart from the doors so the only knowledge of the pipeline's calling convention lives
+here: the HTTP routes and the Wyoming transcriber see a producer for a
+:class:`~gigaam_api.service.runner.PipelineRunner`, and a failed run is put into the core's
+words by :func:`gigaam_api.service.errors.failure_of`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gigaam_api import audio, pipeline
-from gigaam_api.api.errors import (
-    ApiError,
-    bad_request,
-    cancelled,
-    internal_error,
-    shutting_down,
-)
-from gigaam_api.api.runner import Producer
-from gigaam_api.cancellation import Cancelled
+from gigaam_api import pipeline
 from gigaam_api.config import Settings, pipeline_options
-from gigaam_api.scheduler import SchedulerClosed, Ticket
+from gigaam_api.scheduler import Ticket
+from gigaam_api.service.runner import Producer
 from gigaam_api.transcript import Segment
-
-log = logging.getLogger(__name__)
 
 
 def pipeline_producer(path: Path, ticket: Ticket[Any], settings: Settings) -> Producer:
@@ -44,25 +35,3 @@ def pipeline_producer(path: Path, ticket: Ticket[Any], settings: Settings) -> Pr
         return float(run.duration)
 
     return produce
-
-
-def map_pipeline_error(error: BaseException, request_id: str) -> ApiError:
-    """What the client is told when the pipeline fails.
-
-    The client's fault (not audio, empty, too long) is 400 with the audio layer's message
-    and code, so the SDKs do not retry; a missing ffmpeg is 500 saying so; anything else is
-    logged with its traceback and answered with a generic 500 that carries the request id.
-    """
-    if isinstance(error, ApiError):
-        return error
-    if isinstance(error, audio.AudioError):
-        if error.user_error:
-            return bad_request(error.message, param="file", code=error.code)
-        log.error("request %s: %s %s", request_id, error.message, error.detail)
-        return internal_error(error.message, code=error.code)
-    if isinstance(error, Cancelled):
-        return cancelled()
-    if isinstance(error, SchedulerClosed):
-        return shutting_down()
-    log.error("request %s: transcription failed", request_id, exc_info=error)
-    return internal_error(f"Internal error while transcribing (request id {request_id})")
