@@ -57,10 +57,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from jobs import CACHE, CLIP, SHARED, long_input  # noqa: E402
 from random_checkpoint import cached_checkpoint  # noqa: E402
 
-from gigaam_api.api.app import create_app  # noqa: E402
-from gigaam_api.api.service import combine_samples, overlap_samples  # noqa: E402
 from gigaam_api.config import Settings, load_settings  # noqa: E402
 from gigaam_api.scheduler import ServedBatch  # noqa: E402
+from gigaam_api.server import create_app  # noqa: E402
+from gigaam_api.service.model_service import combine_samples, overlap_samples  # noqa: E402
 
 #: 16 different short clips (16 kHz mono WAV, 1.9–4.8 s) for the mixed burst.
 MIXED = [

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gigaam_api import audio  # noqa: E402
-from gigaam_api.api.app import create_app  # noqa: E402
 from gigaam_api.constants import SAMPLE_RATE  # noqa: E402
+from gigaam_api.server import create_app  # noqa: E402
 from tests.api_server import real_model_settings, serve  # noqa: E402
 
 SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))

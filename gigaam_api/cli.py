@@ -175,7 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(host=args.host, port=args.port)
     import uvicorn
 
-    from gigaam_api.api.app import create_app
+    from gigaam_api.server import create_app
 
     app = create_app(settings)
     warning = exposure_warning(settings.host, settings.api_key)

@@ -258,7 +258,8 @@ class Scheduler(Generic[R]):
         #: Whether a turn may take other tickets' batches too. False keeps every model call to
         #: one request's waves (length-aware splitting still applies): what an engine needs
         #: whose per-wave results depend on the other waves of a call (int8, see
-        #: gigaam_api/api/service.py), so a request's text never depends on the server's load.
+        #: gigaam_api/service/model_service.py), so a request's text never depends on the
+        #: server's load.
         self.combine_requests = combine_requests
         #: Padded samples up to which an interactive turn may run on the second lane, beside
         #: the call in flight (0: one model call at a time).

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import httpx  # noqa: E402
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from gigaam_api.api.app import create_app  # noqa: E402
 from gigaam_api.config import Settings  # noqa: E402
+from gigaam_api.server import create_app  # noqa: E402
 from tests.api_server import real_model_settings, serve  # noqa: E402
 from tests.browser import DESKTOP, PHONE, launch, wait_until  # noqa: E402
 from tests.conftest import CORPUS_DIR, GOLDEN_DIR  # noqa: E402

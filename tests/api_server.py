@@ -74,7 +74,7 @@ def server_process(
     stray ``.env`` of the repository out of the settings.
     """
     command = [sys.executable, "-m", "uvicorn", "--factory"]
-    command += ["gigaam_api.api.app:create_app_from_env", "--host", "127.0.0.1"]
+    command += ["gigaam_api.server:create_app_from_env", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--no-access-log"]
     with log_path.open("ab" if append else "wb") as log_file:
         return subprocess.Popen(

@@ -17,13 +17,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.api.app import create_app
-from gigaam_api.api.errors import ApiError, install_error_handlers
-from gigaam_api.api.metrics import Metrics
+from gigaam_api import audio
+from gigaam_api.api.errors import from_service_error, install_error_handlers
 from gigaam_api.api.middleware import RequestContextMiddleware
-from gigaam_api.api.service import ModelService
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import JsonFormatter, TextFormatter, configure_logging
+from gigaam_api.server import create_app
+from gigaam_api.service import errors as core_errors
+from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.metrics import Metrics
+from gigaam_api.service.model_service import ModelService
 from tests.api_server import serve
 from tests.helpers import wait_until
 
@@ -292,10 +295,39 @@ def test_admission_after_stop_says_shutting_down() -> None:
     service.start()
     service.stop()
     try:
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(ServiceError) as caught:
             service.admit("req_after_stop")
-        assert caught.value.status == 503
         assert caught.value.code == "shutting_down"
         assert "shutting down" in caught.value.message
+        assert from_service_error(caught.value).status == 503  # what the HTTP door answers
     finally:
         release.set()
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retries"),
+    [
+        (core_errors.not_ready(), 503, True),
+        (core_errors.not_ready("no such device"), 503, True),
+        (core_errors.queue_full(4), 503, True),
+        (core_errors.shutting_down(), 503, False),
+        (core_errors.cancelled(), 499, False),
+        (core_errors.failure_of(audio.EmptyAudio("the file is empty"), "req_1"), 400, False),
+        (core_errors.failure_of(audio.FfmpegMissing("no decoder"), "req_1"), 500, False),
+        (core_errors.failure_of(RuntimeError("a bug"), "req_1"), 500, False),
+    ],
+)
+def test_core_errors_keep_their_code_and_message_over_http(
+    error: ServiceError, status: int, retries: bool
+) -> None:
+    """The core words a failure once (the Wyoming door sends the same code and message); HTTP
+    adds only the status, the client's ``param`` for a bad file and ``Retry-After``."""
+    api_error = from_service_error(error)
+    assert (api_error.status, api_error.code, api_error.message) == (
+        status,
+        error.code,
+        error.message,
+    )
+    assert ("Retry-After" in api_error.headers) is retries
+    assert api_error.param == ("file" if error.kind == "invalid_audio" else None)
+    assert error.client_error is (status < 500)

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.api.app import create_app
 from gigaam_api.batching import MAX_PADDING_SHARE
 from gigaam_api.config import Settings
 from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.scheduler import Scheduler, ServedBatch
+from gigaam_api.server import create_app
 from tests.api_server import MULTIPART_HEADERS, real_model_settings, serve
 from tests.conftest import CORPUS_DIR
 from tests.helpers import wait_until

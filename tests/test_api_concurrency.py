@@ -23,8 +23,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.api.app import create_app
 from gigaam_api.scheduler import Scheduler
+from gigaam_api.server import create_app
 from tests.api_server import (
     MULTIPART_HEADERS,
     busy_decoders,

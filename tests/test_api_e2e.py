@@ -31,7 +31,7 @@ from openai import OpenAI
 from openai.types.audio import Transcription, TranscriptionVerbose
 
 from gigaam_api import audio
-from gigaam_api.api.app import create_app
+from gigaam_api.server import create_app
 from tests import media
 from tests.api_server import MULTIPART_HEADERS, form_body, form_part, real_model_settings, serve
 from tests.conftest import CORPUS_DIR

@@ -1,6 +1,6 @@
 """The server as its own process, configured only by environment variables.
 
-Starts ``uvicorn --factory gigaam_api.api.app:create_app_from_env`` (what a deployment runs)
+Starts ``uvicorn --factory gigaam_api.server:create_app_from_env`` (what a deployment runs)
 with ``CHECKPOINT_PATH`` on the golden fixture, waits for ``/health`` to turn 200, transcribes
 with the official SDK, and reads the JSON request log the process wrote.
 """

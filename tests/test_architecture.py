@@ -77,9 +77,31 @@ def _reachable(start: str) -> set[str]:
     return seen
 
 
-#: What each lower layer may import besides itself and the root package (``__version__``).
-#: The layers not listed (pipeline, loading, cli, api and anything new) are constrained by the
-#: tests below that look the other way: who may import them.
+#: Everything below the service core: the engine, the pipeline and their leaves.
+BELOW_THE_CORE = {
+    "constants",
+    "cancellation",
+    "onnx_session",
+    "options",
+    "catalogue",
+    "logging",
+    "batching",
+    "transcript",
+    "formats",
+    "chunking",
+    "audio",
+    "vad",
+    "model",
+    "scheduler",
+    "config",
+    "weights",
+    "pipeline",
+    "loading",
+}
+
+#: What each layer may import besides itself and the root package (``__version__``). The
+#: layers not listed (cli, server, and anything new) are constrained by the tests below that
+#: look the other way: who may import them.
 MAY_IMPORT: dict[str, set[str]] = {
     "constants": set(),
     "cancellation": set(),
@@ -110,6 +132,19 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "loading": {"config", "model", "weights", "catalogue", "formats", "options", "transcript"},
     "jobs": {"config", "pipeline", "audio", "scheduler", "cancellation", "transcript"},
+    # The service core: below every door, knowing none of them.
+    "service": BELOW_THE_CORE,
+    # The doors: over the core, never over each other (only ``server`` puts them together).
+    "api": BELOW_THE_CORE | {"service", "jobs", "web"},
+    "wyoming": {
+        "service",  # the only way it runs work: admission, the pipeline run, failures
+        "config",
+        "formats",
+        "transcript",
+        "options",
+        "constants",
+        "cancellation",
+    },
 }
 
 
@@ -131,15 +166,29 @@ def test_weights_never_reaches_the_engine() -> None:
     assert {m for m in _reachable(f"{ROOT}.weights") if _layer(m) == "model"} == set()
 
 
-def test_only_the_doors_and_cli_import_the_http_layer() -> None:
-    importers = sorted(
+@pytest.mark.parametrize(
+    ("layer", "importers"),
+    [("api", {"server"}), ("wyoming", {"server"}), ("server", {"cli"})],
+)
+def test_only_the_composition_root_puts_the_doors_together(layer: str, importers: set[str]) -> None:
+    """The doors never import each other: ``server`` builds both over one core, ``cli`` runs it."""
+    wrong = sorted(
         f"{_short(module)} -> {_short(target)}"
         for module, targets in GRAPH.items()
-        if _layer(module) not in {"api", "cli", "wyoming"}
+        if _layer(module) not in importers | {layer}
         for target in targets
-        if _layer(target) == "api"
+        if _layer(target) == layer
     )
-    assert importers == []
+    assert wrong == []
+
+
+def test_the_core_never_reaches_a_door() -> None:
+    """Not even indirectly: the core is what the doors share, so it cannot depend on one."""
+    doors = {"api", "wyoming", "jobs", "web", "server", "cli"}
+    for module in GRAPH:
+        if _layer(module) == "service":
+            reached = {_layer(m) for m in _reachable(module)}
+            assert reached & doors == set(), f"{_short(module)} reaches {reached & doors}"
 
 
 def test_pipeline_and_scheduler_do_not_know_each_other() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gigaam_api.api.app import create_app
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.model import AsrModel, load_model
+from gigaam_api.server import create_app
 from gigaam_api.weights import ensure_model
 from tests.api_server import serve
 from tests.helpers import wait_until

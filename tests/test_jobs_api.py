@@ -20,9 +20,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.api.app import create_app
 from gigaam_api.jobs.runner import apply_retention
 from gigaam_api.jobs.service import JobService
+from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
 from tests.jobs_helpers import TIMEOUT, read_events, submit, submit_ok, wait_for, wait_job

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gigaam_api import cli
-from gigaam_api.api.app import create_app
+from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve
 from tests.conftest import CORPUS_DIR
 

@@ -27,11 +27,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.api.app import create_app
 from gigaam_api.config import Settings
 from gigaam_api.jobs.files import DATABASE_NAME
 from gigaam_api.jobs.runner import DecodeStart
 from gigaam_api.jobs.store import SqlJobStore, sqlite_url
+from gigaam_api.server import create_app
 from gigaam_api.transcript import Segment
 from tests.api_server import free_port, real_model_settings, serve, server_process, tiled_wav
 from tests.conftest import CORPUS_DIR, REPO_ROOT

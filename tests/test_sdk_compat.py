@@ -31,7 +31,7 @@ import pytest
 from filelock import FileLock
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gigaam_api.api.app import create_app
+from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve
 from tests.conftest import CORPUS_DIR
 

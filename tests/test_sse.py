@@ -17,14 +17,12 @@ from gigaam_api.api.sse import (
     SSE_HEADERS,
     SSE_KEEPALIVE,
     SSE_MEDIA_TYPE,
-    DeltaJoiner,
-    delta_text,
     sse_delta,
     sse_done,
     sse_error,
     sse_event,
 )
-from gigaam_api.formats import render_json
+from gigaam_api.formats import DeltaJoiner, delta_text, render_json
 from gigaam_api.transcript import Segment, Transcript, Word, build_segments
 
 

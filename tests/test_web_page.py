@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, sync_playwright
 
-from gigaam_api.api.app import create_app
 from gigaam_api.config import Settings
+from gigaam_api.server import create_app
 from gigaam_api.web import CONTENT_SECURITY_POLICY
 from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.browser import DESKTOP, PHONE, launch, wait_until

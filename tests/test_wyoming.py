@@ -27,9 +27,9 @@ from wyoming.event import Event
 from wyoming.info import Info
 
 from gigaam_api import __version__
-from gigaam_api.api.app import create_app
 from gigaam_api.loading import load_model_from_settings
 from gigaam_api.scheduler import Scheduler
+from gigaam_api.server import create_app
 from gigaam_api.wyoming.info import GIGAAM_LICENCE_URL
 from gigaam_api.wyoming.protocol import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 from tests.api_server import free_port, real_model_settings, serve, tiled_wav

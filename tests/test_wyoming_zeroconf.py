@@ -15,7 +15,7 @@ import pytest
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from gigaam_api.api.app import create_app
+from gigaam_api.server import create_app
 from gigaam_api.wyoming.zeroconf import SERVICE_TYPE, advertised_address, service_info
 from tests.api_server import free_port, real_model_settings, serve
 

@@ -3,7 +3,8 @@
 OpenAI clients read ``error.message`` (and ``type``/``param``/``code``) from
 ``{"error": {...}}``; FastAPI's default ``{"detail": ...}`` leaves them with a bare status
 code, so every path out of the app — our own errors, unknown routes, wrong methods,
-validation failures and unexpected crashes — goes through :func:`error_response`.
+validation failures, the service core's own errors (:func:`from_service_error`) and unexpected
+crashes — goes through :func:`error_response`.
 
 Status matters as much as the body: the SDKs retry 5xx (three uploads of the same file), so
 anything the client got wrong is 4xx and 5xx is kept for our own failures and overload.
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_never
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gigaam_api.service.errors import ServiceError, failure_of
 
 log = logging.getLogger(__name__)
 
@@ -134,38 +137,6 @@ def upload_stalled(seconds: float) -> ApiError:
     )
 
 
-def queue_full(limit: int) -> ApiError:
-    return ApiError(
-        503,
-        f"The server is busy: {limit} requests are already queued or running "
-        f"(MAX_QUEUE={limit}); retry in a few seconds",
-        code="server_busy",
-        headers={"Retry-After": str(RETRY_AFTER_BUSY_S)},
-    )
-
-
-def model_not_loaded(detail: str | None = None) -> ApiError:
-    message = "The model is still loading; retry in a few seconds"
-    if detail:
-        message = f"The model is not available: {detail}"
-    return ApiError(
-        503,
-        message,
-        code="model_not_loaded",
-        headers={"Retry-After": str(RETRY_AFTER_LOADING_S)},
-    )
-
-
-def shutting_down() -> ApiError:
-    """503 for a request that arrives (or is still queued) while the server stops."""
-    return ApiError(503, "The server is shutting down", code="shutting_down")
-
-
-def cancelled() -> ApiError:
-    """499 for work that was cancelled before it finished (client gone, server stopping)."""
-    return ApiError(499, "The request was cancelled", type="cancelled", code="cancelled")
-
-
 # -- durable jobs (gigaam_api/api/job_routes.py) --
 
 
@@ -215,12 +186,53 @@ def internal_error(message: str = "Internal server error", *, code: str | None =
     return ApiError(500, message, code=code)
 
 
+# -- the service core's errors in the envelope ---------------------------------------------
+
+
+def from_service_error(error: ServiceError) -> ApiError:
+    """The HTTP face of a core failure: its kind picks the status and the retry advice.
+
+    The message and code are the core's (the Wyoming door sends the same ones); a bad file is
+    the ``file`` parameter's 400, so the SDKs do not retry it; cancelled work is 499.
+    """
+    message, code = error.message, error.code
+    match error.kind:
+        case "invalid_audio":
+            return bad_request(message, param="file", code=code)
+        case "not_ready":
+            retry = {"Retry-After": str(RETRY_AFTER_LOADING_S)}
+            return ApiError(503, message, code=code, headers=retry)
+        case "busy":
+            retry = {"Retry-After": str(RETRY_AFTER_BUSY_S)}
+            return ApiError(503, message, code=code, headers=retry)
+        case "shutting_down":
+            return ApiError(503, message, code=code)
+        case "cancelled":
+            return ApiError(499, message, type="cancelled", code=code)
+        case "internal":
+            return internal_error(message, code=code)
+        case _:
+            assert_never(error.kind)
+
+
+def map_pipeline_error(error: BaseException, request_id: str) -> ApiError:
+    """What the client is told when a transcription (or the probe of its upload) fails."""
+    if isinstance(error, ApiError):
+        return error
+    return from_service_error(failure_of(error, request_id))
+
+
 # -- handlers that replace FastAPI's {"detail": ...} ---------------------------------------
 
 
 async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc)
+
+
+async def _service_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(from_service_error(exc))
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -253,5 +265,6 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Route every framework error through the envelope (crashes are handled in middleware)."""
     app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(ServiceError, _service_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)

@@ -40,10 +40,10 @@ from gigaam_api.api.errors import (
     job_not_completed,
     job_not_found,
     jobs_unavailable,
+    map_pipeline_error,
     too_many_jobs,
 )
 from gigaam_api.api.job_metrics import JobMetrics
-from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
     parse_bool,
     parse_granularities,
@@ -52,14 +52,14 @@ from gigaam_api.api.params import (
 )
 from gigaam_api.api.ranges import file_response, media_type_for
 from gigaam_api.api.record import record_of
-from gigaam_api.api.service import ModelService
-from gigaam_api.api.transcribe import map_pipeline_error
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
 from gigaam_api.formats import render
 from gigaam_api.jobs.database import describe_error, is_unavailable
 from gigaam_api.jobs.model import FINISHED, Job, deleted_object, job_object, segment_payload
 from gigaam_api.jobs.service import JobLimit, JobService
+from gigaam_api.service.metrics import Metrics
+from gigaam_api.service.model_service import ModelService
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)

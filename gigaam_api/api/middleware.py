@@ -22,8 +22,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.api.errors import error_response, internal_error
-from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.record import RequestRecord, attach_record
+from gigaam_api.service.metrics import Metrics
 
 access_log = logging.getLogger("gigaam_api.access")
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 because clients disagree on whether the base URL includes ``/v1``.
 
 Handlers stay thin: authenticate, admit, receive the upload, validate, then hand the file to
-a :class:`~gigaam_api.api.runner.PipelineRunner` and turn its events into one of the five
+a :class:`~gigaam_api.service.runner.PipelineRunner` and turn its events into one of the five
 formats or an SSE stream. Order matters and is deliberate:
 
 1. the API key is checked before the body is read (401 beats any complaint about the audio);
@@ -29,23 +29,28 @@ from starlette.types import Receive, Scope, Send
 
 from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
-from gigaam_api.api.errors import ApiError, not_found
+from gigaam_api.api.errors import ApiError, map_pipeline_error, not_found
 from gigaam_api.api.job_routes import JobsState
-from gigaam_api.api.metrics import Metrics
 from gigaam_api.api.params import (
     TranscriptionParams,
     parse_transcription_params,
     translation_unsupported,
 )
 from gigaam_api.api.record import record_of
-from gigaam_api.api.runner import DoneEvent, FailedEvent, PipelineRunner, RunEvent, SegmentEvent
-from gigaam_api.api.service import ModelService
-from gigaam_api.api.transcribe import map_pipeline_error, pipeline_producer
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
-from gigaam_api.formats import render
+from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.model import Result
 from gigaam_api.scheduler import Ticket
+from gigaam_api.service.context import ServiceContext
+from gigaam_api.service.runner import (
+    DoneEvent,
+    FailedEvent,
+    PipelineRunner,
+    RunEvent,
+    SegmentEvent,
+)
+from gigaam_api.service.transcribe import pipeline_producer
 from gigaam_api.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -55,15 +60,13 @@ DISCONNECT_POLL_S = 0.5
 
 
 @dataclass
-class AppContext:
-    """What the handlers need, stored on ``app.state.ctx`` by :func:`create_app`."""
+class AppContext(ServiceContext):
+    """What the handlers need, stored on ``app.state.ctx``: the service core every door shares,
+    and what only HTTP needs."""
 
-    settings: Settings
-    service: ModelService
-    metrics: Metrics
+    #: The ``created`` time of the model cards (``/v1/models``): when the server started.
     created: int
     keepalive_seconds: float = 10.0  # well under the 15 s proxies and clients tolerate idle
-    tmp_dir: Path | None = None
 
 
 def _ctx(request: Request) -> AppContext:
@@ -353,7 +356,7 @@ async def _sse_events(
     outcome: _SseOutcome,
 ) -> AsyncIterator[str]:
     """The SSE body; the response's ``on_close`` (not this generator) cancels the runner."""
-    joiner = sse.DeltaJoiner()
+    joiner = DeltaJoiner()
     sent_delta = False
     pending = first
     while True:

@@ -4,8 +4,8 @@ Every block is one ``data: <compact JSON>`` line and a blank line, the only fram
 accept (a block without ``data`` makes the Python SDK raise). Keep-alives are SSE comments,
 which clients skip. A delta goes out per finished segment; the space that separates two
 segments starts the *next* delta, so the concatenated deltas equal the done event's text and
-the non-streaming ``text`` exactly — :class:`DeltaJoiner` keeps that
-bookkeeping in one place.
+the non-streaming ``text`` exactly — :class:`gigaam_api.formats.DeltaJoiner` keeps that
+bookkeeping in one place (beside the join it must equal, and shared with the Wyoming door).
 """
 
 from __future__ import annotations
@@ -58,33 +58,3 @@ def sse_error(envelope: Mapping[str, Any]) -> str:
     if not isinstance(inner, Mapping) or not isinstance(inner.get("message"), str):
         raise ValueError(f"not an OpenAI error envelope: {envelope!r}")
     return sse_event({"type": "error", "error": dict(inner)})
-
-
-def delta_text(segment_text: str, *, first: bool) -> str:
-    """The delta for one segment: its trimmed text, after a space unless it is the first one.
-
-    Empty for a segment without text (send nothing then, and it does not count as first).
-    """
-    text = segment_text.strip()
-    if not text or first:
-        return text
-    return " " + text
-
-
-class DeltaJoiner:
-    """Turns finished segments' texts into deltas and remembers the full text for ``done``."""
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-
-    def delta(self, segment_text: str) -> str:
-        """The delta to send for this segment ("" means send nothing)."""
-        piece = delta_text(segment_text, first=not self._parts)
-        if piece:
-            self._parts.append(piece)
-        return piece
-
-    @property
-    def text(self) -> str:
-        """Everything sent so far, joined: the ``done`` event's text."""
-        return "".join(self._parts)

@@ -94,5 +94,5 @@ def web_router(static_dir: Path = STATIC_DIR) -> APIRouter:
 
 
 def install_web(app: FastAPI) -> None:
-    """Mount the page on ``app`` (called by ``create_app`` when ``WEB_UI`` is on)."""
+    """Mount the page on ``app`` (called by ``api/app.py`` when ``WEB_UI`` is on)."""
     app.include_router(web_router())

@@ -11,5 +11,5 @@ the same loaded model and the same fair inference worker:
 * :mod:`.transcriber` is the only seam to the service core: it runs a recorded utterance
   through exactly the path ``POST /v1/audio/transcriptions`` uses;
 * :mod:`.handler` is the per-connection state machine;
-* :mod:`.server` starts and stops the listener inside the app's lifespan.
+* :mod:`.server` is the listener, started and stopped by the server's lifespan (``server.py``).
 """

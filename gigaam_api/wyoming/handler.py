@@ -43,8 +43,8 @@ from gigaam_api.wyoming.protocol import ProtocolError, read_event, supports_stre
 from gigaam_api.wyoming.transcriber import TranscriptionFailed
 
 if TYPE_CHECKING:
-    from gigaam_api.api.metrics import Metrics
     from gigaam_api.config import Settings
+    from gigaam_api.service.metrics import Metrics
     from gigaam_api.wyoming.transcriber import Transcriber
 
 

@@ -1,4 +1,4 @@
-"""The Wyoming listener: started and stopped by the app's lifespan, next to the HTTP server.
+"""The Wyoming listener: started and stopped by the server's lifespan, next to the HTTP door.
 
 It uses the ``wyoming`` library's ``AsyncServer`` for the listener (``tcp://`` or ``unix://``
 from ``WYOMING_URI``) and hands each connection to a
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
-from pathlib import Path
 from urllib.parse import urlparse
 
 from wyoming.event import Event
 from wyoming.server import AsyncEventHandler, AsyncServer
 
-from gigaam_api.api.metrics import Metrics
-from gigaam_api.api.routes import AppContext
 from gigaam_api.config import Settings
+from gigaam_api.service.context import ServiceContext
+from gigaam_api.service.metrics import Metrics
 from gigaam_api.wyoming.handler import RefusingHandler, WyomingHandler
 from gigaam_api.wyoming.info import build_info
 from gigaam_api.wyoming.transcriber import Transcriber
@@ -50,10 +48,9 @@ class WyomingServer:
         return self._advertiser
 
     @classmethod
-    def for_app(cls, ctx: AppContext) -> WyomingServer:
-        """Build from the app's context: its settings, model service, metrics, uploads folder."""
-        transcriber = Transcriber.from_context(ctx, Path(tempfile.gettempdir()))
-        return cls(ctx.settings, transcriber, ctx.metrics)
+    def for_core(cls, ctx: ServiceContext) -> WyomingServer:
+        """Build over the server's core: its settings, model service, metrics, spool folder."""
+        return cls(ctx.settings, Transcriber.from_context(ctx), ctx.metrics)
 
     def info_event(self) -> Event:
         return build_info(self.transcriber.model_name).event()

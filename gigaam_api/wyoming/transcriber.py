@@ -3,10 +3,11 @@
 An utterance recorded to a WAV file goes through exactly what ``POST /v1/audio/transcriptions``
 does with an uploaded file: admission on the shared scheduler (same ``MAX_QUEUE``, same
 round-robin worker, same priority as a synchronous HTTP request), the pipeline producer
-(decode → VAD → chunking → model) on its own thread as a ``PipelineRunner``, the pipeline's
-error mapping, and the ``json`` format's text joining. So the text is the HTTP ``text`` for
-the same audio, and everything this module imports from the API layer is the API's own
-calling convention — when that changes, this file is the only one to follow it.
+(decode → VAD → chunking → model) on its own thread as a ``PipelineRunner``, the core's
+reading of a failure (``service/errors.py``: the same code and message the HTTP door sends),
+and the ``json`` format's text joining. So the text is the HTTP ``text`` for the same audio,
+and this module is the only one of the door that runs work on the core (``service/``) —
+when the core's calling convention changes, this file is the only one to follow it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gigaam_api.api.errors import ApiError
-from gigaam_api.api.metrics import Metrics
-from gigaam_api.api.routes import AppContext
-from gigaam_api.api.runner import DoneEvent, PipelineRunner, SegmentEvent
-from gigaam_api.api.service import ModelService
-from gigaam_api.api.sse import DeltaJoiner
-from gigaam_api.api.transcribe import map_pipeline_error, pipeline_producer
 from gigaam_api.config import Settings
-from gigaam_api.formats import transcript_text
+from gigaam_api.formats import DeltaJoiner, transcript_text
+from gigaam_api.service.context import ServiceContext
+from gigaam_api.service.errors import ServiceError, failure_of
+from gigaam_api.service.metrics import Metrics
+from gigaam_api.service.model_service import ModelService
+from gigaam_api.service.runner import DoneEvent, PipelineRunner, SegmentEvent
+from gigaam_api.service.transcribe import pipeline_producer
 from gigaam_api.transcript import Segment, Transcript
 
 #: How long one wait for the job's next event lasts (the job has no deadline of its own).
@@ -56,12 +56,12 @@ class Transcriber:
         self.settings = settings
         self.service = service
         self.metrics = metrics
-        #: Where utterances are recorded: the HTTP uploads folder.
+        #: Where utterances are recorded: the server's spool folder (HTTP uploads go there too).
         self.tmp_dir = tmp
 
     @classmethod
-    def from_context(cls, ctx: AppContext, default_tmp: Path) -> Transcriber:
-        return cls(ctx.settings, ctx.service, ctx.metrics, ctx.tmp_dir or default_tmp)
+    def from_context(cls, ctx: ServiceContext) -> Transcriber:
+        return cls(ctx.settings, ctx.service, ctx.metrics, ctx.tmp_dir)
 
     @property
     def model_name(self) -> str:
@@ -83,7 +83,7 @@ class Transcriber:
         """
         try:
             ticket = self.service.admit(request_id)
-        except ApiError as exc:
+        except ServiceError as exc:
             path.unlink(missing_ok=True)
             raise TranscriptionFailed(
                 exc.code or "unavailable", exc.message, client_error=False
@@ -117,9 +117,9 @@ class Transcriber:
                     duration = event.duration
                     break
                 else:
-                    error = map_pipeline_error(event.error, request_id)
+                    error = failure_of(event.error, request_id)
                     raise TranscriptionFailed(
-                        error.code or "error", error.message, client_error=error.status < 500
+                        error.code or "error", error.message, client_error=error.client_error
                     )
         except BaseException:
             with contextlib.suppress(Exception):

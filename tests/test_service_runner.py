@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gigaam_api.api.runner import DoneEvent, FailedEvent, PipelineRunner, RunEvent, SegmentEvent
+from gigaam_api.service.runner import DoneEvent, FailedEvent, PipelineRunner, RunEvent, SegmentEvent
 from gigaam_api.transcript import Segment
 
 Emit = Callable[[Segment], None]

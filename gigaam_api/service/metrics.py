@@ -1,9 +1,11 @@
 """Prometheus metrics for ``GET /metrics`` (listed in ``docs/api.md``).
 
-Each app gets its own registry, so several apps in one process (tests) never collide and the
-output holds only the service's series. Route labels are route *templates*
-(``/v1/models/{model_id:path}``), never raw paths, so a scanner hitting random URLs cannot
-blow up the number of series.
+One registry per server that every door writes to — the model's worker, the HTTP layer, the
+Wyoming door (the job metrics register into it too) — so one scrape shows them all and each
+series name has one home. Each server gets its own registry, so several in one process
+(tests) never collide and the output holds only the service's series. Route labels are
+route *templates* (``/v1/models/{model_id:path}``), never raw paths, so a scanner hitting
+random URLs cannot blow up the number of series.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Loading can take minutes (the first run downloads ~880 MB of weights and builds the graph),
 and the server must answer ``/health`` (503, ``loaded: false``) meanwhile so Docker's
 HEALTHCHECK and clients can tell "starting" from "down". So the app starts at once and a
-thread loads the model; transcription requests get 503 + ``Retry-After`` until it is ready.
+thread loads the model; work is refused until it is ready (``not_ready``: HTTP 503 +
+``Retry-After``, a Wyoming ``error`` event).
 
 A first start heals itself: a failure that time or the operator can fix (the network is down,
 the mirror answers 5xx, the disk is full, ``MODELS_DIR`` is not writable) is retried here, with
@@ -23,8 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from gigaam_api.api.errors import model_not_loaded, queue_full, shutting_down
-from gigaam_api.api.metrics import Metrics
 from gigaam_api.chunking import SHORT_AUDIO_LIMIT
 from gigaam_api.config import Settings
 from gigaam_api.constants import SAMPLE_RATE
@@ -32,6 +31,8 @@ from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.model.engine import DeviceError, EngineError, resolve_device
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
+from gigaam_api.service.errors import not_ready, queue_full, shutting_down
+from gigaam_api.service.metrics import Metrics
 from gigaam_api.weights import WeightsError
 
 log = logging.getLogger(__name__)
@@ -201,12 +202,13 @@ class ModelService:
             return self.settings.device  # not available: /health says so in its reason
 
     def admit(self, request_id: str) -> Ticket[Result]:
-        """A scheduler ticket, or ``ApiError`` 503 (loading, failed, queue full)."""
+        """A scheduler ticket, or a :class:`~gigaam_api.service.errors.ServiceError` saying
+        why not (loading or failed, queue full, shutting down)."""
         scheduler = self.scheduler
         if self.state == "stopped":
             raise shutting_down()
         if self.state != "ready" or scheduler is None:
-            raise model_not_loaded(self.error if self.state == "failed" else None)
+            raise not_ready(self.error if self.state == "failed" else None)
         try:
             return scheduler.admit(request_id)
         except QueueFull as exc:
