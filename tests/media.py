@@ -26,13 +26,15 @@ def encode(
     codec: str = "flac",
     container: str | None = None,
     bit_rate: int | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``samples`` (``[n]`` or ``[n, channels]`` int16) to ``path`` with ``codec``."""
+    """Write ``samples`` (``[n]`` or ``[n, channels]`` int16) to ``path`` with ``codec``;
+    ``options`` go to the muxer (e.g. ``{"write_xing": "0"}`` for MP3)."""
     data = np.asarray(samples, dtype=np.int16)
     frames = data.reshape(-1, 1) if data.ndim == 1 else data
     channels = frames.shape[1]
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
-    with av.open(str(path), "w", format=container) as out:
+    with av.open(str(path), "w", format=container, options=options or {}) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)  # type: ignore[call-overload]
         if bit_rate:
             stream.bit_rate = bit_rate

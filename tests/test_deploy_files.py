@@ -533,11 +533,13 @@ def balanced(nginx_binary: str, tmp_path: Path) -> Iterator[tuple[int, list[Back
         thread.start()
     port = free_loopback_port()
     conf = local_nginx_conf(tmp_path, port, [b.server_address[1] for b in backends])
+    access_log = (tmp_path / "access.log").open("wb")  # nginx logs requests to stdout
     process = subprocess.Popen(
         [*nginx_argv(nginx_binary, conf, tmp_path), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
+        stdout=access_log,
         stderr=subprocess.PIPE,
     )
+    access_log.close()
     try:
         for _ in range(200):
             with socket.socket() as probe:
@@ -601,3 +603,22 @@ def test_nginx_streams_sse_events_as_they_are_written(balanced: tuple[int, list[
         assert response.read().startswith(b"data: two\n\n")
     finally:
         conn.close()
+
+
+def test_nginx_logs_paths_without_the_query_string(
+    balanced: tuple[int, list[Backend]], tmp_path: Path
+) -> None:
+    """A signed audio link (``?expires=…&signature=…``) opens that audio for up to an hour:
+    the balancer's access log must not keep it."""
+    port, _ = balanced
+    secret = "5ec7e7" * 10
+    path = "/v1/jobs/job_0123456789abcdef/audio"
+    status, _ = request(port, "GET", f"{path}?expires=1767225600&signature={secret}")
+    assert status == 200
+    log = tmp_path / "access.log"
+    deadline = time.monotonic() + 10
+    while path not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = log.read_text()
+    assert f'"GET {path} HTTP/1.1" 200' in text
+    assert secret not in text and "expires=" not in text

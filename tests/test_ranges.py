@@ -85,6 +85,12 @@ def test_empty_file_satisfies_no_range() -> None:
         ("talk.mp3", "audio/mpeg"),
         ("clip.unknownext", "application/octet-stream"),
         (None, "application/octet-stream"),
+        ("film.mp4", "video/mp4"),
+        # the uploader picks the name: never a document type, whatever it is called
+        ("page.html", "application/octet-stream"),
+        ("image.svg", "application/octet-stream"),
+        ("script.js", "application/octet-stream"),
+        ("data.xml", "application/octet-stream"),
     ],
 )
 def test_media_type_from_the_uploaded_name(filename: str | None, expected: str) -> None:

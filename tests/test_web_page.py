@@ -2,6 +2,10 @@
 against the real server on loopback with the tiny golden checkpoint — the way a person uses
 it: drop a recording, watch it finish, read, click a word, download subtitles, reload, delete.
 
+The server is wrapped in :class:`Recorder`, so tests can assert on what the server itself
+received and answered (a player's ``Range`` requests, which link or key each carried) rather
+than on timing.
+
 Tests that need the job API (``/v1/jobs``) skip themselves, with the reason, when the server
 has no such route (detected at run time by asking the running server), and run as soon as it
 has one. The others — loading with no outside requests, the key prompt, languages, light and
@@ -16,18 +20,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, sync_playwright
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gigaam_api.api import audio_links
 from gigaam_api.config import Settings
 from gigaam_api.server import create_app
 from gigaam_api.web import CONTENT_SECURITY_POLICY
 from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.browser import DESKTOP, PHONE, launch, wait_until
+from tests.helpers import wait_until as wait_for
+from tests.media import encode
 
 KEY = "web-secret"
 TIMEOUT_MS = 120_000
@@ -43,10 +52,57 @@ TEXT = {
 
 
 @dataclass
+class Seen:
+    """One request as the server received it, and the status it answered."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    status: int | None = None
+
+    @property
+    def range_start(self) -> int | None:
+        match = re.fullmatch(r"bytes=(\d+)-\d*", self.headers.get("range", ""))
+        return int(match.group(1)) if match else None
+
+
+class Recorder:
+    """ASGI wrapper that keeps every HTTP request the server got (the lifespan passes by)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: list[Seen] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        entry = Seen(
+            scope["method"],
+            scope["path"],
+            parse_qs(scope["query_string"].decode("latin-1")),
+            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+        )
+        self.seen.append(entry)
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry.status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, record)
+
+
+@dataclass
 class Server:
     url: str
     app: FastAPI
     key: str = ""
+    recorder: Recorder = field(default_factory=lambda: Recorder(FastAPI()))
+
+    def seen(self, method: str, path: str) -> list[Seen]:
+        return [s for s in list(self.recorder.seen) if s.method == method and s.path == path]
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
@@ -65,9 +121,10 @@ def _settings(golden_dir: Path, tmp: pytest.TempPathFactory, **overrides: Any) -
 
 def _serve(settings: Settings, tmp: pytest.TempPathFactory, key: str = "") -> Iterator[Server]:
     app = create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp.mktemp("uploads"))
-    with serve(app) as url:
+    recorder = Recorder(app)
+    with serve(recorder) as url:
         assert app.state.ctx.service.wait_loaded(TIMEOUT_MS / 1000), app.state.ctx.service.error
-        yield Server(url, app, key)
+        yield Server(url, app, key, recorder)
 
 
 @pytest.fixture(scope="module")
@@ -434,6 +491,31 @@ def test_two_files_at_once_both_finish(
         )
 
 
+def _enter_key(page: Page) -> None:
+    expect(page.locator("#key-dialog")).to_be_visible()
+    page.fill("#key-input", KEY)
+    page.click("#key-save")
+    expect(page.locator("#key-dialog")).to_be_hidden()
+
+
+def _open_finished(page: Page, audio: Path) -> str:
+    """Upload ``audio`` from the page, wait for it to finish, open it; its job id."""
+    page.set_input_files("#file-input", str(audio))
+    row = _row(page, audio.name)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id")
+    assert job_id
+    row.locator(".job-open").click()
+    expect(page.locator("#transcript .w").first).to_be_visible()
+    wait_until(page, "document.getElementById('player').readyState >= 1")
+    return job_id
+
+
+def _signed(seen: Seen) -> bool:
+    """The player's own request: a signed link in the query and no key in the headers."""
+    return set(seen.query) == {"expires", "signature"} and "authorization" not in seen.headers
+
+
 def test_with_a_key_every_call_carries_it_and_the_audio_plays(
     keyed_server: Server, session_factory: Any, corpus_dir: Path
 ) -> None:
@@ -441,20 +523,190 @@ def test_with_a_key_every_call_carries_it_and_the_audio_plays(
         pytest.skip(NO_JOBS)
     session = session_factory()
     page = session.open(keyed_server.url + "/")
-    page.fill("#key-input", KEY)
-    page.click("#key-save")
-    audio = corpus_dir / SPEECH
+    _enter_key(page)
+    job_id = _open_finished(page, corpus_dir / SPEECH)
+    audio_path = f"/v1/jobs/{job_id}/audio"
+    calls = [r for r in session.requests if "/v1/" in r.url and r.url.startswith(keyed_server.url)]
+    by_player = [r for r in calls if urlsplit(r.url).path == audio_path]
+    others = [r for r in calls if r not in by_player]
+    with_key = [r for r in others if r.headers.get("authorization") == f"Bearer {KEY}"]
+    # every call after the key was entered carried it (the first /v1/models found it missing)
+    assert len(with_key) >= len(others) - 1
+    assert any("/events" in r.url for r in with_key)  # SSE over fetch, with the header
+    assert any(urlsplit(r.url).path == audio_path + "/link" for r in with_key)
+    # the player streamed the recording itself by a signed link, never with the key
+    assert by_player and all(
+        set(parse_qs(urlsplit(r.url).query)) == {"expires", "signature"} for r in by_player
+    )
+    served = keyed_server.seen("GET", audio_path)
+    assert served and all(_signed(s) and s.status in (200, 206) for s in served)
+    assert page.evaluate("document.getElementById('player').src").startswith(keyed_server.url)
+    assert session.errors == []
+
+
+def _far_word(page: Page, beyond: float) -> tuple[Any, float]:
+    word = page.locator("#transcript .w").last
+    start = float(word.get_attribute("data-start") or "nan")
+    assert start > beyond, "the recording has no word near its end"
+    return word, start
+
+
+def test_with_a_key_the_player_seeks_a_long_recording_by_range(
+    keyed_server: Server, session_factory: Any, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """Five minutes of WAV (19 MB): a jump to the end must be a new Range request, answered
+    206 to the signed link, not a download of everything before it."""
+    if not keyed_server.has_jobs():
+        pytest.skip(NO_JOBS)
+    audio = tiled_wav(corpus_dir / LONG_SPEECH, tmp_path / "five-minutes.wav", 300.0)
+    page = session_factory().open(keyed_server.url + "/")
+    _enter_key(page)
+    job_id = _open_finished(page, audio)
+    audio_path = f"/v1/jobs/{job_id}/audio"
+    word, start = _far_word(page, 250.0)
+    word.click()
+    wait_until(
+        page,
+        f"(p => Math.abs(p.currentTime - {start}) < 0.05 && p.readyState >= 2)"
+        "(document.getElementById('player'))",
+    )
+    expect(word).to_have_class(re.compile(r"\bcurrent\b"))
+    far = int((start - 20) * 16000 * 4)  # bytes before the word: 16 kHz, 2 channels, 16 bit
+    jumps = [s for s in keyed_server.seen("GET", audio_path) if (s.range_start or 0) >= far]
+    assert jumps, "the jump was not a Range request for the far part of the file"
+    assert all(_signed(s) and s.status == 206 for s in jumps)
+    assert page.locator("#player-note").is_hidden()
+
+
+def test_an_expiring_link_is_renewed_and_the_player_keeps_its_place(
+    keyed_server: Server, session_factory: Any, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """Links that live 4 s: the page renews them on its own while the player is paused, and
+    when it slept through a renewal (its timers stopped by Playwright's clock) the player's
+    failed request is retried once with a fresh link, at the place the person jumped to."""
+    if not keyed_server.has_jobs():
+        pytest.skip(NO_JOBS)
+    audio = tiled_wav(corpus_dir / LONG_SPEECH, tmp_path / "renewed.wav", 300.0)
+    session = session_factory()
+    session.page.clock.install()  # the page's timers, so they can be stopped below
+    page = session.open(keyed_server.url + "/")
+    _enter_key(page)
+    keyed_server.app.state.jobs.link_seconds = 4
+    try:
+        job_id = _open_finished(page, audio)
+        audio_path = f"/v1/jobs/{job_id}/audio"
+        first = page.evaluate("document.getElementById('player').src")
+        page.evaluate("document.getElementById('player').currentTime = 2.5")
+        wait_until(page, f"document.getElementById('player').src !== {first!r}")
+        wait_until(
+            page,
+            "(p => p.readyState >= 1 && Math.abs(p.currentTime - 2.5) < 0.05)"
+            "(document.getElementById('player'))",
+        )
+        links = keyed_server.seen("POST", audio_path + "/link")
+        assert len(links) >= 2
+        assert all(s.headers.get("authorization") == f"Bearer {KEY}" for s in links)
+
+        # the tab sleeps: no timer runs, and the link in the player expires
+        page.clock.pause_at(page.evaluate("Date.now()") + 1)
+        current = page.evaluate("document.getElementById('player').src")
+        wait_for(
+            lambda: httpx.get(current, timeout=30).status_code == 401,
+            "the player's link to expire",
+            timeout=30,
+        )
+        asked = len(keyed_server.seen("POST", audio_path + "/link"))
+        word, start = _far_word(page, 250.0)
+        word.click()
+        wait_until(
+            page,
+            f"(p => p.src !== {current!r} && Math.abs(p.currentTime - {start}) < 0.05"
+            " && p.readyState >= 2)(document.getElementById('player'))",
+        )
+    finally:
+        keyed_server.app.state.jobs.link_seconds = audio_links.LINK_SECONDS
+    served = keyed_server.seen("GET", audio_path)
+    refused = [s for s in served if s.status == 401]
+    assert refused and all(
+        s.query["signature"] == parse_qs(urlsplit(current).query)["signature"] for s in refused
+    )
+    assert len(keyed_server.seen("POST", audio_path + "/link")) == asked + 1  # retried once
+    far = int((start - 20) * 16000 * 4)
+    assert any(_signed(s) and s.status == 206 and (s.range_start or 0) >= far for s in served)
+    assert page.locator("#player-note").is_hidden()
+
+
+def _hours_of_mp3(source: Path, target: Path, copies: int) -> Path:
+    """``copies`` × ``source`` as one small MP3 (8 kbit/s): hours that take the server minutes.
+
+    Encoded once as constant-bitrate frames with no Xing or ID3 header, then repeated: MP3
+    frames stand alone, so the copies are one valid stream whose length FFmpeg computes from
+    the size."""
+    from gigaam_api import audio
+
+    once = encode(
+        target.with_suffix(".once.mp3"),
+        audio.load_audio(source),
+        codec="mp3",
+        container="mp3",
+        bit_rate=8000,
+        options={"write_xing": "0", "id3v2_version": "0"},
+    )
+    target.write_bytes(once.read_bytes() * copies)
+    return target
+
+
+def test_cancel_a_running_job_from_the_page(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """Six hours of speech (the test model needs about two minutes for them) cancelled while
+    it runs: the page asks first, "keep it" keeps it running, then the job shows as cancelled
+    with its text and audio gone — as the API says, and as a reload shows it."""
+    audio = _hours_of_mp3(corpus_dir / LONG_SPEECH, tmp_path / "six-hours.mp3", 270)
+    http = httpx.Client(base_url=jobs_server.url, timeout=60)
+    page = session_factory().open(jobs_server.url + "/")
     page.set_input_files("#file-input", str(audio))
     row = _row(page, audio.name)
-    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(row).to_have_attribute("data-status", "running", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id")
+    assert job_id
     row.locator(".job-open").click()
-    expect(page.locator("#transcript .w").first).to_be_visible()
-    wait_until(page, "document.getElementById('player').readyState >= 1")
-    calls = [r for r in session.requests if "/v1/" in r.url and r.url.startswith(keyed_server.url)]
-    with_key = [r for r in calls if r.headers.get("authorization") == f"Bearer {KEY}"]
-    # every call after the key was entered carried it (the first /v1/models found it missing)
-    assert len(with_key) >= len(calls) - 1
-    assert any("/events" in r.url for r in with_key)  # SSE over fetch, with the header
+    cancel = page.locator("#cancel")
+    expect(cancel).to_be_visible()
+    expect(page.locator("#view-status")).to_contain_text("Transcribing")
+
+    cancel.click()
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    expect(page.locator("#confirm-text")).to_contain_text(audio.name)
+    expect(page.locator("#confirm-no")).to_be_focused()  # the safe answer is the default
+    page.click("#confirm-no")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert http.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+
+    cancel.click()
+    page.click("#confirm-yes")
+    expect(row).to_have_attribute("data-status", "cancelled")
+    expect(row).to_contain_text("Cancelled")
+    expect(page.locator("#view-status")).to_contain_text("Cancelled")
+    expect(cancel).to_be_hidden()
+    expect(page.locator("#view-progress")).to_be_hidden()
+    expect(page.locator("#transcript .seg")).to_have_count(0)
+    expect(page.locator("#player-note")).to_have_text(
+        "The audio of this recording is not available."
+    )
+    expect(page.locator("#delete")).to_be_focused()
+
+    job = http.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "cancelled"
+    assert job["processed_seconds"] < job["duration"]
+    service = jobs_server.app.state.jobs.service
+    wait_for(lambda: job_id not in service.runner.running_ids, "the runner to stop the job")
+    result = http.get(f"/v1/jobs/{job_id}/result", params={"partial": "true"})
+    assert result.status_code == 409 and result.json()["error"]["code"] == "job_not_completed"
+
+    page.reload()
+    expect(_row(page, audio.name)).to_have_attribute("data-status", "cancelled")
+    assert http.delete(f"/v1/jobs/{job_id}").status_code == 200  # the record itself, too
 
 
 def test_a_long_recording_live_search_seek_and_copy(

@@ -11,6 +11,11 @@ Events (``GET /v1/jobs/{id}/events``) are built from the store, not from the run
 so a subscriber sees what is committed whichever process committed it: every segment is one
 ``job.segment`` event whose SSE id is its sequence number + 1, so ``Last-Event-ID`` resumes
 right after the last one received; a late joiner simply starts from 0.
+
+A job's audio (``GET /v1/jobs/{id}/audio``, with ``Range``) is what the web page's player
+streams. A player cannot send the bearer key, so an authenticated client may ask for a
+short-lived signed link to it (``POST /v1/jobs/{id}/audio/link``, :mod:`audio_links`); the
+audio route accepts the key or such a link, and no other route looks at links.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
@@ -30,8 +36,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from gigaam_api import audio
-from gigaam_api.api import sse
-from gigaam_api.api.auth import check_api_key
+from gigaam_api.api import audio_links, sse
+from gigaam_api.api.auth import check_api_key, check_audio_access
 from gigaam_api.api.errors import (
     ApiError,
     bad_request,
@@ -41,6 +47,7 @@ from gigaam_api.api.errors import (
     job_not_found,
     jobs_unavailable,
     map_pipeline_error,
+    not_found,
     too_many_jobs,
 )
 from gigaam_api.api.job_metrics import JobMetrics
@@ -84,6 +91,8 @@ class JobsState:
     error: str | None = "starting"
     #: A shared job database is configured: its absence makes this replica not ready.
     shared: bool = False
+    #: Lifetime of the signed audio links this server mints (tests shorten it).
+    link_seconds: int = audio_links.LINK_SECONDS
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -152,8 +161,13 @@ async def _db(call: Callable[..., T], *args: Any) -> T:
 
 
 def _jobs(request: Request) -> tuple[Settings, JobService]:
+    """Settings and the job service, after the key check every job route but the audio has."""
+    check_api_key(request.headers, request.app.state.ctx.settings.api_key)
+    return _service(request)
+
+
+def _service(request: Request) -> tuple[Settings, JobService]:
     settings: Settings = request.app.state.ctx.settings
-    check_api_key(request.headers, settings.api_key)
     state: JobsState = request.app.state.jobs
     if state.service is None:
         if state.shared and state.error and state.error.startswith("job database"):
@@ -167,6 +181,13 @@ async def _job(service: JobService, job_id: str) -> Job:
     if job is None:
         raise job_not_found(job_id)
     return job
+
+
+def _audio_gone(job_id: str) -> ApiError:
+    """404 for the audio of a job that no longer keeps it (cancelled, being deleted)."""
+    return not_found(
+        f"Job '{job_id}' has no audio any more", param="job_id", code="audio_not_found"
+    )
 
 
 def _limit_error(exc: JobLimit) -> ApiError:
@@ -317,16 +338,59 @@ def _last_event_id(request: Request) -> int:
 
 @job_router.get("/jobs/{job_id}/audio")
 async def job_audio(request: Request, job_id: str) -> Response:
-    """The uploaded audio, with Range support so a browser's player can seek (the web page)."""
-    _, service = _jobs(request)
-    job = await _job(service, job_id)
-    return file_response(
-        service.files.audio(job_id),
-        media_type=media_type_for(job.filename),
-        range_header=request.headers.get("range"),
-        if_range=request.headers.get("if-range"),
-        filename=job.filename,
+    """The uploaded audio, with Range support so a browser's player can seek (the web page).
+
+    Opens with the key or with a signed link to this job (checked before the job is looked
+    up, so a refused link learns nothing about which jobs exist)."""
+    state: JobsState = request.app.state.jobs
+    check_audio_access(
+        request.headers,
+        _query_fields(request),
+        request.app.state.ctx.settings.api_key,
+        job_id,
+        now=time.time(),
+        lifetime=state.link_seconds,
     )
+    _, service = _service(request)
+    job = await _job(service, job_id)
+    path = service.files.audio(job_id)
+    if not path.is_file():  # cancelled: the record stays until retention, the audio is gone
+        raise _audio_gone(job_id)
+    try:
+        return file_response(
+            path,
+            media_type=media_type_for(job.filename),
+            range_header=request.headers.get("range"),
+            if_range=request.headers.get("if-range"),
+            filename=job.filename,
+        )
+    except FileNotFoundError:  # deleted between the check and the stat
+        raise _audio_gone(job_id) from None
+
+
+@job_router.post("/jobs/{job_id}/audio/link")
+async def job_audio_link(request: Request, job_id: str) -> JSONResponse:
+    """A URL of the job's audio that a player can fetch without a header (see audio_links).
+
+    ``url`` is a path on this server, with the same prefix (``/v1`` or none) as this call.
+    Without ``API_KEY`` it is the plain audio path and never expires (``expires_at`` null)."""
+    settings, service = _jobs(request)
+    await _job(service, job_id)
+    if not service.files.audio(job_id).is_file():
+        raise _audio_gone(job_id)  # no link to nothing: the page says so at once
+    path = quote(request.url.path.removesuffix("/link"))
+    body: dict[str, Any] = {
+        "object": "transcription.job.audio_link",
+        "job_id": job_id,
+        "url": path,
+        "expires_at": None,
+        "expires_in": None,
+    }
+    if settings.api_key:
+        lifetime: int = request.app.state.jobs.link_seconds
+        link = audio_links.sign(settings.api_key, job_id, now=time.time(), lifetime=lifetime)
+        body.update(url=f"{path}?{link.query()}", expires_at=link.expires, expires_in=lifetime)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @job_router.get("/jobs/{job_id}/events")

@@ -102,10 +102,14 @@ def media_type_for(filename: str | None) -> str:
     """The ``Content-Type`` to serve an upload with, guessed from the name the user gave it.
 
     Browsers sniff audio anyway; a right type mainly lets ``<audio>`` skip formats it cannot
-    play without downloading them first.
+    play without downloading them first. Only audio and video types are ever named: the name
+    is the uploader's choice, and a file that passed the audio probe but is called
+    ``page.html`` or ``x.svg`` must not be served as a document of this origin.
     """
     guessed, _ = mimetypes.guess_type(filename or "")
-    return guessed or "application/octet-stream"
+    if guessed and guessed.split("/", 1)[0] in ("audio", "video"):
+        return guessed
+    return "application/octet-stream"
 
 
 def validators(path: Path) -> tuple[str, str, int]:
@@ -155,6 +159,12 @@ def file_response(
         "ETag": etag,
         "Last-Modified": last_modified,
         "Cache-Control": "private, no-cache",
+        # An upload is untrusted bytes: never sniffed into something runnable, never a
+        # document with this origin's rights if opened in a tab, and the URL (which may carry
+        # a signed link) is never sent on as a Referer.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Referrer-Policy": "no-referrer",
     }
     if filename:
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(filename)}"

@@ -23,15 +23,15 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Where the page's assets live under the server's root (kept off the API's own paths).
 ASSET_PREFIX = "/web"
 
-#: Same-origin only. ``blob:`` for media is the player's fallback when the audio must be fetched
-#: with an ``Authorization`` header; ``data:`` images are the CSS's inline icons.
+#: Same-origin only (with ``API_KEY`` the player streams a signed link, so no ``blob:`` media);
+#: ``data:`` images are the CSS's inline icons.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
-        "media-src 'self' blob:",
+        "media-src 'self'",
         "connect-src 'self'",
         "manifest-src 'self'",
         "base-uri 'none'",

@@ -89,6 +89,14 @@ export async function getJson(path, options) {
 }
 
 /**
+ * A URL of a job's audio that the <audio> element can fetch by itself (it cannot send the key):
+ * {url, expires_at, expires_in}; signed and short-lived when the server has an API_KEY.
+ */
+export function audioLink(jobId) {
+  return getJson(`/v1/jobs/${encodeURIComponent(jobId)}/audio/link`, { method: "POST" });
+}
+
+/**
  * POST a file as a new job (multipart `file`). XMLHttpRequest rather than fetch because only it
  * reports upload progress. Returns {promise, abort}; onProgress gets a fraction 0..1.
  */

@@ -23,7 +23,7 @@ const state = {
   started: false,
   offline: false,
   keyJustEntered: false,
-  audioUrl: null,
+  audio: { id: null, signed: false, retriedAt: -Infinity, pending: null, timer: null },
   words: [], // [{start, end, el}] of the open transcript, in time order
   currentWord: -1,
   rowEls: new Map(),
@@ -476,10 +476,9 @@ function openView(id) {
 function closeView() {
   state.openId = null;
   $("view").hidden = true;
+  resetAudio();
   $("player").removeAttribute("src");
   $("player").load();
-  if (state.audioUrl) URL.revokeObjectURL(state.audioUrl);
-  state.audioUrl = null;
   history.replaceState(null, "", location.pathname);
   renderJobs();
 }
@@ -581,30 +580,94 @@ function appendSegment(segment) {
 
 // -- audio: play, follow the current word, seek -------------------------------------------
 
-async function setupAudio(id) {
-  const player = $("player");
-  const note = $("player-note");
-  note.hidden = true;
-  if (state.audioUrl) URL.revokeObjectURL(state.audioUrl);
-  state.audioUrl = null;
-  const url = `/v1/jobs/${encodeURIComponent(id)}/audio`;
-  if (!api.getKey()) {
-    player.src = url; // streamed with Range requests: seeking works on long recordings
-    return;
+// The player fetches the recording itself, with Range requests, so playback starts at once and
+// seeking works on long files. It cannot send the key, so it plays a link the server hands out:
+// with API_KEY set that link is signed and expires after `expires_in` seconds. It is renewed
+// before then (swapped in while the player is paused, so playback is never cut), and once more
+// when the player fails, which is what an expired link looks like after a tab slept.
+
+const RENEW_AT = 0.9; // of a link's lifetime
+const RETRY_GAP_MS = 30000; // a player failing again sooner has another problem than its link
+
+function resetAudio() {
+  clearTimeout(state.audio.timer);
+  state.audio = { id: null, signed: false, retriedAt: -Infinity, pending: null, timer: null };
+}
+
+function audioTrouble(error) {
+  return error instanceof api.ApiError && error.status === 404 ? t("audioMissing") : describe(error);
+}
+
+/** Remember a fresh link and when to ask for the next one. */
+function keepLink(id, link) {
+  clearTimeout(state.audio.timer);
+  state.audio.id = id;
+  state.audio.signed = Number.isFinite(link.expires_in) && link.expires_in > 0;
+  if (state.audio.signed) {
+    const delay = Math.max(1, link.expires_in * RENEW_AT) * 1000;
+    state.audio.timer = setTimeout(() => renewLink(id), delay);
   }
-  // <audio> cannot send the Authorization header, so with a key the file comes as a blob
-  note.textContent = t("audioLoading");
-  note.hidden = false;
+}
+
+/** Play from `link`; with `keepPlace`, at the same time and in the same play/pause state. */
+function useLink(link, keepPlace) {
+  const player = $("player");
+  state.audio.pending = null;
+  if (keepPlace) {
+    const position = player.currentTime;
+    const playing = !player.paused;
+    player.addEventListener(
+      "loadedmetadata",
+      () => {
+        player.currentTime = position;
+        if (playing) player.play().catch(() => {});
+      },
+      { once: true },
+    );
+  }
+  player.src = link.url;
+}
+
+async function setupAudio(id) {
+  const note = $("player-note");
+  const player = $("player");
+  note.hidden = true;
+  resetAudio();
+  if (player.getAttribute("src")) {
+    player.removeAttribute("src"); // not the previous recording while this one's link comes
+    player.load();
+  }
+  let link;
   try {
-    const blob = await (await api.request(url)).blob();
-    if (state.openId !== id) return;
-    state.audioUrl = URL.createObjectURL(blob);
-    player.src = state.audioUrl;
-    note.hidden = true;
+    link = await api.audioLink(id);
   } catch (error) {
     if (state.openId !== id) return;
-    note.textContent = error instanceof api.ApiError && error.status === 404 ? t("audioMissing") : describe(error);
+    note.textContent = audioTrouble(error);
+    note.hidden = false;
+    return;
   }
+  if (state.openId !== id) return;
+  keepLink(id, link);
+  useLink(link, false);
+}
+
+async function renewLink(id) {
+  let link;
+  try {
+    link = await api.audioLink(id);
+  } catch {
+    return; // the player's error handler asks again if the old link runs out
+  }
+  if (state.openId !== id || state.audio.id !== id) return;
+  keepLink(id, link);
+  const player = $("player");
+  if (player.error) return; // nothing plays; a new src would only fail again
+  if (player.paused) useLink(link, true);
+  else state.audio.pending = link; // swapped in at the next pause
+}
+
+function onPlayerPause() {
+  if (state.audio.pending && state.openId === state.audio.id) useLink(state.audio.pending, true);
 }
 
 async function onPlayerError() {
@@ -612,16 +675,31 @@ async function onPlayerError() {
   const player = $("player");
   if (!id || !player.getAttribute("src")) return;
   const note = $("player-note");
-  if (!state.audioUrl) {
-    // tell "cannot decode" apart from "cannot fetch"
+  const sinceRetry = performance.now() - state.audio.retriedAt;
+  if (state.audio.signed && state.audio.id === id && sinceRetry > RETRY_GAP_MS) {
+    // most likely the link expired (the tab slept through its renewal): once more, fresh
+    state.audio.retriedAt = performance.now();
     try {
-      await api.request(`/v1/jobs/${encodeURIComponent(id)}/audio`, { headers: { Range: "bytes=0-0" } });
+      const link = await api.audioLink(id);
+      if (state.openId !== id) return;
+      keepLink(id, link);
+      useLink(link, true);
+      return;
     } catch (error) {
       if (state.openId !== id) return;
-      note.textContent = error instanceof api.ApiError && error.status === 404 ? t("audioMissing") : describe(error);
+      note.textContent = audioTrouble(error);
       note.hidden = false;
       return;
     }
+  }
+  // tell "cannot decode" apart from "cannot fetch"
+  try {
+    await api.request(`/v1/jobs/${encodeURIComponent(id)}/audio`, { headers: { Range: "bytes=0-0" } });
+  } catch (error) {
+    if (state.openId !== id) return;
+    note.textContent = audioTrouble(error);
+    note.hidden = false;
+    return;
   }
   if (state.openId !== id) return;
   note.textContent = t("audioUnsupported");
@@ -782,8 +860,21 @@ async function removeJob(cancelling) {
       return;
     }
   }
-  forget(job.id);
-  $("pick").focus();
+  if (!cancelling) {
+    forget(job.id);
+    $("pick").focus();
+    return;
+  }
+  // A cancelled job stays listed as cancelled (as the server keeps it until retention, and a
+  // reload would show it); its text and audio are gone. One that finished first is gone.
+  state.streams.get(job.id)?.abort();
+  state.streams.delete(job.id);
+  state.segments.set(job.id, []);
+  await refreshJob(job.id);
+  if (state.openId !== job.id) return;
+  renderTranscript([]);
+  setupAudio(job.id);
+  $("delete").focus();
 }
 
 // -- wiring -------------------------------------------------------------------------------
@@ -862,6 +953,7 @@ function wire() {
   player.addEventListener("seeked", () => highlight(player.currentTime));
   player.addEventListener("timeupdate", () => highlight(player.currentTime));
   player.addEventListener("error", onPlayerError);
+  player.addEventListener("pause", onPlayerPause);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && state.openId && !document.querySelector("dialog[open]")) closeView();
   });
