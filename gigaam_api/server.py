@@ -24,9 +24,10 @@ from fastapi import FastAPI
 
 from gigaam_api import audio
 from gigaam_api.api.app import build_app
-from gigaam_api.api.job_routes import start_jobs
+from gigaam_api.api.job_metrics import JobMetrics
 from gigaam_api.api.routes import AppContext
 from gigaam_api.config import Settings, load_settings
+from gigaam_api.jobs.lifecycle import JobsState, start_jobs
 from gigaam_api.logging import configure_logging
 from gigaam_api.service.metrics import Metrics
 from gigaam_api.service.model_service import Loader, ModelService
@@ -70,7 +71,7 @@ def create_app(
         audio.pool.prestart_soon()  # the first compressed upload does not wait for a worker
         wyoming = WyomingServer.for_core(ctx) if settings.wyoming_uri else None
         app.state.wyoming = wyoming
-        jobs = start_jobs(app.state.jobs, settings, service, metrics)  # durable jobs
+        jobs = _start_jobs(app.state.jobs, settings, service, metrics)
         try:
             if wyoming is not None:
                 await wyoming.start()
@@ -78,12 +79,26 @@ def create_app(
         finally:
             if wyoming is not None:  # before the worker stops: cancels utterances under way
                 await wyoming.stop()
-            if jobs is not None:
-                jobs.stop()  # before the worker: running jobs give their leases back
+            jobs.stop()  # before the worker: running jobs give their leases back
             service.stop()
             uploads.close()
 
     return build_app(ctx, lifespan=lifespan)
+
+
+def _start_jobs(
+    state: JobsState, settings: Settings, service: ModelService, metrics: Metrics
+) -> JobsState:
+    """The durable jobs on the model service's scheduler, counted in the server's metrics."""
+    job_metrics = JobMetrics(metrics.registry)
+    return start_jobs(
+        state,
+        settings,
+        lambda: service.scheduler,
+        on_progress=job_metrics.add_processed,
+        on_event=job_metrics.count,
+        on_open=lambda jobs: job_metrics.bind(jobs.store.counts_by_status),
+    )
 
 
 def create_app_from_env() -> FastAPI:

@@ -131,7 +131,8 @@ MAY_IMPORT: dict[str, set[str]] = {
         "cancellation",
     },
     "loading": {"config", "model", "weights", "catalogue", "formats", "options", "transcript"},
-    "jobs": {"config", "pipeline", "audio", "scheduler", "cancellation", "transcript"},
+    # Durable jobs run over the core: its scheduler and its reading of a failed run.
+    "jobs": {"config", "pipeline", "audio", "scheduler", "cancellation", "transcript", "service"},
     # The service core: below every door, knowing none of them.
     "service": BELOW_THE_CORE,
     # The doors: over the core, never over each other (only ``server`` puts them together).

@@ -283,12 +283,12 @@ def test_expired_and_forged_links_are_refused(
     _refused(http.get(f"/v1/jobs/{job_a}/audio", params=flipped), "invalid_signature")
 
     # a short-lived link works, then stops working on its own
-    app.state.jobs.link_seconds = 2
+    app.state.ctx.link_seconds = 2
     try:
         short = _link(http, job_a)
         assert short["expires_in"] == 2
     finally:
-        app.state.jobs.link_seconds = audio_links.LINK_SECONDS
+        app.state.ctx.link_seconds = audio_links.LINK_SECONDS
     assert http.get(short["url"], headers={"Range": "bytes=0-0"}).status_code in (206, 401)
     wait_for(lambda: http.get(short["url"]).status_code == 401, what="the link to expire")
     _refused(http.get(short["url"]), "signature_expired")

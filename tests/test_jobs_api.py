@@ -20,7 +20,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.jobs.runner import apply_retention
+from gigaam_api import audio
+from gigaam_api.jobs.runner import apply_retention, job_error
 from gigaam_api.jobs.service import JobService
 from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve, tiled_wav
@@ -285,6 +286,29 @@ def test_a_truncated_file_fails_cleanly_and_the_next_job_runs(
     assert "truncated" in failed["error"]["message"]
     assert http.get(f"/v1/jobs/{broken['id']}/result").status_code == 409
     assert wait_job(http, following["id"])["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        audio.EmptyAudio("the file holds no audio"),
+        audio.FfmpegMissing("the decoder cannot start"),
+        audio.DecoderCrashed("the decoder was killed", user_error=False),
+        RuntimeError("a bug"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_failed_job_says_what_the_synchronous_endpoint_says(error: Exception) -> None:
+    """A job's ``error`` is the core's reading of the failure (``failure_of``), in the OpenAI
+    fields: the client's audio keeps its message and code, the server's keeps its own, and a
+    bug names the job (whose id the client holds) without leaking the exception."""
+    failed = job_error(error, "job_0123")
+    if isinstance(error, audio.AudioError):
+        assert (failed.message, failed.code) == (error.message, error.code)
+        assert failed.type == ("invalid_request_error" if error.user_error else "server_error")
+    else:
+        assert failed.message == "Internal error while transcribing (job id job_0123)"
+        assert (failed.type, failed.code) == ("server_error", None)
 
 
 # -- events --------------------------------------------------------------------------------

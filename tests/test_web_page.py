@@ -591,7 +591,7 @@ def test_an_expiring_link_is_renewed_and_the_player_keeps_its_place(
     session.page.clock.install()  # the page's timers, so they can be stopped below
     page = session.open(keyed_server.url + "/")
     _enter_key(page)
-    keyed_server.app.state.jobs.link_seconds = 4
+    keyed_server.app.state.ctx.link_seconds = 4
     try:
         job_id = _open_finished(page, audio)
         audio_path = f"/v1/jobs/{job_id}/audio"
@@ -624,7 +624,7 @@ def test_an_expiring_link_is_renewed_and_the_player_keeps_its_place(
             " && p.readyState >= 2)(document.getElementById('player'))",
         )
     finally:
-        keyed_server.app.state.jobs.link_seconds = audio_links.LINK_SECONDS
+        keyed_server.app.state.ctx.link_seconds = audio_links.LINK_SECONDS
     served = keyed_server.seen("GET", audio_path)
     refused = [s for s in served if s.status == 401]
     assert refused and all(

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -50,7 +48,6 @@ from gigaam_api.api.errors import (
     not_found,
     too_many_jobs,
 )
-from gigaam_api.api.job_metrics import JobMetrics
 from gigaam_api.api.params import (
     parse_bool,
     parse_granularities,
@@ -59,14 +56,14 @@ from gigaam_api.api.params import (
 )
 from gigaam_api.api.ranges import file_response, media_type_for
 from gigaam_api.api.record import record_of
+from gigaam_api.api.routes import AppContext
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
 from gigaam_api.formats import render
 from gigaam_api.jobs.database import describe_error, is_unavailable
+from gigaam_api.jobs.lifecycle import JobsState
 from gigaam_api.jobs.model import FINISHED, Job, deleted_object, job_object, segment_payload
 from gigaam_api.jobs.service import JobLimit, JobService
-from gigaam_api.service.metrics import Metrics
-from gigaam_api.service.model_service import ModelService
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
@@ -76,78 +73,8 @@ EVENTS_POLL_S = 0.25
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 
-#: Seconds between attempts to open a shared job database that was unreachable at start.
-CONNECT_RETRY_S = 2.0
-
 job_router = APIRouter()
 T = TypeVar("T")
-
-
-@dataclass
-class JobsState:
-    """``app.state.jobs``: the job service once started, or why it is not available."""
-
-    service: JobService | None = None
-    error: str | None = "starting"
-    #: A shared job database is configured: its absence makes this replica not ready.
-    shared: bool = False
-    #: Lifetime of the signed audio links this server mints (tests shorten it).
-    link_seconds: int = audio_links.LINK_SECONDS
-    _stopping: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def stop(self) -> None:
-        """At app shutdown: stop retrying to open the store, stop the runner."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(CONNECT_RETRY_S * 4)
-        if self.service is not None:
-            self.service.stop()
-
-
-def start_jobs(
-    state: JobsState, settings: Settings, service: ModelService, metrics: Metrics
-) -> JobsState:
-    """Open the job store and start the runner (at app start-up). A job store that cannot be
-    opened (``JOBS_DIR`` not writable) disables jobs with a logged reason instead of taking the
-    synchronous API down with it. A shared database that cannot be reached yet is retried in
-    the background, and the replica reports not ready (``/health``) until it answers."""
-    job_metrics = JobMetrics(metrics.registry)
-    state.shared = bool(settings.jobs_database_url)
-
-    def open_service() -> bool:
-        try:
-            jobs = JobService(
-                settings,
-                lambda: service.scheduler,
-                on_progress=job_metrics.add_processed,
-                on_event=job_metrics.count,
-            )
-            jobs.start()
-        except Exception as exc:
-            if state.shared and is_unavailable(exc):
-                state.error = f"job database unavailable: {describe_error(exc)}"
-                return False
-            state.error = f"{type(exc).__name__}: {exc}"
-            log.error("durable jobs are disabled: %s", state.error)
-            return True
-        job_metrics.bind(jobs.store.counts_by_status)
-        state.service, state.error = jobs, None
-        return True
-
-    if not open_service():
-        log.warning("%s; retrying every %.0f s", state.error, CONNECT_RETRY_S)
-
-        def retry() -> None:
-            while not state._stopping.wait(CONNECT_RETRY_S):
-                if open_service():
-                    if state.service is not None:
-                        log.info("job database reachable: durable jobs started")
-                    return
-
-        state._thread = threading.Thread(target=retry, name="job-store-connect", daemon=True)
-        state._thread.start()
-    return state
 
 
 async def _db(call: Callable[..., T], *args: Any) -> T:
@@ -342,14 +269,14 @@ async def job_audio(request: Request, job_id: str) -> Response:
 
     Opens with the key or with a signed link to this job (checked before the job is looked
     up, so a refused link learns nothing about which jobs exist)."""
-    state: JobsState = request.app.state.jobs
+    ctx: AppContext = request.app.state.ctx
     check_audio_access(
         request.headers,
         _query_fields(request),
-        request.app.state.ctx.settings.api_key,
+        ctx.settings.api_key,
         job_id,
         now=time.time(),
-        lifetime=state.link_seconds,
+        lifetime=ctx.link_seconds,
     )
     _, service = _service(request)
     job = await _job(service, job_id)
@@ -387,7 +314,7 @@ async def job_audio_link(request: Request, job_id: str) -> JSONResponse:
         "expires_in": None,
     }
     if settings.api_key:
-        lifetime: int = request.app.state.jobs.link_seconds
+        lifetime = request.app.state.ctx.link_seconds
         link = audio_links.sign(settings.api_key, job_id, now=time.time(), lifetime=lifetime)
         body.update(url=f"{path}?{link.query()}", expires_at=link.expires, expires_in=lifetime)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -27,10 +27,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from gigaam_api.api import sse
+from gigaam_api.api import audio_links, sse
 from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.errors import ApiError, map_pipeline_error, not_found
-from gigaam_api.api.job_routes import JobsState
 from gigaam_api.api.params import (
     TranscriptionParams,
     parse_transcription_params,
@@ -40,6 +39,7 @@ from gigaam_api.api.record import record_of
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
 from gigaam_api.formats import DeltaJoiner, render
+from gigaam_api.jobs.lifecycle import JobsState
 from gigaam_api.model import Result
 from gigaam_api.scheduler import Ticket
 from gigaam_api.service.context import ServiceContext
@@ -67,6 +67,8 @@ class AppContext(ServiceContext):
     #: The ``created`` time of the model cards (``/v1/models``): when the server started.
     created: int
     keepalive_seconds: float = 10.0  # well under the 15 s proxies and clients tolerate idle
+    #: Lifetime of the signed links to a job's audio this server mints (tests shorten it).
+    link_seconds: int = audio_links.LINK_SECONDS
 
 
 def _ctx(request: Request) -> AppContext:

@@ -36,6 +36,7 @@ from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import Job, JobError
 from gigaam_api.jobs.store import DEFAULT_LEASE_SECONDS, JobStore, LeaseLost
 from gigaam_api.scheduler import Scheduler, SchedulerClosed, Ticket
+from gigaam_api.service.errors import failure_of
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,12 @@ class DecodeStart:
 
 def job_error(error: BaseException, job_id: str) -> JobError:
     """The ``error`` of a failed job: the same message, type and code the synchronous endpoint
-    would answer for the same file."""
-    if isinstance(error, audio.AudioError):
-        if error.user_error:
-            return JobError(error.message, "invalid_request_error", error.code)
-        return JobError(error.message, "server_error", error.code)
-    return JobError(f"Internal error while transcribing (job id {job_id})", "server_error", None)
+    would answer for the same file, read by the core's one classification (which also logs
+    the server's failures). The client's audio is an ``invalid_request_error``, the rest
+    ours; a stopped run never gets here (the runner resumes or drops it instead)."""
+    failure = failure_of(error, job_id, what="job")
+    kind = "invalid_request_error" if failure.kind == "invalid_audio" else "server_error"
+    return JobError(failure.message, kind, failure.code)
 
 
 def truncation_error(probed: float | None, decoded: float) -> JobError | None:
@@ -255,8 +256,6 @@ class JobRunner:
                 )
                 return
             error = job_error(exc, job.id)
-            if not isinstance(exc, audio.AudioError) or not exc.user_error:
-                log.error("job %s failed", job.id, exc_info=exc)
             if self.store.fail(job, error):
                 self._event(lease.FAILED)
                 log.info("job %s failed: %s", job.id, error.message)

@@ -80,24 +80,26 @@ def cancelled() -> ServiceError:
 # -- a failed run ------------------------------------------------------------------------------
 
 
-def failure_of(error: BaseException, request_id: str) -> ServiceError:
+def failure_of(error: BaseException, request_id: str, *, what: str = "request") -> ServiceError:
     """What a failed pipeline run (or a probe of its input) means for the client.
 
     The client's fault (not audio, empty, too long) keeps the audio layer's message and code;
     an audio failure that is the server's (the decoder cannot start, or was killed from
     outside) is internal with that message and code; anything else is logged with its
-    traceback and reported as a generic internal error that carries the request id.
+    traceback and reported as a generic internal error that carries the request id. ``what``
+    names the work in the log and that message: a durable job says ``"job"`` (its id is the
+    one the client holds).
     """
     if isinstance(error, ServiceError):
         return error
     if isinstance(error, AudioError):
         if error.user_error:
             return ServiceError("invalid_audio", error.message, code=error.code)
-        log.error("request %s: %s %s", request_id, error.message, error.detail)
+        log.error("%s %s: %s %s", what, request_id, error.message, error.detail)
         return ServiceError("internal", error.message, code=error.code)
     if isinstance(error, Cancelled):
         return cancelled()
     if isinstance(error, SchedulerClosed):
         return shutting_down()
-    log.error("request %s: transcription failed", request_id, exc_info=error)
-    return ServiceError("internal", f"Internal error while transcribing (request id {request_id})")
+    log.error("%s %s: transcription failed", what, request_id, exc_info=error)
+    return ServiceError("internal", f"Internal error while transcribing ({what} id {request_id})")
