@@ -23,7 +23,8 @@ runner bounds them with ``JOB_CONCURRENCY``). A background batch is run in slice
 time budget (``background_budget_s``, estimated from the seconds per wave measured so far; at
 least one wave), re-checking for interactive work between slices: a 3 s clip that arrives
 while a long work runs then waits for at most about one budget (one ~22 s chunk on a slow CPU)
-instead of a whole batch of four. While interactive tickets are admitted, slices are at most
+instead of a whole batch of four (with the second lane, below, it does not wait at all: a
+short clip runs beside the slice). While interactive tickets are admitted, slices are at most
 one wave. With a fast model the budget holds the whole batch, so nothing is lost.
 
 Combined calls (``combine_samples`` > 0). Every model call has a fixed cost and a 3 s clip
