@@ -189,6 +189,23 @@ def owner_of(database_url: str, job_id: str) -> str | None:
     return None if job is None else job.lease_owner
 
 
+def started_job(
+    replicas: dict[str, Replica], database_url: str, path: Path
+) -> tuple[str, Replica, Replica]:
+    """Submit ``path`` to replica A; once a replica runs it: (job id, its runner, the other)."""
+    job_id = submit_ok(replicas["replica-a"].http, path)["id"]
+    wait_for(lambda: owner_of(database_url, job_id) is not None, what="the job to start")
+    runner = replicas[owner_of(database_url, job_id) or ""]
+    return job_id, runner, next(r for r in replicas.values() if r is not runner)
+
+
+def wait_partly_committed(database_url: str, job_id: str) -> None:
+    wait_for(
+        lambda: committed_seconds(database_url, job_id) >= KILL_AFTER_SECONDS,
+        what="part of the job to be committed",
+    )
+
+
 # -- the tests -------------------------------------------------------------------------------------
 
 
@@ -224,16 +241,9 @@ def test_jobs_submitted_to_one_replica_are_run_by_both_and_readable_from_either(
 def test_a_killed_replica_s_job_is_resumed_by_the_other_and_no_job_is_lost_or_run_twice(
     replicas: dict[str, Replica], database_url: str, long_wav: Path, medium_wav: Path
 ) -> None:
-    a = replicas["replica-a"]
-    long_id = submit_ok(a.http, long_wav)["id"]
-    wait_for(lambda: owner_of(database_url, long_id) is not None, what="the long job to start")
-    victim = replicas[owner_of(database_url, long_id) or ""]
-    survivor = next(r for r in replicas.values() if r is not victim)
+    long_id, victim, survivor = started_job(replicas, database_url, long_wav)
     others = [submit_ok(survivor.http, medium_wav)["id"] for _ in range(20)]
-    wait_for(
-        lambda: committed_seconds(database_url, long_id) >= KILL_AFTER_SECONDS,
-        what="part of the long job to be committed",
-    )
+    wait_partly_committed(database_url, long_id)
     # Frozen first, so what is read is exactly what the killed replica leaves behind: polled
     # through the survivor's HTTP the job could race to its end between two polls on a fast box.
     victim.signal(signal.SIGSTOP)
@@ -266,15 +276,8 @@ def test_a_killed_replica_s_job_is_resumed_by_the_other_and_no_job_is_lost_or_ru
 def test_a_paused_replica_that_lost_its_lease_writes_nothing_more(
     replicas: dict[str, Replica], database_url: str, long_wav: Path
 ) -> None:
-    a = replicas["replica-a"]
-    job_id = submit_ok(a.http, long_wav)["id"]
-    wait_for(lambda: owner_of(database_url, job_id) is not None, what="the job to start")
-    paused = replicas[owner_of(database_url, job_id) or ""]
-    other = next(r for r in replicas.values() if r is not paused)
-    wait_for(
-        lambda: committed_seconds(database_url, job_id) >= KILL_AFTER_SECONDS,
-        what="part of the job to be committed",
-    )
+    job_id, paused, other = started_job(replicas, database_url, long_wav)
+    wait_partly_committed(database_url, job_id)
     paused.signal(signal.SIGSTOP)
     try:
         wait_for(

@@ -58,6 +58,11 @@ class GatedModel:
             raise ValueError("model exploded")
         return [float(w[0]) for w in batch]
 
+    def open_gate(self) -> None:
+        """Let the batch held at the gate finish and every later one pass."""
+        self.gated = False
+        self.permits.release()
+
     def wait_entered(self) -> None:
         assert self.entered.acquire(timeout=WAIT), "worker never started the batch"
 
@@ -344,8 +349,7 @@ def test_waiting_interactive_batches_share_one_model_call(
     blocker, _, callers = queue_behind_blocker(
         combining, model, [("a", [1.0], 4), ("b", [2.0, 3.0], 4), ("c", [4.0], 4)]
     )
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     assert blocker.join().result == [0.0]
     assert [c.join().result for c in callers] == [[1.0], [2.0, 3.0], [4.0]]
     assert model.calls == [[0.0], [1.0, 2.0, 3.0, 4.0]]
@@ -367,8 +371,7 @@ def test_without_request_combining_each_call_holds_one_requests_waves(
         blocker, _, callers = queue_behind_blocker(
             sched, model, [("a", [1.0], 4), ("b", [2.0, 3.0], 4)]
         )
-        model.gated = False
-        model.permits.release()
+        model.open_gate()
         assert blocker.join().result == [0.0]
         assert [c.join().result for c in callers] == [[1.0], [2.0, 3.0]]
         with sched.admit("r") as ticket:
@@ -389,8 +392,7 @@ def test_combined_turns_keep_round_robin_one_batch_per_ticket(
     batches = [("a", [10.0], 4), ("a", [11.0], 4), ("a", [12.0], 4)]
     batches += [("b", [20.0], 4), ("c", [30.0], 4)]
     blocker, _, callers = queue_behind_blocker(combining, model, batches)
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     for caller in [blocker, *callers]:
         assert caller.join().error is None
     assert calls(combining) == [
@@ -407,8 +409,7 @@ def test_a_batch_too_big_to_combine_heads_the_next_turn(
     # "big" (4 waves of 16 samples = the whole 64-sample budget) cannot join "a"'s turn, "c" can
     batches = [("a", [1.0], 4), ("big", [5.0, 6.0, 7.0, 8.0], 16), ("c", [3.0], 4)]
     blocker, _, callers = queue_behind_blocker(combining, model, batches)
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     for caller in [blocker, *callers]:
         assert caller.join().error is None
     assert calls(combining) == [
@@ -426,8 +427,7 @@ def test_waves_of_different_lengths_go_to_separate_calls(
     # a 4-sample clip is not padded to 16 samples: the turn is planned as two calls
     batches = [("long", [5.0, 6.0], 16), ("clip", [1.0], 4), ("long2", [7.0], 15)]
     blocker, _, callers = queue_behind_blocker(combining, model, batches)
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     assert blocker.join().result == [0.0]
     assert [c.join().result for c in callers] == [[5.0, 6.0], [1.0], [7.0]]
     assert model.calls[1:] == [[5.0, 6.0, 7.0], [1.0]]
@@ -460,8 +460,7 @@ def test_cancelling_one_owner_of_a_combined_call_spares_the_others(
     assert model.calls[-1] == [1.0, 2.0]
     tickets["a"].cancel()
     assert isinstance(callers[0].join().error, Cancelled)  # woken while the call runs
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     assert callers[1].join().result == [2.0]
     assert tickets["b"].infer([wave(3.0)]) == [3.0]
     with pytest.raises(Cancelled):
@@ -481,8 +480,7 @@ def test_a_cancelled_owner_s_waves_never_reach_a_later_call_of_the_turn(
     assert model.calls[-1] == [5.0]
     tickets["clip"].cancel()
     assert isinstance(callers[1].join().error, Cancelled)
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     assert callers[0].join().result == [5.0]
     assert callers[2].join().result == [2.0]
     assert model.calls[-1] == [2.0]  # the cancelled clip was dropped from its call
@@ -495,8 +493,7 @@ def test_a_failed_combined_call_is_retried_per_owner(
     model.fail_on = 13.0
     batches = [("a", [1.0], 4), ("bad", [13.0], 4), ("c", [3.0], 4)]
     blocker, _, callers = queue_behind_blocker(combining, model, batches)
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     blocker.join()
     good_a, bad, good_c = (c.join() for c in callers)
     assert good_a.result == [1.0] and good_c.result == [3.0]
@@ -519,8 +516,7 @@ def test_background_work_is_never_combined_and_waits_for_interactive_work(
     a, b = combining.admit("a"), combining.admit("b")
     interactive = [Caller(a, [1.0]), Caller(b, [2.0])]
     wait_pending(combining, 3)
-    model.gated = False
-    model.permits.release()
+    model.open_gate()
     for caller in [running, queued_job, *interactive]:
         assert caller.join().error is None
     assert calls(combining) == [

@@ -594,6 +594,14 @@ function resetAudio() {
   state.audio = { id: null, signed: false, retriedAt: -Infinity, pending: null, timer: null };
 }
 
+// The note under the player, unless the person has opened another job meanwhile.
+function showAudioNote(id, text) {
+  if (state.openId !== id) return;
+  const note = $("player-note");
+  note.textContent = text;
+  note.hidden = false;
+}
+
 function audioTrouble(error) {
   return error instanceof api.ApiError && error.status === 404 ? t("audioMissing") : describe(error);
 }
@@ -629,9 +637,8 @@ function useLink(link, keepPlace) {
 }
 
 async function setupAudio(id) {
-  const note = $("player-note");
   const player = $("player");
-  note.hidden = true;
+  $("player-note").hidden = true;
   resetAudio();
   if (player.getAttribute("src")) {
     player.removeAttribute("src"); // not the previous recording while this one's link comes
@@ -641,9 +648,7 @@ async function setupAudio(id) {
   try {
     link = await api.audioLink(id);
   } catch (error) {
-    if (state.openId !== id) return;
-    note.textContent = audioTrouble(error);
-    note.hidden = false;
+    showAudioNote(id, audioTrouble(error));
     return;
   }
   if (state.openId !== id) return;
@@ -674,7 +679,6 @@ async function onPlayerError() {
   const id = state.openId;
   const player = $("player");
   if (!id || !player.getAttribute("src")) return;
-  const note = $("player-note");
   const sinceRetry = performance.now() - state.audio.retriedAt;
   if (state.audio.signed && state.audio.id === id && sinceRetry > RETRY_GAP_MS) {
     // most likely the link expired (the tab slept through its renewal): once more, fresh
@@ -686,9 +690,7 @@ async function onPlayerError() {
       useLink(link, true);
       return;
     } catch (error) {
-      if (state.openId !== id) return;
-      note.textContent = audioTrouble(error);
-      note.hidden = false;
+      showAudioNote(id, audioTrouble(error));
       return;
     }
   }
@@ -696,14 +698,10 @@ async function onPlayerError() {
   try {
     await api.request(`/v1/jobs/${encodeURIComponent(id)}/audio`, { headers: { Range: "bytes=0-0" } });
   } catch (error) {
-    if (state.openId !== id) return;
-    note.textContent = audioTrouble(error);
-    note.hidden = false;
+    showAudioNote(id, audioTrouble(error));
     return;
   }
-  if (state.openId !== id) return;
-  note.textContent = t("audioUnsupported");
-  note.hidden = false;
+  showAudioNote(id, t("audioUnsupported"));
 }
 
 function seek(seconds) {
