@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +68,45 @@ def read_events(
                 field, _, value = line.partition(": ")
                 current[field] = json.loads(value) if field == "data" else value
     return events
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped by a signal (state ``T`` in /proc)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        states.append(stat.rsplit(")", 1)[-1].split()[0])
+    return bool(states) and all(state in "Tt" for state in states)
+
+
+def freeze_mid_job(
+    pid: int, read: Callable[[], tuple[Any, Any]], at_least: float, timeout: float = TIMEOUT
+) -> tuple[Any, Any]:
+    """SIGSTOP the server process ``pid`` while its job is running with at least ``at_least``
+    seconds committed; returns ``read()`` (the job and its segments) as the frozen process
+    leaves them. The process stays stopped: the caller kills or continues it.
+
+    Why stepping rather than polling and then stopping: the fixture model recognises a 900 s
+    file in about a second on an idle machine, so a stop sent after a poll may land after the
+    job's end. Here the process runs in 10 ms slices and is frozen between them, so it is
+    caught within one slice of the threshold whatever the speed of the machine. What is read
+    must be read twice alike: a commit already sent to a database server lands a moment after
+    its client stops.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: is_stopped(pid), timeout=10, what="the process to stop")
+        first = read()
+        time.sleep(0.05)
+        state = read()
+        job = state[0]
+        assert job is not None and job.status not in FINISHED, f"the job ended first: {job}"
+        if state == first and job.status == "running" and job.processed_seconds >= at_least:
+            return state
+        assert time.monotonic() < deadline, "timed out waiting for the job to commit enough"
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.01)

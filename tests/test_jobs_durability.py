@@ -35,7 +35,7 @@ from gigaam_api.server import create_app
 from gigaam_api.transcript import Segment
 from tests.api_server import free_port, real_model_settings, serve, server_process, tiled_wav
 from tests.conftest import CORPUS_DIR, REPO_ROOT
-from tests.jobs_helpers import TIMEOUT, submit, submit_ok, wait_for, wait_job
+from tests.jobs_helpers import TIMEOUT, freeze_mid_job, submit, submit_ok, wait_job
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
 LONG_SOURCE = CORPUS_DIR / "longform" / "longform_espeak_ru.wav"
@@ -58,12 +58,6 @@ def read_store(jobs_dir: Path, job_id: str) -> tuple[Any, list[Segment]]:
         return store.get(job_id), store.segments(job_id)
     finally:
         store.close()
-
-
-def committed_seconds(jobs_dir: Path, job_id: str) -> float:
-    """``processed_seconds`` straight from the store, polled without going through the server."""
-    job, _ = read_store(jobs_dir, job_id)
-    return 0.0 if job is None else float(job.processed_seconds)
 
 
 def check_resumed(
@@ -146,13 +140,10 @@ def test_kill_9_mid_job_resumes_after_the_last_committed_chunk(
     try:
         with httpx.Client(base_url=first.url, timeout=TIMEOUT) as http:
             job = submit_ok(http, long_wav)
-            wait_for(
-                lambda: committed_seconds(jobs_dir, job["id"]) >= STOP_AFTER_SECONDS,
-                what="part of the job to be committed",
-            )
             # Frozen first, so what is read is exactly what the killed process leaves behind.
-            first.proc.send_signal(signal.SIGSTOP)
-            killed, before = read_store(jobs_dir, job["id"])
+            killed, before = freeze_mid_job(
+                first.proc.pid, lambda: read_store(jobs_dir, job["id"]), STOP_AFTER_SECONDS
+            )
     finally:
         first.kill()
     assert killed.status == "running" and killed.attempt == 1
@@ -195,6 +186,28 @@ def job_audio_samples(app: FastAPI, job_id: str) -> int:
     return sum(b.audio_samples for b in served if b.request_id == job_id and not b.failed)
 
 
+def hold_after_commit(app: FastAPI, at_least: float) -> threading.Event:
+    """Hold the job runner after its first commit of ``at_least`` seconds until it is stopping.
+
+    The stop then lands mid-job whatever the speed of the machine (the fixture model
+    recognises the whole 900 s file in about a second). The commit itself is the real one;
+    the returned event is set once it is written.
+    """
+    runner = app.state.jobs.service.runner
+    commit = runner.store.commit_chunk
+    committed = threading.Event()
+
+    def commit_then_hold(job: Any, end: float, segments: Any) -> bool:
+        written: bool = commit(job, end, segments)
+        if end >= at_least and not committed.is_set():
+            committed.set()
+            runner._stopping.wait(TIMEOUT)  # the server's shutdown has begun
+        return written
+
+    runner.store.commit_chunk = commit_then_hold
+    return committed
+
+
 def test_graceful_stop_mid_job_resumes_at_the_next_start(
     golden_dir: Path, long_wav: Path, tmp_path: Path
 ) -> None:
@@ -202,12 +215,10 @@ def test_graceful_stop_mid_job_resumes_at_the_next_start(
     app = app_for(golden_dir, tmp_path / "models", jobs_dir)
     with serve(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as http:
         assert app.state.ctx.service.wait_loaded(TIMEOUT)
+        committed = hold_after_commit(app, STOP_AFTER_SECONDS)
         job = submit_ok(http, long_wav)
         reference_job = submit_ok(http, long_wav)  # runs after the first: its reference
-        wait_for(
-            lambda: committed_seconds(jobs_dir, job["id"]) >= STOP_AFTER_SECONDS,
-            what="part of the job to be committed",
-        )
+        assert committed.wait(TIMEOUT)
     stopped, before = read_store(jobs_dir, job["id"])
     assert stopped.status == "running" and stopped.lease_owner is None  # lease given back
     resumed_at = stopped.processed_seconds

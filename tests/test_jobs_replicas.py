@@ -9,7 +9,7 @@ which attempt wrote each segment, where each attempt started decoding.
 * Jobs submitted to replica A are run by both replicas; every result is readable from B.
 * The replica running a long job is SIGKILLed: the other resumes it after the lease expires,
   from the last committed chunk (decoding starts exactly there), with no duplicate and no
-  gap; of 20 more jobs submitted with it none is lost and none is run twice.
+  gap; of 20 more jobs submitted while it is frozen none is lost and none is run twice.
 * The replica running a job is SIGSTOPped past its lease, the other takes the job over, then
   the first is SIGCONTed: it writes nothing more to the job (no segment of its attempt after
   the takeover; completed by the new owner) and counts a lease loss.
@@ -37,7 +37,14 @@ from gigaam_api.jobs.store import SqlJobStore, segments_table
 from gigaam_api.transcript import Segment
 from tests.api_server import free_port, server_process, tiled_wav
 from tests.conftest import CORPUS_DIR, REPO_ROOT
-from tests.jobs_helpers import TIMEOUT, read_events, submit_ok, wait_for, wait_job
+from tests.jobs_helpers import (
+    TIMEOUT,
+    freeze_mid_job,
+    read_events,
+    submit_ok,
+    wait_for,
+    wait_job,
+)
 from tests.postgres import PostgresServer
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
@@ -178,12 +185,6 @@ def check_one_run(database_url: str, job_id: str) -> list[Any]:
     return rows
 
 
-def committed_seconds(database_url: str, job_id: str) -> float:
-    """``processed_seconds`` straight from the database (the replicas' HTTP may lag behind)."""
-    job, _ = read_job(database_url, job_id)
-    return 0.0 if job is None else float(job.processed_seconds)
-
-
 def owner_of(database_url: str, job_id: str) -> str | None:
     job, _ = read_job(database_url, job_id)
     return None if job is None else job.lease_owner
@@ -199,10 +200,12 @@ def started_job(
     return job_id, runner, next(r for r in replicas.values() if r is not runner)
 
 
-def wait_partly_committed(database_url: str, job_id: str) -> None:
-    wait_for(
-        lambda: committed_seconds(database_url, job_id) >= KILL_AFTER_SECONDS,
-        what="part of the job to be committed",
+def freeze_partly_committed(
+    replica: Replica, database_url: str, job_id: str
+) -> tuple[Any, list[Segment]]:
+    """SIGSTOP ``replica`` with part of its job committed; the job and segments it leaves."""
+    return freeze_mid_job(
+        replica.proc.pid, lambda: read_job(database_url, job_id), KILL_AFTER_SECONDS
     )
 
 
@@ -242,12 +245,11 @@ def test_a_killed_replica_s_job_is_resumed_by_the_other_and_no_job_is_lost_or_ru
     replicas: dict[str, Replica], database_url: str, long_wav: Path, medium_wav: Path
 ) -> None:
     long_id, victim, survivor = started_job(replicas, database_url, long_wav)
+    # Frozen first, so what is read is exactly what the killed replica leaves behind; the
+    # other jobs go in while it is frozen (a replica runs one job at a time: the survivor
+    # runs them, and takes the long job over once the frozen lease runs out or at the kill).
+    killed, before = freeze_partly_committed(victim, database_url, long_id)
     others = [submit_ok(survivor.http, medium_wav)["id"] for _ in range(20)]
-    wait_partly_committed(database_url, long_id)
-    # Frozen first, so what is read is exactly what the killed replica leaves behind: polled
-    # through the survivor's HTTP the job could race to its end between two polls on a fast box.
-    victim.signal(signal.SIGSTOP)
-    killed, before = read_job(database_url, long_id)
     victim.signal(signal.SIGKILL)
     victim.proc.wait(30)
     assert killed.status == "running" and killed.attempt == 1 and killed.replica == victim.name
@@ -277,8 +279,7 @@ def test_a_paused_replica_that_lost_its_lease_writes_nothing_more(
     replicas: dict[str, Replica], database_url: str, long_wav: Path
 ) -> None:
     job_id, paused, other = started_job(replicas, database_url, long_wav)
-    wait_partly_committed(database_url, job_id)
-    paused.signal(signal.SIGSTOP)
+    freeze_partly_committed(paused, database_url, job_id)
     try:
         wait_for(
             lambda: owner_of(database_url, job_id) == other.name, what="the other to take over"
