@@ -138,10 +138,11 @@ class WyomingHandler(AsyncEventHandler):
         finally:
             # Bookkeeping first: a second cancellation during the await below must not leak
             # the connection slot or the temp file.
+            # the last line of the connection is written before its slot is given back
             self._discard_utterance()
+            self.log.info("wyoming client disconnected")
             self._on_exit(self)
             self.writer.close()
-            self.log.info("wyoming client disconnected")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
