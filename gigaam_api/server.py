@@ -24,10 +24,10 @@ from fastapi import FastAPI
 
 from gigaam_api import audio
 from gigaam_api.api.app import build_app
-from gigaam_api.api.job_metrics import JobMetrics
 from gigaam_api.api.routes import AppContext
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.jobs.lifecycle import JobsState, start_jobs
+from gigaam_api.jobs.metrics import JobMetrics
 from gigaam_api.logging import configure_logging
 from gigaam_api.service.metrics import Metrics
 from gigaam_api.service.model_service import Loader, ModelService
