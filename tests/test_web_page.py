@@ -26,7 +26,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Request,
+    expect,
+    sync_playwright,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.api import audio_links
@@ -498,14 +506,21 @@ def _enter_key(page: Page) -> None:
     expect(page.locator("#key-dialog")).to_be_hidden()
 
 
-def _open_finished(page: Page, audio: Path) -> str:
-    """Upload ``audio`` from the page, wait for it to finish, open it; its job id."""
+def _upload_and_open(page: Page, audio: Path, status: str) -> tuple[Locator, str]:
+    """Upload ``audio`` from the page, wait for its row to show ``status``, open it; the row
+    and the job id."""
     page.set_input_files("#file-input", str(audio))
     row = _row(page, audio.name)
-    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(row).to_have_attribute("data-status", status, timeout=TIMEOUT_MS)
     job_id = row.get_attribute("data-id")
     assert job_id
     row.locator(".job-open").click()
+    return row, job_id
+
+
+def _open_finished(page: Page, audio: Path) -> str:
+    """Upload ``audio`` from the page, wait for it to finish, open it; its job id."""
+    _, job_id = _upload_and_open(page, audio, "completed")
     expect(page.locator("#transcript .w").first).to_be_visible()
     wait_until(page, "document.getElementById('player').readyState >= 1")
     return job_id
@@ -671,12 +686,7 @@ def test_cancel_a_running_job_from_the_page(
     audio = _hours_of_mp3(corpus_dir / LONG_SPEECH, tmp_path / "six-hours.mp3", 270)
     http = httpx.Client(base_url=jobs_server.url, timeout=60)
     page = session_factory().open(jobs_server.url + "/")
-    page.set_input_files("#file-input", str(audio))
-    row = _row(page, audio.name)
-    expect(row).to_have_attribute("data-status", "running", timeout=TIMEOUT_MS)
-    job_id = row.get_attribute("data-id")
-    assert job_id
-    row.locator(".job-open").click()
+    row, job_id = _upload_and_open(page, audio, "running")
     cancel = page.locator("#cancel")
     expect(cancel).to_be_visible()
     expect(page.locator("#view-status")).to_contain_text("Transcribing")
