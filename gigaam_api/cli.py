@@ -266,47 +266,66 @@ def transcribe_to_text(
     *,
     progress: bool | None = None,
 ) -> str:
-    """Run the pipeline on one file and render it like the HTTP API would.
+    """Run one file through a core session and render it like the HTTP API would.
 
-    ``infer`` is ``model.transcribe``. Audio problems (not audio, no stream, too long,
-    decoder unavailable) come back as :class:`CliError` with the pipeline's message.
+    ``infer`` is ``model.transcribe``, called directly (no scheduler: one file at a time).
+    Audio problems (not audio, no stream, too long, decoder unavailable) come back as
+    :class:`CliError` with the core's message — the one the HTTP API would answer.
     """
-    from gigaam_api import audio, pipeline
+    from gigaam_api import audio
     from gigaam_api.config import pipeline_options
     from gigaam_api.formats import render
-    from gigaam_api.transcript import Transcript
+    from gigaam_api.service.session import (
+        DirectWorker,
+        DoneEvent,
+        FailedEvent,
+        SegmentEvent,
+        Session,
+        SessionOptions,
+    )
+    from gigaam_api.transcript import Segment, Transcript
 
+    source = audio.FileSource(path)
     try:
-        run = pipeline.transcribe_file(path, infer, pipeline_options(settings))  # probes here
-        segments = list(_with_progress(run, run.duration, path.name, progress))
+        total = source.duration or 0.0  # probes here: a bad file fails before the model runs
     except audio.AudioError as exc:
         raise CliError(exc.message) from None
-    # Exact decoded duration once the iteration finished (the probe may not know it).
-    duration = run.duration
+    options = SessionOptions(pipeline=pipeline_options(settings))
+    session = Session(source, options, DirectWorker(infer), path.name)
+    segments: list[Segment] = []
+    duration = 0.0
+    for event in _with_progress(session.events(), total, path.name, progress):
+        if isinstance(event, SegmentEvent):
+            segments.append(event.segment)
+        elif isinstance(event, DoneEvent):
+            duration = event.duration  # exact decoded duration (the probe may not know it)
+        elif isinstance(event, FailedEvent):
+            raise CliError(event.error.message)
     transcript = Transcript(segments=segments, duration=duration)
     granularities = ("segment", "word") if words else ("segment",)
     return render(transcript, response_format, granularities).body
 
 
 def _with_progress(
-    segments: Iterator[Any], duration: float, name: str, progress: bool | None
+    events: Iterator[Any], duration: float, name: str, progress: bool | None
 ) -> Iterator[Any]:
-    """Pass segments through, advancing a bar over audio seconds on long files (TTY only)."""
+    """Pass session events through, advancing a bar over audio seconds on long files (TTY only)."""
     show = sys.stderr.isatty() if progress is None else progress
     if not show or duration < PROGRESS_MIN_SECONDS:
-        yield from segments
+        yield from events
         return
     from tqdm import tqdm
 
     total = round(duration, 1)
     with tqdm(total=total, unit="s", desc=name, file=sys.stderr, leave=False) as bar:
-        for segment in segments:
+        for event in events:
             # Absolute positions, not increments: float steps would drift past the total.
-            done = min(round(float(segment.end), 1), total)
+            seconds = getattr(event, "seconds", None)  # a progress event: final up to here
+            done = min(round(float(seconds), 1), total) if seconds is not None else bar.n
             if done > bar.n:
                 bar.n = done
                 bar.refresh()
-            yield segment
+            yield event
         bar.n = total  # trailing silence has no segment: the file is done, so is the bar
         bar.refresh()
 

@@ -8,8 +8,11 @@ become subtitle-grade segments that are yielded at once. The buffer only keeps a
 future chunk may still need (from the earliest speech that is not yet chunked), so a 10-hour
 file costs about what a 1-minute file costs.
 
-``infer`` is ``model.transcribe`` for the CLI, or a scheduler ticket's ``infer`` in the server
-(which waits for its round-robin turn on the single inference worker). Cancellation is checked
+The audio comes from a :class:`~gigaam_api.audio.PcmSource`: a file (probed and decoded by
+FFmpeg) or PCM a door pushes (:class:`~gigaam_api.audio.PushedAudio`, read as it arrives).
+``infer`` is a scheduler ticket's ``infer`` in the server (which waits for its round-robin
+turn on the single inference worker), or the model's own call in the CLI; both reach here
+through the service core's session, the pipeline's only caller. Cancellation is checked
 between blocks and before every batch; closing the iterator stops ffmpeg.
 
 Short audio (≤ 25 s) is recognised in one pass, like the reference's short-form ``transcribe``:
@@ -31,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,7 +48,7 @@ from gigaam_api.options import PipelineOptions
 from gigaam_api.transcript import Segment, build_segments, place_words
 from gigaam_api.vad import WINDOW, SileroVad
 
-__all__ = ["Infer", "RecognisedChunk", "Transcription", "transcribe_file"]
+__all__ = ["Form", "Infer", "RecognisedChunk", "Transcription", "transcribe", "transcribe_file"]
 
 
 #: Silence kept around the speech of a short file (seconds).
@@ -52,6 +56,9 @@ SHORT_AUDIO_MARGIN = 0.3
 
 #: Recognise a batch of waves (float32, 16 kHz mono) and return one result per wave.
 Infer = Callable[[list[NDArray[np.float32]]], Sequence[Result]]
+#: ``"auto"``: audio up to ``SHORT_AUDIO_LIMIT`` in one pass, longer audio chunked at pauses;
+#: ``"long"``: always chunked at pauses (a resumed job, a live session's turns).
+Form = Literal["auto", "long"]
 
 
 class _PcmBuffer:
@@ -136,30 +143,29 @@ class Transcription:
 
     def __init__(
         self,
-        path: str | Path,
+        source: audio.PcmSource,
         infer: Infer,
         options: PipelineOptions,
         cancel: threading.Event | None = None,
+        *,
         start_seconds: float = 0.0,
+        first_segment_id: int = 0,
+        form: Form = "auto",
     ) -> None:
-        self.path = Path(path)
+        self.source = source
         self.start_seconds = float(start_seconds)
         self.options = options
+        self.form: Form = "long" if self.start_seconds > 0 else form
         self._infer = infer
         self._cancel = cancel or threading.Event()
         self._reader: audio.PcmStream | None = None
-        self.info = audio.probe(self.path)
-        limit = options.max_audio_seconds
-        if limit and (self.info.duration or 0) > limit:
-            # the reader would refuse too; failing here keeps the error before any output
-            audio.decode_pcm(self.path, max_seconds=limit, info=self.info)
-        self.duration: float = self.info.duration or 0.0
+        self.duration: float = source.duration or 0.0
         self.chunks_recognised = 0
         #: Largest amount of PCM (bytes) held in the rolling buffer: the memory bound in action.
         self.peak_buffer_bytes = 0
         self._chunks = self._run()
         self._segments = (segment for chunk in self._chunks for segment in chunk.segments)
-        self._next_id = 0
+        self._next_id = first_segment_id
         self._last_word_end = self.start_seconds
 
     def __iter__(self) -> Iterator[Segment]:
@@ -194,9 +200,7 @@ class Transcription:
         options = self.options
         first_sample = round(self.start_seconds * SAMPLE_RATE) // WINDOW * WINDOW
         offset = first_sample / SAMPLE_RATE
-        reader = audio.decode_pcm(
-            self.path, max_seconds=options.max_audio_seconds, info=self.info, start_seconds=offset
-        )
+        reader = self.source.open(max_seconds=options.max_audio_seconds, start_seconds=offset)
         self._reader = reader
         if self._cancel.is_set():  # cancelled before we got here
             reader.close()
@@ -206,8 +210,8 @@ class Transcription:
             vad = _OffsetVad(
                 SileroVad(options.vad.threshold, max_speech_s=options.chunking.strict_limit), offset
             )
-            # a resumed job takes the long-form path at once, whatever is left
-            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if self.start_seconds == 0 else -1
+            # long form (a resumed job, a live turn) is chosen up front; "auto" decides by length
+            short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if self.form == "auto" else -1
             regions: list[tuple[float, float]] = []
             blocks = iter(reader)
             for block in blocks:
@@ -340,6 +344,35 @@ class Transcription:
             raise Cancelled("transcription cancelled")
 
 
+def transcribe(
+    source: audio.PcmSource,
+    infer: Infer,
+    options: PipelineOptions | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    start_seconds: float = 0.0,
+    first_segment_id: int = 0,
+    form: Form = "auto",
+) -> Transcription:
+    """Start transcribing ``source``; iterate the result for its segments.
+
+    The pipeline's one entry point (the service core's session is its only caller in the
+    server). A file source has been probed when it was made, so a missing, corrupt, empty or
+    over-long file has already raised its typed :class:`gigaam_api.audio.AudioError`.
+    ``first_segment_id`` numbers the segments on from there (a resumed job continues its ids);
+    ``form`` is ``"auto"`` (one pass for audio up to 25 s, like the reference) or ``"long"``.
+    """
+    return Transcription(
+        source,
+        infer,
+        options or PipelineOptions(),
+        cancel,
+        start_seconds=start_seconds,
+        first_segment_id=first_segment_id,
+        form=form,
+    )
+
+
 def transcribe_file(
     path: str | Path,
     infer: Infer,
@@ -347,9 +380,5 @@ def transcribe_file(
     cancel: threading.Event | None = None,
     start_seconds: float = 0.0,
 ) -> Transcription:
-    """Start transcribing ``path``; iterate the result for its segments.
-
-    Probing happens here, so a missing, corrupt, empty or over-long file raises its typed
-    :class:`gigaam_api.audio.AudioError` before any segment is produced.
-    """
-    return Transcription(path, infer, options or PipelineOptions(), cancel, start_seconds)
+    """:func:`transcribe` over a file (probed here): for tests and benchmarks."""
+    return transcribe(audio.FileSource(path), infer, options, cancel, start_seconds=start_seconds)

@@ -89,12 +89,13 @@ def create_app(
 def _start_jobs(
     state: JobsState, settings: Settings, service: ModelService, metrics: Metrics
 ) -> JobsState:
-    """The durable jobs on the model service's scheduler, counted in the server's metrics."""
+    """The durable jobs, admitted to the service core as background work, counted in the
+    server's metrics."""
     job_metrics = JobMetrics(metrics.registry)
     return start_jobs(
         state,
         settings,
-        lambda: service.scheduler,
+        service,
         on_progress=job_metrics.add_processed,
         on_event=job_metrics.count,
         on_open=lambda jobs: job_metrics.bind(jobs.store.counts_by_status),

@@ -131,14 +131,15 @@ MAY_IMPORT: dict[str, set[str]] = {
         "cancellation",
     },
     "loading": {"config", "model", "weights", "catalogue", "formats", "options", "transcript"},
-    # Durable jobs run over the core: its scheduler and its reading of a failed run.
-    "jobs": {"config", "pipeline", "audio", "scheduler", "cancellation", "transcript", "service"},
+    # Durable jobs run over the core: its sessions (admission, the run, a failure's reading).
+    "jobs": {"config", "audio", "transcript", "service"},
     # The service core: below every door, knowing none of them.
     "service": BELOW_THE_CORE,
     # The doors: over the core, never over each other (only ``server`` puts them together).
     "api": BELOW_THE_CORE | {"service", "jobs", "web"},
     "wyoming": {
         "service",  # the only way it runs work: admission, the pipeline run, failures
+        "audio",  # the pushed-audio source its utterances feed
         "config",
         "formats",
         "transcript",
@@ -190,6 +191,22 @@ def test_the_core_never_reaches_a_door() -> None:
         if _layer(module) == "service":
             reached = {_layer(m) for m in _reachable(module)}
             assert reached & doors == set(), f"{_short(module)} reaches {reached & doors}"
+
+
+def test_only_the_core_session_runs_the_pipeline() -> None:
+    """One run loop: every door and the CLI go through ``service/session.py``, the only module
+    that imports the pipeline's entry point; only the core reaches the scheduler."""
+    pipeline_importers = sorted(
+        _short(module) for module, targets in GRAPH.items() if f"{ROOT}.pipeline" in targets
+    )
+    assert pipeline_importers == ["service.session"]
+    scheduler_importers = sorted(
+        _short(module)
+        for module, targets in GRAPH.items()
+        if _layer(module) not in {"scheduler", "service"}
+        and any(_layer(target) == "scheduler" for target in targets)
+    )
+    assert scheduler_importers == []
 
 
 def test_pipeline_and_scheduler_do_not_know_each_other() -> None:

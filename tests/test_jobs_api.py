@@ -24,6 +24,7 @@ from gigaam_api import audio
 from gigaam_api.jobs.runner import apply_retention, job_error
 from gigaam_api.jobs.service import JobService
 from gigaam_api.server import create_app
+from gigaam_api.service.errors import failure_of
 from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
 from tests.jobs_helpers import TIMEOUT, read_events, submit, submit_ok, wait_for, wait_job
@@ -304,7 +305,7 @@ def test_a_failed_job_says_what_the_synchronous_endpoint_says(error: Exception) 
     """A job's ``error`` is the core's reading of the failure (``failure_of``), in the OpenAI
     fields: the client's audio keeps its message and code, the server's keeps its own, and a
     bug names the job (whose id the client holds) without leaking the exception."""
-    failed = job_error(error, "job_0123")
+    failed = job_error(failure_of(error, "job_0123", what="job"))
     if isinstance(error, audio.AudioError):
         assert (failed.message, failed.code) == (error.message, error.code)
         assert failed.type == ("invalid_request_error" if error.user_error else "server_error")

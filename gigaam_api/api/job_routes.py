@@ -62,7 +62,14 @@ from gigaam_api.config import Settings
 from gigaam_api.formats import render
 from gigaam_api.jobs.database import describe_error, is_unavailable
 from gigaam_api.jobs.lifecycle import JobsState
-from gigaam_api.jobs.model import FINISHED, Job, deleted_object, job_object, segment_payload
+from gigaam_api.jobs.model import (
+    FINISHED,
+    Job,
+    JobOptions,
+    deleted_object,
+    job_object,
+    segment_payload,
+)
 from gigaam_api.jobs.service import JobLimit, JobService
 from gigaam_api.transcript import Segment
 
@@ -144,7 +151,9 @@ async def submit_job(request: Request) -> Response:
         form = await read_form(
             request, max_bytes=settings.max_upload_bytes, tmp_dir=service.files.tmp_dir
         )
-        parse_transcription_params(form.fields, settings)  # same checks; format chosen later
+        # the same checks as the synchronous endpoint; the format is chosen at /result, the
+        # options that change the run are stored with the job
+        params = parse_transcription_params(form.fields, settings)
         upload = form.audio_file()
         try:
             duration = await anyio.to_thread.run_sync(_check_upload, upload.path, settings)
@@ -152,7 +161,8 @@ async def submit_job(request: Request) -> Response:
             raise map_pipeline_error(exc, request_id) from None
         filename = upload.filename or "audio"
         try:
-            job = await _db(service.submit, upload.path, filename, duration)
+            options = JobOptions(language=params.language)
+            job = await _db(service.submit, upload.path, filename, duration, options)
         except JobLimit as exc:
             raise _limit_error(exc) from None
     except ClientDisconnect:

@@ -2,7 +2,7 @@
 because clients disagree on whether the base URL includes ``/v1``.
 
 Handlers stay thin: authenticate, admit, receive the upload, validate, then hand the file to
-a :class:`~gigaam_api.service.runner.PipelineRunner` and turn its events into one of the five
+a core :class:`~gigaam_api.service.session.Session` and turn its events into one of the five
 formats or an SSE stream. Order matters and is deliberate:
 
 1. the API key is checked before the body is read (401 beats any complaint about the audio);
@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from gigaam_api.api import audio_links, sse
 from gigaam_api.api.auth import check_api_key
-from gigaam_api.api.errors import ApiError, map_pipeline_error, not_found
+from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
     TranscriptionParams,
     parse_transcription_params,
@@ -37,20 +36,22 @@ from gigaam_api.api.params import (
 )
 from gigaam_api.api.record import record_of
 from gigaam_api.api.uploads import FormData, read_form
-from gigaam_api.config import Settings
+from gigaam_api.audio import FileSource
+from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.jobs.lifecycle import JobsState
-from gigaam_api.model import Result
-from gigaam_api.scheduler import Ticket
 from gigaam_api.service.context import ServiceContext
-from gigaam_api.service.runner import (
+from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.session import (
     DoneEvent,
     FailedEvent,
-    PipelineRunner,
-    RunEvent,
+    ProgressEvent,
     SegmentEvent,
+    Session,
+    SessionEvent,
+    SessionOptions,
+    admit,
 )
-from gigaam_api.service.transcribe import pipeline_producer
 from gigaam_api.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -176,9 +177,9 @@ async def transcriptions(request: Request) -> Response:
     ctx = _authenticate(request)
     record = record_of(request)
     request_id = record.request_id
-    ticket = ctx.service.admit(request_id)
+    place = admit(ctx.service, request_id)
     form: FormData | None = None
-    runner: PipelineRunner | None = None
+    session: Session | None = None
     try:
         form = await read_form(
             request, max_bytes=ctx.settings.max_upload_bytes, tmp_dir=ctx.tmp_dir
@@ -187,57 +188,51 @@ async def transcriptions(request: Request) -> Response:
         record.response_format = params.response_format
         record.stream = params.wants_sse
         upload = form.audio_file()
-        runner = _start_runner(upload.path, ticket, form, ctx.settings, request_id)
+        session = place.session(
+            FileSource(upload.path), session_options(params, ctx.settings), on_release=form.cleanup
+        )
+        session.start()
     except ClientDisconnect:  # left during the upload: no transcription to count yet
         record.client_disconnected = True
         return Response(status_code=400)
     finally:
-        if runner is None:  # nothing was handed over: release here
-            ticket.close()
+        if session is None:  # nothing was handed over: release here
+            place.close()
             if form is not None:
                 form.cleanup()
 
     started = time.perf_counter()
     try:
         if params.wants_sse:
-            return await _stream(request, ctx, runner, started)
-        return await _respond(request, ctx, runner, params, started)
+            return await _stream(request, ctx, session, started)
+        return await _respond(request, ctx, session, params, started)
     except BaseException:
-        runner.cancel()
+        session.cancel()
         raise
 
 
-def _start_runner(
-    path: Path, ticket: Ticket[Result], form: FormData, settings: Settings, request_id: str
-) -> PipelineRunner:
-    def release() -> None:
-        ticket.close()
-        form.cleanup()
-
-    runner = PipelineRunner(
-        pipeline_producer(path, ticket, settings),
-        on_cancel=ticket.cancel,
-        on_exit=release,
-        name=f"transcribe-{request_id[-8:]}",
-    )
-    runner.start()
-    return runner
+def session_options(params: TranscriptionParams, settings: Settings) -> SessionOptions:
+    """The core's options for one request: the server's pipeline settings + what it asked."""
+    return SessionOptions(pipeline=pipeline_options(settings), language=params.language)
 
 
-async def _next_event(request: Request, runner: PipelineRunner, timeout: float) -> RunEvent | None:
-    """Wait up to ``timeout`` for the runner, checking the client before every wait.
+async def _next_event(request: Request, session: Session, timeout: float) -> SessionEvent | None:
+    """Wait up to ``timeout`` for the session, checking the client before every wait.
 
-    Returns None on timeout. A disconnected client cancels the runner (which stops the pipeline
-    and ffmpeg) and raises ``ClientDisconnect``. The check runs even while events keep
-    coming, so a client that leaves a long transcription stops it within one segment.
+    Returns None on timeout. A disconnected client cancels the session (which stops the
+    pipeline and the decoder) and raises ``ClientDisconnect``. The check runs even while events
+    keep coming, so a client that leaves a long transcription stops it within one segment.
+    Progress events are only for durable jobs and are skipped here.
     """
     deadline = time.monotonic() + timeout
     while True:
         if await request.is_disconnected():
-            runner.cancel()
+            session.cancel()
             raise ClientDisconnect()
         remaining = deadline - time.monotonic()
-        event = await runner.next(min(DISCONNECT_POLL_S, max(remaining, 0.0)))
+        event = await session.next(min(DISCONNECT_POLL_S, max(remaining, 0.0)))
+        if isinstance(event, ProgressEvent):
+            continue
         if event is not None or remaining <= DISCONNECT_POLL_S:
             return event
 
@@ -260,26 +255,25 @@ def _client_left(request: Request, ctx: AppContext) -> Response:
     return Response(status_code=400)
 
 
-def _failure(request: Request, ctx: AppContext, error: BaseException) -> ApiError:
+def _failure(request: Request, ctx: AppContext, error: ServiceError) -> ApiError:
     record = record_of(request)
-    api_error = map_pipeline_error(error, record.request_id)
+    api_error = from_service_error(error)
     record.error_code = api_error.code
-    outcome = "client_error" if api_error.status < 500 else "error"
-    ctx.metrics.transcriptions.labels(outcome=outcome).inc()
+    ctx.metrics.transcriptions.labels(outcome=error.outcome).inc()
     return api_error
 
 
 async def _respond(
     request: Request,
     ctx: AppContext,
-    runner: PipelineRunner,
+    session: Session,
     params: TranscriptionParams,
     started: float,
 ) -> Response:
     segments: list[Segment] = []
     try:
         while True:
-            event = await _next_event(request, runner, ctx.keepalive_seconds)
+            event = await _next_event(request, session, ctx.keepalive_seconds)
             if event is None:
                 continue
             if isinstance(event, SegmentEvent):
@@ -287,7 +281,7 @@ async def _respond(
             elif isinstance(event, DoneEvent):
                 duration = event.duration
                 break
-            else:
+            elif isinstance(event, FailedEvent):
                 raise _failure(request, ctx, event.error)
     except ClientDisconnect:
         return _client_left(request, ctx)
@@ -297,13 +291,11 @@ async def _respond(
     return Response(rendered.body, media_type=rendered.media_type)
 
 
-async def _stream(
-    request: Request, ctx: AppContext, runner: PipelineRunner, started: float
-) -> Response:
+async def _stream(request: Request, ctx: AppContext, session: Session, started: float) -> Response:
     """SSE response. Waits (up to one keep-alive interval) for the first event first, so an
     input that fails at once (not audio, too long) still gets a plain 4xx envelope."""
     try:
-        first = await _next_event(request, runner, ctx.keepalive_seconds)
+        first = await _next_event(request, session, ctx.keepalive_seconds)
     except ClientDisconnect:
         return _client_left(request, ctx)
     if isinstance(first, FailedEvent):
@@ -313,10 +305,10 @@ async def _stream(
     def close() -> None:
         if not outcome.ended:
             _client_left(request, ctx)
-        runner.cancel()
+        session.cancel()
 
     return _ClosingStreamingResponse(
-        _sse_events(request, ctx, runner, first, started, outcome),
+        _sse_events(request, ctx, session, first, started, outcome),
         on_close=close,
         media_type=sse.SSE_MEDIA_TYPE,
         headers=sse.SSE_HEADERS,
@@ -352,19 +344,19 @@ class _ClosingStreamingResponse(StreamingResponse):
 async def _sse_events(
     request: Request,
     ctx: AppContext,
-    runner: PipelineRunner,
-    first: RunEvent | None,
+    session: Session,
+    first: SessionEvent | None,
     started: float,
     outcome: _SseOutcome,
 ) -> AsyncIterator[str]:
-    """The SSE body; the response's ``on_close`` (not this generator) cancels the runner."""
+    """The SSE body; the response's ``on_close`` (not this generator) cancels the session."""
     joiner = DeltaJoiner()
     sent_delta = False
     pending = first
     while True:
         event, pending = pending, None
         if event is None:
-            event = await runner.next(ctx.keepalive_seconds)
+            event = await session.next(ctx.keepalive_seconds)
         if event is None:
             yield sse.SSE_KEEPALIVE
         elif isinstance(event, SegmentEvent):
@@ -380,7 +372,7 @@ async def _sse_events(
             outcome.ended = True
             _finish(request, ctx, event.duration, started)
             return
-        else:
+        elif isinstance(event, FailedEvent):
             outcome.ended = True
             error = _failure(request, ctx, event.error)
             yield sse.sse_error(error.body())

@@ -6,8 +6,10 @@ The package face: callers import from here. Inside, one module per idea —
 mixdown), :mod:`~gigaam_api.audio.readers` (the one reader contract and the WAV reader),
 :mod:`~gigaam_api.audio.decoder` (the decoder worker pool and its reader; FFmpeg itself runs
 only in :mod:`~gigaam_api.audio.decoder_worker` processes, spoken to in the frames of
-:mod:`~gigaam_api.audio.protocol`) and :mod:`~gigaam_api.audio.source` (``probe`` /
-``decode_pcm``: pick the reader).
+:mod:`~gigaam_api.audio.protocol`), :mod:`~gigaam_api.audio.convert` (the one resample-and-mix
+chain to 16 kHz mono), :mod:`~gigaam_api.audio.pushed` (raw PCM a door pushes, converted as it
+arrives) and :mod:`~gigaam_api.audio.source` (``probe`` / ``decode_pcm`` / ``FileSource``:
+pick the reader).
 """
 
 from gigaam_api.audio.decoder import PcmReader, pool
@@ -22,8 +24,9 @@ from gigaam_api.audio.errors import (
     UnsupportedAudio,
 )
 from gigaam_api.audio.probe import AudioInfo
+from gigaam_api.audio.pushed import PushedAudio, RawFormat, RawFormatError
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader
-from gigaam_api.audio.source import decode_pcm, load_audio, probe
+from gigaam_api.audio.source import FileSource, PcmSource, decode_pcm, load_audio, probe
 
 __all__ = [
     "DEFAULT_BLOCK_SAMPLES",
@@ -34,9 +37,14 @@ __all__ = [
     "DecoderCrashed",
     "EmptyAudio",
     "FfmpegMissing",
+    "FileSource",
     "NoAudioStream",
     "PcmReader",
+    "PcmSource",
     "PcmStream",
+    "PushedAudio",
+    "RawFormat",
+    "RawFormatError",
     "UnsupportedAudio",
     "WavReader",
     "decode_pcm",

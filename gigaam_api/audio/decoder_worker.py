@@ -17,7 +17,8 @@ What it guarantees, request by request:
   such a file is refused before FFmpeg reads what it names.
 * **Channels kept, then mixed.** libswresample resamples to 16 kHz keeping the channel layout,
   and :class:`~gigaam_api.audio.mix.PolarityMixer` mixes (channels in opposite polarity must not
-  cancel), in blocks of the requested size.
+  cancel), in blocks of the requested size — the one conversion of
+  :mod:`~gigaam_api.audio.convert`, which pushed audio goes through too.
 * **Bounded.** Each block is written to a pipe; when the consumer is slow the write blocks, so
   the worker never runs more than a pipe buffer ahead.
 """
@@ -36,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gigaam_api.audio import protocol
-from gigaam_api.audio.mix import PolarityMixer
+from gigaam_api.audio.convert import BlockMixer, new_resampler
 from gigaam_api.constants import SAMPLE_RATE
 
 __all__ = ["UNSAFE_DEMUXERS", "main"]
@@ -215,57 +216,25 @@ class Worker:
             skip = round(start * SAMPLE_RATE)
             stream = container.streams.audio[0]
             resampler: Any = None
-            mixer: PolarityMixer | None = None
-            channels = 1
-            pending: list[NDArray[np.int16]] = []
-            pending_frames = 0
+            blocks: BlockMixer | None = None
             sent = 0
 
-            def emit(final: bool) -> None:
-                nonlocal pending, pending_frames, sent
-                if not pending:
-                    return
-                data = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                taken = 0
-                while data.shape[0] - taken >= block_samples or (final and taken < data.shape[0]):
-                    chunk = data[taken : taken + block_samples]
-                    taken += chunk.shape[0]
-                    mono = mixer.mix(chunk) if mixer is not None else chunk[:, 0]
+            def send(mono_blocks: list[NDArray[np.int16]]) -> None:
+                nonlocal sent
+                for mono in mono_blocks:
                     out.write(protocol.encode(protocol.BLOCK, mono.astype("<i2").tobytes()))
                     sent += mono.shape[0]
-                pending = [data[taken:]] if taken < data.shape[0] else []
-                pending_frames = data.shape[0] - taken
-
-            def take(frames: list[Any]) -> None:
-                nonlocal skip, pending_frames
-                for resampled in frames:
-                    array = resampled.to_ndarray().reshape(-1, channels)
-                    if skip:
-                        dropped = min(skip, array.shape[0])
-                        skip -= dropped
-                        array = array[dropped:]
-                    if array.shape[0]:
-                        pending.append(array.astype(np.int16, copy=False))
-                        pending_frames += array.shape[0]
-                if pending_frames >= block_samples:
-                    emit(final=False)
 
             for frame in self._frames(container, stream):
-                if resampler is None:
-                    channels = frame.layout.nb_channels
-                    mixer = PolarityMixer(channels) if channels > 1 else None
-                    # Output frames of a whole block: one Python step per block, not per
-                    # (tiny, e.g. 576-sample MP3) codec frame.
-                    resampler = self.av.AudioResampler(
-                        format="s16",
-                        layout=frame.layout,
-                        rate=SAMPLE_RATE,
-                        frame_size=block_samples,
-                    )
-                take(resampler.resample(frame))
-            if resampler is not None:
-                take(resampler.resample(None))
-            emit(final=True)
+                if resampler is None or blocks is None:
+                    resampler = new_resampler(self.av, frame.layout, block_samples)
+                    blocks = BlockMixer(frame.layout.nb_channels, block_samples, skip=skip)
+                for resampled in resampler.resample(frame):
+                    send(blocks.add(resampled.to_ndarray()))
+            if resampler is not None and blocks is not None:
+                for resampled in resampler.resample(None):
+                    send(blocks.add(resampled.to_ndarray()))
+                send(blocks.finish())
             out.write(protocol.encode_json(protocol.END, {"samples": sent}))
         finally:
             container.close()

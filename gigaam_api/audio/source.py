@@ -1,4 +1,6 @@
-"""The entry points every caller uses: :func:`probe` a file, :func:`decode_pcm` it.
+"""The entry points every caller uses: :func:`probe` a file, :func:`decode_pcm` it, or hand
+the pipeline a :class:`PcmSource` (:class:`FileSource` here, pushed audio in
+:mod:`~gigaam_api.audio.pushed`).
 
 They pick the cheapest way in: a 16 kHz mono 16-bit PCM WAV is described from its header and
 read straight from the file in this process (:class:`~gigaam_api.audio.readers.WavReader`);
@@ -9,6 +11,8 @@ everything else is described and decoded by FFmpeg in a decoder worker process
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,7 +21,7 @@ from gigaam_api.audio import decoder
 from gigaam_api.audio.probe import AudioInfo, check_file, read_wav_header
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader, check_arguments
 
-__all__ = ["decode_pcm", "load_audio", "probe"]
+__all__ = ["FileSource", "PcmSource", "decode_pcm", "load_audio", "probe"]
 
 
 def probe(path: str | os.PathLike[str], *, timeout: float = decoder.PROBE_TIMEOUT_S) -> AudioInfo:
@@ -77,3 +81,47 @@ def load_audio(path: str | os.PathLike[str], *, max_seconds: float = 0.0) -> NDA
     with decode_pcm(path, max_seconds=max_seconds) as reader:
         blocks = list(reader)
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+
+
+@runtime_checkable
+class PcmSource(Protocol):
+    """Where a transcription's audio comes from: a file, or PCM a door pushes.
+
+    ``duration`` is the length when known up front (a probed file) or once the audio ended
+    (pushed audio), else ``None``; :meth:`open` gives the 16 kHz mono stream from
+    ``start_seconds`` on, refusing audio past ``max_seconds`` (0 = unlimited).
+    """
+
+    @property
+    def duration(self) -> float | None: ...
+
+    def open(self, *, max_seconds: float = 0.0, start_seconds: float = 0.0) -> PcmStream: ...
+
+
+class FileSource:
+    """A file on disk as a :class:`PcmSource`.
+
+    Probed on first use — by the pipeline, on the thread that runs it, not by the door that
+    made the source — so a missing, corrupt, empty or (by its header) over-long file raises its
+    typed :class:`~gigaam_api.audio.errors.AudioError` before any output is produced. Pass
+    ``info`` when the file was already probed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, info: AudioInfo | None = None) -> None:
+        self.path = Path(path)
+        self._info = info
+
+    @property
+    def info(self) -> AudioInfo:
+        if self._info is None:
+            self._info = probe(self.path)
+        return self._info
+
+    @property
+    def duration(self) -> float | None:
+        return self.info.duration
+
+    def open(self, *, max_seconds: float = 0.0, start_seconds: float = 0.0) -> PcmStream:
+        return decode_pcm(
+            self.path, max_seconds=max_seconds, info=self.info, start_seconds=start_seconds
+        )

@@ -16,12 +16,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from gigaam_api.config import Settings
 from gigaam_api.jobs.database import describe_error, is_unavailable
 from gigaam_api.jobs.service import JobService
-from gigaam_api.scheduler import Scheduler
+from gigaam_api.service.model_service import ModelService
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class JobsState:
 def start_jobs(
     state: JobsState,
     settings: Settings,
-    scheduler: Callable[[], Scheduler[Any] | None],
+    core: ModelService,
     *,
     on_progress: Callable[[float], None] | None = None,
     on_event: Callable[[str], None] | None = None,
@@ -60,7 +59,8 @@ def start_jobs(
 ) -> JobsState:
     """Open the job store and start the runner (at server start-up), filling ``state``.
 
-    ``scheduler`` is the model service's scheduler once the model is loaded (``None`` before);
+    ``core`` is the service core the runner admits its background work to (it runs jobs once
+    the model is loaded);
     ``on_progress`` and ``on_event`` are the runner's metric hooks, and ``on_open`` is called
     with the job service once the store is open (the metrics read job counts from it).
     """
@@ -68,7 +68,7 @@ def start_jobs(
 
     def open_service() -> bool:
         try:
-            jobs = JobService(settings, scheduler, on_progress=on_progress, on_event=on_event)
+            jobs = JobService(settings, core, on_progress=on_progress, on_event=on_event)
             jobs.start()
         except Exception as exc:
             if state.shared and is_unavailable(exc):

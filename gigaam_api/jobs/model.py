@@ -43,6 +43,30 @@ class JobError:
 
 
 @dataclass(frozen=True, slots=True)
+class JobOptions:
+    """What the client asked for at submission that changes how the job is run.
+
+    Stored with the job (``jobs.options``, JSON) so a resumed attempt — after a restart, a
+    ``kill -9``, on another replica — runs with the same options. A stored key this version
+    does not know is ignored, a missing one takes its default, so rows written by an older or
+    newer server still load.
+    """
+
+    #: The language the client named (ISO-639-1), ``None`` when not given.
+    language: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"language": self.language}
+
+    @staticmethod
+    def from_json(data: Any) -> JobOptions:
+        if not isinstance(data, dict):
+            return JobOptions()
+        language = data.get("language")
+        return JobOptions(language=language if isinstance(language, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One row of the job store (times are Unix seconds)."""
 
@@ -64,6 +88,8 @@ class Job:
     resumed_from: float = 0.0
     #: The replica that claimed the latest attempt (kept after it finishes: who ran the job).
     replica: str | None = None
+    #: The options given at submission (used again by every attempt).
+    options: JobOptions = JobOptions()
 
     @property
     def progress(self) -> float:

@@ -1,11 +1,13 @@
 """Runs durable jobs on the shared inference worker, committing as it goes.
 
 ``JOB_CONCURRENCY`` threads each loop: claim the oldest claimable job from the store (under a
-lease), run the pipeline on its audio from ``processed_seconds`` (0 for a new job, the end of
-the last committed chunk for a resumed one) with a *background* scheduler ticket, commit each
-recognised chunk's segments together with the new ``processed_seconds``, and complete or fail
-the job. Every write is fenced by the lease, so a runner that lost its job (cancelled,
-deleted, lease expired) stops at its next commit without writing.
+lease), admit it to the service core as *background* work and run a core session on its audio
+from ``processed_seconds`` (0 for a new job, the end of the last committed chunk for a resumed
+one) with the options stored at submission, segment ids continuing from the ones committed;
+commit each recognised chunk's segments together with the new ``processed_seconds`` (the
+session's progress event), and complete or fail the job. Every write is fenced by the lease,
+so a runner that lost its job (cancelled, deleted, lease expired) stops at its next commit
+without writing.
 
 A heartbeat thread renews the leases of the jobs this process runs (``jobs/lease.py``: every
 third of ``JOB_LEASE_SECONDS``; a job whose lease was taken over is stopped at once) and, now
@@ -19,24 +21,33 @@ waits for it, and a job whose commit cannot be written is left to be resumed aft
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from gigaam_api import audio, pipeline
-from gigaam_api.cancellation import Cancelled
+from gigaam_api import audio
 from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.jobs import lease
 from gigaam_api.jobs.database import describe_error, is_unavailable
 from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import Job, JobError
 from gigaam_api.jobs.store import DEFAULT_LEASE_SECONDS, JobStore, LeaseLost
-from gigaam_api.scheduler import Scheduler, SchedulerClosed, Ticket
-from gigaam_api.service.errors import failure_of
+from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.model_service import ModelService
+from gigaam_api.service.session import (
+    Admission,
+    DoneEvent,
+    FailedEvent,
+    ProgressEvent,
+    SegmentEvent,
+    Session,
+    SessionOptions,
+    admit,
+)
+from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +70,25 @@ class DecodeStart:
     start_seconds: float
 
 
-def job_error(error: BaseException, job_id: str) -> JobError:
+def job_error(failure: ServiceError) -> JobError:
     """The ``error`` of a failed job: the same message, type and code the synchronous endpoint
-    would answer for the same file, read by the core's one classification (which also logs
+    would answer for the same file, as the core's session read the failure (which also logged
     the server's failures). The client's audio is an ``invalid_request_error``, the rest
     ours; a stopped run never gets here (the runner resumes or drops it instead)."""
-    failure = failure_of(error, job_id, what="job")
     kind = "invalid_request_error" if failure.kind == "invalid_audio" else "server_error"
     return JobError(failure.message, kind, failure.code)
+
+
+class _Stopped(Exception):
+    """The run was stopped (cancelled, deleted, lease lost, server stopping): not a failure."""
+
+
+class _Failed(Exception):
+    """The run failed: ``event`` says how, in the core's words."""
+
+    def __init__(self, event: FailedEvent) -> None:
+        super().__init__(event.error.message)
+        self.event = event
 
 
 def truncation_error(probed: float | None, decoded: float) -> JobError | None:
@@ -90,9 +112,17 @@ def truncation_error(probed: float | None, decoded: float) -> JobError | None:
 @dataclass
 class _Running:
     job: Job
-    cancel: threading.Event
-    ticket: Ticket[Any]
+    place: Admission
+    session: Session | None = None
     lost: bool = False
+    cancelled: bool = False
+
+    def stop(self) -> None:
+        """Stop the run at its next step (from any thread)."""
+        self.cancelled = True
+        session = self.session
+        if session is not None:
+            session.cancel()
 
 
 class JobRunner:
@@ -103,7 +133,7 @@ class JobRunner:
         store: JobStore,
         files: JobFiles,
         settings: Settings,
-        scheduler: Callable[[], Scheduler[Any] | None],
+        service: ModelService,
         *,
         on_progress: Callable[[float], None] | None = None,
         on_event: lease.EventSink | None = None,
@@ -113,7 +143,7 @@ class JobRunner:
         self.store = store
         self.files = files
         self.settings = settings
-        self._scheduler = scheduler
+        self._service = service
         self._on_progress = on_progress
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -148,8 +178,7 @@ class JobRunner:
         with self._lock:
             running = list(self._running.values())
         for item in running:
-            item.cancel.set()
-            item.ticket.cancel()
+            item.stop()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.1))
@@ -163,8 +192,7 @@ class JobRunner:
         with self._lock:
             item = self._running.get(job_id)
         if item is not None:
-            item.cancel.set()
-            item.ticket.cancel()
+            item.stop()
 
     @property
     def running_ids(self) -> list[str]:
@@ -175,8 +203,7 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            scheduler = self._scheduler()
-            if scheduler is None:  # the model is still loading
+            if not self._service.ready:  # the model is still loading
                 self._stopping.wait(0.2)
                 continue
             try:
@@ -194,7 +221,7 @@ class JobRunner:
                 continue
             self._event(lease.CLAIMED)
             try:
-                self._run(job, scheduler)
+                self._run(job)
             except Exception as exc:  # never let one job end the runner
                 if is_unavailable(exc):
                     self.availability.failed(exc)
@@ -205,24 +232,26 @@ class JobRunner:
         if self._on_event is not None:
             self._on_event(name)
 
-    def _run(self, job: Job, scheduler: Scheduler[Any]) -> None:
+    def _run(self, job: Job) -> None:
         try:
-            ticket = scheduler.admit(job.id, background=True)
-        except SchedulerClosed:
+            place = admit(self._service, job.id, "background")
+        except ServiceError:  # stopping (or the model went away): the job resumes later
             self._release(job)
             return
-        item = _Running(job, threading.Event(), ticket)
+        item = _Running(job, place)
         self.leases.held(job)
         with self._lock:
             self._running[job.id] = item
         start = job.processed_seconds
         self.decode_starts.append(DecodeStart(job.id, job.attempt, start))
         log.info(
-            "job %s attempt %d: decoding from %.3f s%s",
+            "job %s attempt %d: decoding from %.3f s%s, segments from %d, options %s",
             job.id,
             job.attempt,
             start,
             " (resumed)" if start > 0 else "",
+            job.segment_count,
+            job.options.to_json(),
         )
         try:
             duration = self._transcribe(job, item, start)
@@ -238,29 +267,30 @@ class JobRunner:
                 raise LeaseLost(job.id)
             self._event(lease.COMPLETED)
             log.info("job %s completed (%.1f s of audio)", job.id, duration)
-        except (Cancelled, SchedulerClosed, LeaseLost):
+        except (_Stopped, LeaseLost):
             if self._stopping.is_set() and not item.lost:
                 self._release(job)
                 log.info("job %s: stopped at %s, will resume", job.id, "shutdown")
             else:
                 log.info("job %s: stopped (cancelled, deleted or lease lost)", job.id)
-        except Exception as exc:
-            if is_unavailable(exc):
-                # Nothing more can be committed; the job stays ours until the lease runs out,
-                # then any replica (this one included) resumes it after its last commit.
-                self.availability.failed(exc)
-                log.warning(
-                    "job %s: job database unavailable (%s); it resumes after its lease",
-                    job.id,
-                    describe_error(exc),
-                )
-                return
-            error = job_error(exc, job.id)
+        except _Failed as failed:
+            error = job_error(failed.event.error)
             if self.store.fail(job, error):
                 self._event(lease.FAILED)
                 log.info("job %s failed: %s", job.id, error.message)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # Nothing more can be committed; the job stays ours until the lease runs out,
+            # then any replica (this one included) resumes it after its last commit.
+            self.availability.failed(exc)
+            log.warning(
+                "job %s: job database unavailable (%s); it resumes after its lease",
+                job.id,
+                describe_error(exc),
+            )
         finally:
-            ticket.close()
+            place.close()  # only if no session took the place (which then released it)
             self.leases.released(job)
             with self._lock:
                 self._running.pop(job.id, None)
@@ -275,41 +305,46 @@ class JobRunner:
             self.availability.failed(exc)
 
     def _transcribe(self, job: Job, item: _Running, start: float) -> float:
-        """Run the pipeline from ``start``, committing chunk by chunk; returns the duration."""
-        path = self.files.audio(job.id)
+        """Run the session from ``start``, committing chunk by chunk; returns the duration."""
         if start > 0 and job.duration is not None and start >= job.duration:
             return job.duration
-        run = pipeline.transcribe_file(
-            path,
-            item.ticket.infer,
-            pipeline_options(self.settings),
-            cancel=item.cancel,
+        options = SessionOptions(
+            pipeline=pipeline_options(self.settings),
+            form="long" if start > 0 else "auto",
             start_seconds=start,
+            first_segment_id=job.segment_count,
+            language=job.options.language,
         )
-        seq = job.segment_count
+        session = item.place.session(audio.FileSource(self.files.audio(job.id)), options)
+        item.session = session
+        if item.cancelled:  # stopped between the claim and here
+            session.cancel()
         committed = start
-        try:
-            for chunk in run.chunks():
-                segments = [
-                    dataclasses.replace(s, id=seq + i) for i, s in enumerate(chunk.segments)
-                ]
-                end = max(chunk.end, committed)  # never behind what is committed
-                if not self.store.commit_chunk(job, end, segments):
-                    item.lost = True
-                    self.leases.lost_on_write(job)
-                    raise LeaseLost(job.id)
-                seq += len(segments)
-                if self._on_progress is not None:
-                    self._on_progress(end - committed)
-                committed = end
-        except audio.EmptyAudio:
-            # raised when the reader opens: nothing left after the last committed chunk
-            if start > 0:
-                return job.duration if job.duration is not None else start
-            raise
-        finally:
-            run.close()
-        return float(run.duration)
+        pending: list[Segment] = []
+        with contextlib.closing(session.events()) as events:
+            for event in events:
+                if isinstance(event, SegmentEvent):
+                    pending.append(event.segment)
+                elif isinstance(event, ProgressEvent):
+                    end = max(event.seconds, committed)  # never behind what is committed
+                    if not self.store.commit_chunk(job, end, pending):
+                        item.lost = True
+                        self.leases.lost_on_write(job)
+                        raise LeaseLost(job.id)
+                    pending = []
+                    if self._on_progress is not None:
+                        self._on_progress(end - committed)
+                    committed = end
+                elif isinstance(event, DoneEvent):
+                    return event.duration
+                elif isinstance(event, FailedEvent):
+                    if event.error.kind in ("cancelled", "shutting_down"):
+                        raise _Stopped(job.id)
+                    if start > 0 and isinstance(event.cause, audio.EmptyAudio):
+                        # raised when the reader opens: nothing left after the last commit
+                        return job.duration if job.duration is not None else start
+                    raise _Failed(event)
+        raise _Stopped(job.id)  # the session ended without a last event: it was stopped
 
     # -- heartbeat and retention -------------------------------------------------------------
 
@@ -325,8 +360,7 @@ class JobRunner:
             for job in lost:
                 item = running[job.id]
                 item.lost = True  # stop now: another replica owns it, or nobody should
-                item.cancel.set()
-                item.ticket.cancel()
+                item.stop()
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + RETENTION_INTERVAL_S
                 try:

@@ -10,15 +10,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from gigaam_api.config import Settings
 from gigaam_api.jobs.database import describe_error, is_sqlite, is_unavailable
 from gigaam_api.jobs.files import JobFiles
-from gigaam_api.jobs.model import ACTIVE, Job, new_job_id
+from gigaam_api.jobs.model import ACTIVE, Job, JobOptions, new_job_id
 from gigaam_api.jobs.runner import JobRunner, apply_retention
 from gigaam_api.jobs.store import SqlJobStore, open_store, sqlite_url
-from gigaam_api.scheduler import Scheduler
+from gigaam_api.service.model_service import ModelService
 from gigaam_api.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class JobService:
     def __init__(
         self,
         settings: Settings,
-        scheduler: Callable[[], Scheduler[Any] | None],
+        core: ModelService,
         *,
         database_url: str | None = None,
         on_progress: Callable[[float], None] | None = None,
@@ -61,7 +60,7 @@ class JobService:
             self.store,
             self.files,
             settings,
-            scheduler,
+            core,
             on_progress=on_progress,
             on_event=on_event,
             lease_seconds=lease_seconds or settings.job_lease_seconds,
@@ -122,8 +121,14 @@ class JobService:
                 f"JOBS_MIN_FREE_MB={self.settings.jobs_min_free_mb}",
             )
 
-    def submit(self, upload: Path, filename: str, duration: float | None) -> Job:
-        """Store the upload with a new queued job and wake the runner."""
+    def submit(
+        self,
+        upload: Path,
+        filename: str,
+        duration: float | None,
+        options: JobOptions | None = None,
+    ) -> Job:
+        """Store the upload with a new queued job (and its options) and wake the runner."""
         self.check_capacity()
         job = Job(
             id=new_job_id(),
@@ -131,6 +136,7 @@ class JobService:
             filename=filename,
             created_at=time.time(),
             duration=duration,
+            options=options or JobOptions(),
         )
         self.files.adopt_upload(job.id, upload)
         try:

@@ -39,6 +39,7 @@ from gigaam_api.jobs.model import (
     STATUSES,
     Job,
     JobError,
+    JobOptions,
     JobStatus,
     words_from_json,
     words_to_json,
@@ -73,6 +74,7 @@ jobs_table = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=False, default=0),
     sa.Column("resumed_from", sa.Float, nullable=False, default=0.0),
     sa.Column("replica", sa.String(128)),
+    sa.Column("options", sa.JSON),
 )
 
 segments_table = sa.Table(
@@ -188,6 +190,7 @@ class SqlJobStore:
             attempt=row.attempt or 0,
             resumed_from=row.resumed_from or 0.0,
             replica=row.replica,
+            options=JobOptions.from_json(row.options),
         )
 
     def get(self, job_id: str) -> Job | None:
@@ -266,6 +269,7 @@ class SqlJobStore:
                     segment_count=0,
                     attempt=0,
                     resumed_from=0.0,
+                    options=job.options.to_json(),
                 )
             )
 

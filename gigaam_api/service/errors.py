@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: * ``cancelled`` — the work was stopped before it finished (client gone, server stopping);
 #: * ``internal`` — our failure (a misconfigured decoder, a bug).
 Kind = Literal["invalid_audio", "not_ready", "busy", "shutting_down", "cancelled", "internal"]
+#: How a finished piece of work is counted (the metrics' ``outcome`` label, every door alike).
+Outcome = Literal["ok", "client_error", "error", "cancelled"]
 
 
 class ServiceError(Exception):
@@ -45,6 +47,13 @@ class ServiceError(Exception):
     def client_error(self) -> bool:
         """The client's doing (its audio, or it went away), not the server's: a 4xx on HTTP."""
         return self.kind in ("invalid_audio", "cancelled")
+
+    @property
+    def outcome(self) -> Outcome:
+        """The ``outcome`` label every door counts this failure under in its metrics."""
+        if self.kind == "cancelled":
+            return "cancelled"
+        return "client_error" if self.client_error else "error"
 
 
 # -- admission ---------------------------------------------------------------------------------

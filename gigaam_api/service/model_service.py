@@ -201,16 +201,21 @@ class ModelService:
         except DeviceError:
             return self.settings.device  # not available: /health says so in its reason
 
-    def admit(self, request_id: str) -> Ticket[Result]:
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def admit(self, request_id: str, *, background: bool = False) -> Ticket[Result]:
         """A scheduler ticket, or a :class:`~gigaam_api.service.errors.ServiceError` saying
-        why not (loading or failed, queue full, shutting down)."""
+        why not (loading or failed, queue full, shutting down). Doors admit through
+        :func:`gigaam_api.service.session.admit`, which names the priority class."""
         scheduler = self.scheduler
         if self.state == "stopped":
             raise shutting_down()
         if self.state != "ready" or scheduler is None:
             raise not_ready(self.error if self.state == "failed" else None)
         try:
-            return scheduler.admit(request_id)
+            return scheduler.admit(request_id, background=background)
         except QueueFull as exc:
             raise queue_full(exc.limit) from None
         except SchedulerClosed:

@@ -16,7 +16,7 @@ transcribed (model still loading, queue full, undecodable audio) also gets ``err
 closed connection: Home Assistant ignores error events and waits for a transcript or for the
 connection to end. A client that sends nothing for
 ``WYOMING_TIMEOUT`` seconds is dropped (told why if it was mid-utterance), so a stalled
-client never holds a connection slot or a temp file. Nothing a client sends can raise out of
+client never holds a connection slot or its audio. Nothing a client sends can raise out of
 :meth:`WyomingHandler.run`: the worst outcome is this connection closing.
 """
 
@@ -37,7 +37,8 @@ from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
-from gigaam_api.wyoming.audio import AudioFormatError, PcmFormat, Utterance
+from gigaam_api.audio import RawFormat
+from gigaam_api.wyoming.audio import AudioFormatError, Utterance, format_of
 from gigaam_api.wyoming.info import LANGUAGES
 from gigaam_api.wyoming.protocol import ProtocolError, read_event, supports_streaming_transcripts
 from gigaam_api.wyoming.transcriber import TranscriptionFailed
@@ -137,7 +138,7 @@ class WyomingHandler(AsyncEventHandler):
             await self._send_quietly(Error(text="internal error", code="internal_error").event())
         finally:
             # Bookkeeping first: a second cancellation during the await below must not leak
-            # the connection slot or the temp file.
+            # the connection slot or the pushed audio.
             # the last line of the connection is written before its slot is given back
             self._discard_utterance()
             self.log.info("wyoming client disconnected")
@@ -190,9 +191,7 @@ class WyomingHandler(AsyncEventHandler):
             if self._utterance is not None:
                 raise _Close("out_of_order", "audio-start while an utterance is being recorded")
             self._utterance = Utterance(
-                self._format(event),
-                self.server.transcriber.tmp_dir,
-                self.server.settings.wyoming_max_seconds,
+                self._format(event), self.server.settings.wyoming_max_seconds
             )
             return True
         if AudioChunk.is_type(kind):
@@ -224,16 +223,16 @@ class WyomingHandler(AsyncEventHandler):
         return self._utterance
 
     @staticmethod
-    def _format(event: Event) -> PcmFormat:
+    def _format(event: Event) -> RawFormat:
         try:
-            return PcmFormat.from_event_data(event.data)
+            return format_of(event.data)
         except AudioFormatError as exc:
             raise _Close("bad_audio", str(exc)) from None
 
     # -- the transcript --------------------------------------------------------------------
 
     async def _transcribe(self, utterance: Utterance) -> None:
-        path = utterance.finish()
+        pushed = utterance.finish()
         seconds = utterance.seconds
         stream = supports_streaming_transcripts(self._client_version)
         self._utterances += 1
@@ -242,7 +241,6 @@ class WyomingHandler(AsyncEventHandler):
         if stream:
             await self.write_event(TranscriptStart(language=LANGUAGE).event())
         if utterance.frames == 0:  # audio-stop without audio: nothing was said
-            path.unlink(missing_ok=True)
             await self._send_transcript("", stream)
             return
 
@@ -251,11 +249,10 @@ class WyomingHandler(AsyncEventHandler):
 
         try:
             result = await self.server.transcriber.transcribe(
-                path, request_id, send_delta if stream else None
+                pushed, request_id, send_delta if stream else None
             )
         except TranscriptionFailed as exc:
-            outcome = "client_error" if exc.client_error else "error"
-            metrics.wyoming_utterances.labels(outcome=outcome).inc()
+            metrics.wyoming_utterances.labels(outcome=exc.outcome).inc()
             self.log.warning("wyoming utterance %s failed: %s", request_id, exc.text)
             # Error, then close: Home Assistant waits for a transcript or the end of the
             # connection and ignores error events, so only closing ends its wait at once.

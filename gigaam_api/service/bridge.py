@@ -1,14 +1,14 @@
-"""A request's pipeline run on its own thread, observed from the event loop.
+"""Blocking work on its own thread, its events read from the event loop.
 
-The pipeline is blocking code (ffmpeg pipe reads, VAD, ``ticket.infer`` waiting for the
-worker), so each request runs it on a dedicated thread and never on the event loop. Finished
-segments travel to the request's coroutine as events; the coroutine waits with a timeout so
-it can send SSE keep-alives and notice a disconnected client between events.
+A transcription is blocking code (decoder pipe reads, VAD, ``ticket.infer`` waiting for the
+worker), so the doors never run it on the event loop: :class:`ThreadBridge` runs it on a
+dedicated thread and hands each event it yields to the door's coroutine, which waits with a
+timeout so it can send keep-alives and notice a disconnected client between events.
 
-Cancelling (client gone, server stopping) sets the pipeline's cancel flag and cancels the
-scheduler ticket, which wakes a thread blocked in ``infer`` with ``Cancelled``; the pipeline
-unwinds, its ffmpeg child is killed, and only then ``on_exit`` frees the admission slot and
-removes the upload — so the slot count never lies about work still running.
+Cancelling (client gone, server stopping) calls ``on_cancel`` at once — the session stops its
+pipeline and cancels its scheduler ticket, which wakes a thread blocked in ``infer`` — and the
+work unwinds on its thread; only then ``on_exit`` runs (the session frees its admission slot
+and its source), so a slot count never lies about work still running.
 """
 
 from __future__ import annotations
@@ -17,54 +17,36 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from gigaam_api.transcript import Segment
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class SegmentEvent:
-    segment: Segment
+E = TypeVar("E")
 
 
-@dataclass(frozen=True, slots=True)
-class DoneEvent:
-    duration: float
+class ThreadBridge(Generic[E]):
+    """``work()`` iterated on a thread; its events read with :meth:`next` from the event loop.
 
-
-@dataclass(frozen=True, slots=True)
-class FailedEvent:
-    error: BaseException
-
-
-RunEvent = SegmentEvent | DoneEvent | FailedEvent
-#: Runs the pipeline: calls ``emit`` per finished segment, honours ``cancel`` between steps and
-#: returns the audio duration in seconds.
-Producer = Callable[[Callable[[Segment], None], threading.Event], float]
-
-
-class PipelineRunner:
-    """A producer on a thread; events read with :meth:`next` from the event loop.
-
-    One per request (not durable, not queued: the scheduler's :class:`~gigaam_api.scheduler.Ticket`
-    is what waits for the model)."""
+    ``work`` must not raise: a failure is one of its events (the session's ``FailedEvent``).
+    Should it raise anyway, ``on_error`` turns the exception into the last event.
+    """
 
     def __init__(
         self,
-        produce: Producer,
+        work: Callable[[], Iterator[E]],
         *,
+        on_error: Callable[[BaseException], E],
         on_cancel: Callable[[], None],
         on_exit: Callable[[], None],
         name: str = "transcription",
     ) -> None:
-        self._produce = produce
+        self._work = work
+        self._on_error = on_error
         self._on_cancel = on_cancel
         self._on_exit = on_exit
         self._cancel = threading.Event()
-        self._events: deque[RunEvent] = deque()
+        self._events: deque[E] = deque()
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -79,7 +61,7 @@ class PipelineRunner:
         return self._cancel.is_set()
 
     def cancel(self) -> None:
-        """Stop the pipeline at its next step; idempotent, callable from any thread."""
+        """Stop the work at its next step; idempotent, callable from any thread."""
         if self._cancel.is_set():
             return
         self._cancel.set()
@@ -88,7 +70,7 @@ class PipelineRunner:
         except Exception:
             log.exception("cancelling a transcription failed")
 
-    async def next(self, timeout: float) -> RunEvent | None:
+    async def next(self, timeout: float) -> E | None:
         """The next event, or None if none arrived within ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -109,7 +91,7 @@ class PipelineRunner:
 
     # -- the thread ----------------------------------------------------------------------
 
-    def _post(self, event: RunEvent) -> None:
+    def _post(self, event: E) -> None:
         self._events.append(event)
         loop = self._loop
         if loop is None:
@@ -119,15 +101,12 @@ class PipelineRunner:
         except RuntimeError:  # the event loop is gone (server shutting down)
             self.cancel()
 
-    def _emit(self, segment: Segment) -> None:
-        self._post(SegmentEvent(segment))
-
     def _run(self) -> None:
         try:
-            duration = self._produce(self._emit, self._cancel)
-            self._post(DoneEvent(duration))
+            for event in self._work():
+                self._post(event)
         except BaseException as exc:
-            self._post(FailedEvent(exc))
+            self._post(self._on_error(exc))
         finally:
             try:
                 self._on_exit()

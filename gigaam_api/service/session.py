@@ -1,0 +1,321 @@
+"""One transcription, however it came in: the core's session, the seam every door uses.
+
+Every way in — a synchronous or SSE HTTP request, a Wyoming utterance, a durable job, the CLI
+(and, next, speakers and live text) — runs the same four steps, written here once:
+
+1. **admit** (:func:`admit`): a place in the core's queue with its priority class —
+   *interactive* (a person waits: HTTP, Wyoming) or *background* (a durable job). A door may
+   admit before its audio is there (HTTP admits before the upload, so a full server answers
+   503 at once); the place is an :class:`Admission` until a session takes it;
+2. **run** the pipeline over a :class:`~gigaam_api.audio.PcmSource` — a stored file, or PCM
+   the door pushes (:class:`~gigaam_api.audio.PushedAudio`) — with the request's
+   :class:`SessionOptions`;
+3. **report** a stream of typed events: :class:`SegmentEvent` per finished segment,
+   :class:`ProgressEvent` when everything before a point is final (the end of a recognised
+   chunk: what a job commits), then :class:`DoneEvent` or :class:`FailedEvent` — a failure
+   already read by the core's one classifier (:func:`~gigaam_api.service.errors.failure_of`),
+   so every door says the same thing for the same failure;
+4. **release** the place and the source (the upload, the pushed buffer) once the pipeline has
+   unwound — also after a cancel, which stops the pipeline between steps and wakes a thread
+   waiting for the model.
+
+The events can be read synchronously (:meth:`Session.events`, on the caller's thread: the job
+runner, the CLI) or from the event loop (:meth:`Session.start` + :meth:`Session.next`, the
+pipeline on a thread of its own: HTTP, Wyoming). Nothing else in the server calls the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gigaam_api import pipeline
+from gigaam_api.audio import PcmSource
+from gigaam_api.model import Result
+from gigaam_api.options import PipelineOptions
+from gigaam_api.pipeline import Form
+from gigaam_api.service.bridge import ThreadBridge
+from gigaam_api.service.errors import ServiceError, failure_of
+from gigaam_api.service.model_service import ModelService
+from gigaam_api.transcript import Segment
+
+__all__ = [
+    "Admission",
+    "DirectWorker",
+    "DoneEvent",
+    "FailedEvent",
+    "Priority",
+    "ProgressEvent",
+    "SegmentEvent",
+    "Session",
+    "SessionEvent",
+    "SessionOptions",
+    "Worker",
+    "admit",
+]
+
+log = logging.getLogger(__name__)
+
+#: Who waits for the result: a person (*interactive*: served first, counted against
+#: ``MAX_QUEUE``) or nobody right now (*background*: durable jobs, served in between).
+Priority = Literal["interactive", "background"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Everything one request asked for that changes how it is run, as one value.
+
+    A durable job stores these (``jobs.options``) and runs with them again on resume.
+    """
+
+    #: The server's pipeline settings (VAD, chunking, subtitle limits, batch size, limits).
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    #: ``"auto"`` (audio up to 25 s in one pass) or ``"long"`` (always chunked at pauses).
+    form: Form = "auto"
+    #: Where to start (a resumed job: the end of its last committed chunk).
+    start_seconds: float = 0.0
+    #: The id of the first segment produced (a resumed job continues its numbering).
+    first_segment_id: int = 0
+    #: The language the client named (ISO-639-1), ``None`` when not given. Kept with a job.
+    language: str | None = None
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEvent:
+    segment: Segment
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """Everything before ``seconds`` is final: its segments were all sent."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEvent:
+    """The run failed: ``error`` in the core's words, ``cause`` as raised."""
+
+    error: ServiceError
+    cause: BaseException
+
+
+SessionEvent = SegmentEvent | ProgressEvent | DoneEvent | FailedEvent
+
+
+# -- what runs the model -------------------------------------------------------------------------
+
+
+class Worker(Protocol):
+    """What recognises a session's batches: a scheduler ticket in the server."""
+
+    def infer(self, batch: list[NDArray[np.float32]]) -> Sequence[Result]: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DirectWorker:
+    """The model called directly, with no scheduler (the CLI: one file at a time)."""
+
+    def __init__(self, infer: Callable[[list[NDArray[np.float32]]], Sequence[Result]]) -> None:
+        self.infer = infer
+
+    def cancel(self) -> None:
+        """Nothing waits for a turn: the pipeline's own cancel flag stops the run."""
+
+    def close(self) -> None:
+        """Nothing to give back."""
+
+
+# -- admission -----------------------------------------------------------------------------------
+
+
+class Admission:
+    """A place in the core's queue, held until a :class:`Session` takes it (or :meth:`close`)."""
+
+    def __init__(self, worker: Worker, request_id: str, *, what: str = "request") -> None:
+        self.worker = worker
+        self.request_id = request_id
+        #: What the work is called in logs and internal-error messages ("request", "job").
+        self.what = what
+        self._taken = False
+
+    def session(
+        self,
+        source: PcmSource,
+        options: SessionOptions,
+        *,
+        on_release: Callable[[], None] | None = None,
+    ) -> Session:
+        """The session that runs ``source`` in this place (which it then owns and releases)."""
+        if self._taken:
+            raise RuntimeError("an admission runs one session")
+        self._taken = True
+        return Session(
+            source, options, self.worker, self.request_id, what=self.what, on_release=on_release
+        )
+
+    def close(self) -> None:
+        """Give the place back unused (the upload failed, the fields were invalid)."""
+        if not self._taken:
+            self._taken = True
+            self.worker.close()
+
+
+def admit(service: ModelService, request_id: str, priority: Priority = "interactive") -> Admission:
+    """A place in the queue, or a :class:`ServiceError` saying why not (loading, full, stopping)."""
+    ticket = service.admit(request_id, background=priority == "background")
+    return Admission(ticket, request_id, what="job" if priority == "background" else "request")
+
+
+# -- the session ---------------------------------------------------------------------------------
+
+
+class Session:
+    """One pipeline run over one source, as events (see the module doc)."""
+
+    def __init__(
+        self,
+        source: PcmSource,
+        options: SessionOptions,
+        worker: Worker,
+        request_id: str,
+        *,
+        what: str = "request",
+        on_release: Callable[[], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.request_id = request_id
+        self._worker = worker
+        self._what = what
+        self._on_release = on_release
+        self._cancel = threading.Event()
+        self._released = False
+        self._release_lock = threading.Lock()
+        self._bridge: ThreadBridge[SessionEvent] | None = None
+        #: The audio's duration: the source's once the run started (a file's probe; not read
+        #: here, so a door never probes on its event loop), exactly what was decoded at the end.
+        self.duration: float = 0.0
+
+    # -- synchronous face --------------------------------------------------------------------
+
+    def events(self) -> Generator[SessionEvent, None, None]:
+        """Run on this thread; ends with a :class:`DoneEvent` or a :class:`FailedEvent`.
+
+        Never raises for a failed run. The place and the source are released when the
+        iteration ends, however it ends (a consumer that stops early cancels the run).
+        """
+        try:
+            yield from self._run()
+        finally:
+            self._release()
+
+    def _run(self) -> Iterator[SessionEvent]:
+        options = self.options
+        run: pipeline.Transcription | None = None
+        try:
+            run = pipeline.transcribe(
+                self.source,
+                self._worker.infer,
+                options.pipeline,
+                self._cancel,
+                start_seconds=options.start_seconds,
+                first_segment_id=options.first_segment_id,
+                form=options.form,
+            )
+            self.duration = run.duration
+            for chunk in run.chunks():
+                for segment in chunk.segments:
+                    yield SegmentEvent(segment)
+                yield ProgressEvent(chunk.end)
+            self.duration = float(run.duration)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            yield self._failed(exc)
+            return
+        finally:
+            if run is not None:
+                run.close()  # stops the decoder now, not at garbage collection
+        yield DoneEvent(self.duration)
+
+    def _failed(self, exc: BaseException) -> FailedEvent:
+        return FailedEvent(failure_of(exc, self.request_id, what=self._what), exc)
+
+    # -- asynchronous face -------------------------------------------------------------------
+
+    def start(self, *, name: str | None = None) -> None:
+        """Run on a thread of its own; read the events with :meth:`next` (event loop only)."""
+        self._bridge = ThreadBridge(
+            self.events,
+            on_error=self._failed,
+            on_cancel=self._stop,
+            on_exit=self._release,
+            name=name or f"transcribe-{self.request_id[-8:]}",
+        )
+        self._bridge.start()
+
+    async def next(self, timeout: float) -> SessionEvent | None:
+        """The next event, or None if none came within ``timeout`` seconds."""
+        if self._bridge is None:
+            raise RuntimeError("start() the session first")
+        return await self._bridge.next(timeout)
+
+    @property
+    def finished(self) -> threading.Event:
+        """Set once a started session has released everything."""
+        if self._bridge is None:
+            raise RuntimeError("start() the session first")
+        return self._bridge.finished
+
+    # -- both --------------------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Stop at the next step; idempotent, from any thread. A started session then still
+        delivers its last event (a :class:`FailedEvent` saying ``cancelled``)."""
+        if self._bridge is not None:
+            self._bridge.cancel()
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._cancel.set()
+        try:
+            self._worker.cancel()
+        except Exception:
+            log.exception("cancelling %s %s failed", self._what, self.request_id)
+        close = getattr(self.source, "abort", None)
+        if callable(close):  # pushed audio: wake a reader waiting for more
+            close()
+
+    def _release(self) -> None:
+        with self._release_lock:
+            if self._released:
+                return
+            self._released = True
+        try:
+            self._worker.close()
+        finally:
+            if self._on_release is not None:
+                self._on_release()
