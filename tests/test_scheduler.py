@@ -305,6 +305,27 @@ def test_on_batch_sees_every_batch_and_its_failures_are_contained() -> None:
     assert [(r.request_id, r.batch_index, r.size) for r in seen] == [("r", 0, 2), ("r", 1, 1)]
 
 
+def test_records_are_kept_only_when_asked_and_are_there_once_infer_returns() -> None:
+    seen: list[ServedBatch] = []
+
+    def on_served(record: ServedBatch) -> None:
+        seen.append(record)
+        if len(seen) == 1:
+            raise RuntimeError("a broken hook must not stop the worker")
+
+    sched: Scheduler[float] = Scheduler(GatedModel(gated=False), 1, on_served=on_served)
+    with sched, sched.admit("r") as ticket:
+        assert ticket.infer([wave(1)]) == [1.0]
+        assert [(r.request_id, r.batch_index) for r in seen] == [("r", 0)]
+        log = sched.record_served(limit=2)
+        assert sched.record_served() is log and log.records == []  # from now on only
+        for value in (2, 3, 4):
+            assert ticket.infer([wave(value)]) == [value]
+            assert log.records[-1].batch_index == value - 1  # recorded before infer returned
+    assert [r.batch_index for r in log.records] == [2, 3] and log.total == 3
+    assert [r.batch_index for r in seen] == [0, 1, 2, 3]
+
+
 def test_invalid_capacity_is_refused() -> None:
     with pytest.raises(ValueError):
         Scheduler(GatedModel(), max_active=0)
