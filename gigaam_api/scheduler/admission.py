@@ -69,6 +69,7 @@ class BatchWork(Generic[R]):
         "done",
         "error",
         "index",
+        "lengths",
         "offset",
         "partial",
         "result",
@@ -79,6 +80,8 @@ class BatchWork(Generic[R]):
     def __init__(self, ticket: Ticket[R], batch: list[np.ndarray], index: int, at: int) -> None:
         self.ticket = ticket
         self.batch = batch
+        #: Samples of each wave (what the policy plans with, read at every turn).
+        self.lengths = tuple(len(wave) for wave in batch)
         self.index = index
         #: The model calls finished when the batch was (re)submitted: what ``waited`` counts from.
         self.submitted_at = at
@@ -94,7 +97,7 @@ class BatchWork(Generic[R]):
 
     def remaining_lengths(self) -> tuple[int, ...]:
         """Samples of each wave not run yet."""
-        return tuple(len(wave) for wave in self.batch[self.offset :])
+        return self.lengths[self.offset :]
 
     def next_waves(self, count: int) -> list[np.ndarray]:
         """The next ``count`` waves not run yet."""
