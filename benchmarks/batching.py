@@ -272,6 +272,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with server(settings) as (url, app), httpx.Client(base_url=url, timeout=None) as http:
         scheduler = app.state.ctx.service.scheduler
+        log = scheduler.record_served()  # what was combined and padded, per request
         alone_text = post(http, CLIP)[1]  # warm-up
         mixed_alone = [post(http, clip)[1] for clip in MIXED]
         for round_index in range(args.rounds):
@@ -282,7 +283,7 @@ def main() -> None:
                 single = statistics.median(post(http, CLIP)[0] for _ in range(5))
                 wall, texts = burst(url, [CLIP] * args.clips, f"{tag}-burst")
                 mixed_wall, mixed_texts = burst(url, MIXED, f"{tag}-mixed")
-                served = scheduler.served
+                served = log.records
                 burst_calls = len({r.call for r in served if r.request_id.startswith(tag + "-b")})
                 mixed_share, mixed_calls = padding(
                     [r for r in served if r.request_id.startswith(f"{tag}-mixed")]
@@ -301,7 +302,7 @@ def main() -> None:
                 }
                 if not args.skip_long:
                     long_wall = post(http, long, f"{tag}-long")[0]
-                    mine = [r for r in scheduler.served if r.request_id == f"{tag}-long"]
+                    mine = [r for r in log.records if r.request_id == f"{tag}-long"]
                     share, calls = padding(mine)
                     model_s = sum({r.call: r.seconds for r in mine}.values())
                     row.update(

@@ -1,4 +1,5 @@
-"""Small tools several test modules share: waiting for a condition, the checkpoint writer.
+"""Small tools several test modules share: waiting for a condition, the scheduler's records,
+the checkpoint writer.
 
 ``wait_until`` is how a test waits for something another thread or process does (a log line
 written after the response, a slot freed, a temp file removed): it returns as soon as the
@@ -13,8 +14,9 @@ import importlib.util
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from gigaam_api.scheduler import Scheduler, ServedBatch
 from tests.conftest import REPO_ROOT
 
 T = TypeVar("T")
@@ -41,6 +43,21 @@ def wait_until(
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+def records_of(scheduler: Scheduler[Any]) -> list[ServedBatch]:
+    """The batches ``scheduler`` served, in serving order, since the test installed its log.
+
+    A scheduler keeps no records unless asked: a test calls ``scheduler.record_served()``
+    before the work it asserts on (for an app's scheduler, right after the model loaded), and
+    reads the same log here.
+    """
+    return scheduler.record_served().records
+
+
+def records_total(scheduler: Scheduler[Any]) -> int:
+    """Records ever added to the log of :func:`records_of` (it keeps the last 10,000)."""
+    return scheduler.record_served().total
 
 
 @functools.cache

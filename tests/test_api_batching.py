@@ -5,7 +5,8 @@ The server runs on loopback with the fixture v3_ctc checkpoint (fp32), as in
 timing-dependent, the model's ``transcribe`` is wrapped in a gate: the test closes it, sends a
 first request (the worker enters its call and waits at the gate), sends the others, waits until
 the scheduler holds all their batches, and opens the gate. The model itself is the real one;
-what was combined is read from the scheduler's ``served`` records.
+what was combined is read from the scheduler's served records (``record_served``, installed as
+soon as the model is loaded).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gigaam_api.scheduler import Scheduler, ServedBatch
 from gigaam_api.server import create_app
 from tests.api_server import MULTIPART_HEADERS, real_model_settings, serve
 from tests.conftest import CORPUS_DIR
-from tests.helpers import wait_until
+from tests.helpers import records_of, wait_until
 from tests.test_api_concurrency import multipart_body, raw_request
 
 TIMEOUT = 120.0
@@ -87,6 +88,7 @@ def served(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` once its model is loaded; yields the base URL (for a module fixture)."""
     with serve(app) as base:
         assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        scheduler(app).record_served()
         yield base
 
 
@@ -159,7 +161,7 @@ class Burst:
 
 
 def records(app: FastAPI, prefix: str) -> list[ServedBatch]:
-    return [r for r in scheduler(app).served if r.request_id.startswith(prefix)]
+    return [r for r in records_of(scheduler(app)) if r.request_id.startswith(prefix)]
 
 
 def batch_seconds_count(url: str) -> float:
@@ -230,6 +232,7 @@ def loaded_scheduler(
     service.start()
     try:
         assert service.wait_loaded(TIMEOUT), service.error
+        scheduler(app).record_served()
         yield scheduler(app)
     finally:
         service.stop()
@@ -241,4 +244,4 @@ def test_combining_can_be_switched_off(golden_dir: Path, tmp_path: Path) -> None
         waves = [np.zeros(16000, np.float32), np.zeros(4000, np.float32)]
         with off.admit("off") as ticket:
             ticket.infer(waves)
-        assert [(r.size, r.owners) for r in off.served] == [(2, 1)]  # one call
+        assert [(r.size, r.owners) for r in records_of(off)] == [(2, 1)]  # one call

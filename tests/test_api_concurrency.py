@@ -35,7 +35,7 @@ from tests.api_server import (
     tiled_wav,
 )
 from tests.conftest import CORPUS_DIR
-from tests.helpers import wait_until
+from tests.helpers import records_of, wait_until
 
 TIMEOUT = 120.0
 SHORT = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
@@ -60,6 +60,7 @@ def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
 def url(app: FastAPI) -> Iterator[str]:
     with serve(app) as base:
         assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        scheduler(app).record_served()  # fairness is read from its records
         yield base
 
 
@@ -70,7 +71,7 @@ def scheduler(app: FastAPI) -> Scheduler[Any]:
 
 
 def served_for(app: FastAPI, request_id: str) -> int:
-    return sum(1 for b in scheduler(app).served if b.request_id == request_id)
+    return sum(1 for b in records_of(scheduler(app)) if b.request_id == request_id)
 
 
 def multipart_body(path: Path, **fields: str) -> bytes:
@@ -166,7 +167,7 @@ def test_short_request_waits_at_most_one_batch_of_a_long_one(
     runner.join(TIMEOUT)
     assert long_result and long_result[0].status_code == 200 and long_result[0].json()["text"]
 
-    order = [b for b in scheduler(app).served if b.request_id in ("long-fair", "short-fair")]
+    order = [b for b in records_of(scheduler(app)) if b.request_id in ("long-fair", "short-fair")]
     short_at = next(i for i, b in enumerate(order) if b.request_id == "short-fair")
     assert [b.request_id for b in order].count("short-fair") == 1  # short audio: one pass
     assert order[short_at].waited <= 1  # behind at most the batch already running

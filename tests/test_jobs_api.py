@@ -27,6 +27,7 @@ from gigaam_api.server import create_app
 from gigaam_api.service.errors import failure_of
 from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
+from tests.helpers import records_of
 from tests.jobs_helpers import TIMEOUT, read_events, submit, submit_ok, wait_for, wait_job
 from tests.media import decode, encode
 
@@ -61,6 +62,7 @@ def app(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
 def url(app: FastAPI) -> Iterator[str]:
     with serve(app) as base:
         assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        app.state.ctx.service.scheduler.record_served()  # the serving order tests read
         yield base
 
 
@@ -359,7 +361,7 @@ def test_a_short_request_goes_ahead_of_a_long_job(
     # fast idle machine, so the job is still running around the clip (deleted once it is served).
     job = submit_ok(http, tiled_wav(LONG_SOURCE, tmp_path / "long.wav", MAX_SECONDS))
     wait_for(
-        lambda: sum(1 for b in scheduler.served if b.request_id == job["id"]) >= 2,
+        lambda: sum(1 for b in records_of(scheduler) if b.request_id == job["id"]) >= 2,
         what="the job to be under way",
     )
     results: list[httpx.Response] = []
@@ -381,14 +383,16 @@ def test_a_short_request_goes_ahead_of_a_long_job(
     wait_for(
         lambda: any(
             b.request_id == job["id"]
-            for b in scheduler.served[
-                next(i for i, b in enumerate(scheduler.served) if b.request_id == "short-vs-job") :
+            for b in records_of(scheduler)[
+                next(
+                    i for i, b in enumerate(records_of(scheduler)) if b.request_id == "short-vs-job"
+                ) :
             ]
         ),
         what="the job to go on after the clip",
     )
     assert http.delete(f"/v1/jobs/{job['id']}").status_code == 200  # no need to finish it
-    order = scheduler.served
+    order = records_of(scheduler)
     at = next(i for i, b in enumerate(order) if b.request_id == "short-vs-job")
     mine = order[at]
     assert not mine.background and mine.waited <= 1

@@ -23,6 +23,7 @@ from gigaam_api.scheduler import (
     ServedBatch,
     Ticket,
 )
+from tests.helpers import records_of, records_total
 
 WAIT = 5.0  # generous bound so a broken scheduler fails instead of hanging the suite
 
@@ -99,7 +100,9 @@ def model() -> GatedModel:
 
 @contextmanager
 def running(sched: Scheduler[float], model: GatedModel) -> Iterator[Scheduler[float]]:
-    """``sched`` started; at the end the gate opens so every caller finishes, then it stops."""
+    """``sched`` started, recording what it serves; at the end the gate opens so every caller
+    finishes, then it stops."""
+    sched.record_served()
     sched.start()
     try:
         yield sched
@@ -123,10 +126,10 @@ def test_infer_returns_the_batch_results_in_order(
     with scheduler.admit("r1") as ticket:
         assert ticket.infer([wave(1), wave(2), wave(3)]) == [1.0, 2.0, 3.0]
         assert ticket.infer([wave(4)]) == [4.0]
-    served = scheduler.served
+    served = records_of(scheduler)
     assert [(b.request_id, b.batch_index, b.size) for b in served] == [("r1", 0, 3), ("r1", 1, 1)]
     assert all(b.seconds >= 0 for b in served)
-    assert scheduler.served_total == 2
+    assert records_total(scheduler) == 2
 
 
 def test_admission_is_bounded_and_close_frees_the_slot() -> None:
@@ -176,10 +179,10 @@ def test_short_request_waits_at_most_one_batch_of_a_long_one(
     runner.join(WAIT)
     assert short.result == [1.0]
     assert long_results == [100.0 + i for i in range(6)]
-    order = [(b.request_id, b.batch_index) for b in scheduler.served]
+    order = [(b.request_id, b.batch_index) for b in records_of(scheduler)]
     # the short batch goes right after the long batch that was running when it arrived
     assert order[:3] == [("long", 0), ("long", 1), ("short", 0)]
-    short_record = next(b for b in scheduler.served if b.request_id == "short")
+    short_record = next(b for b in records_of(scheduler) if b.request_id == "short")
     assert short_record.waited <= 1
     assert order.index(("short", 0)) < order.index(("long", 2))
 
@@ -203,7 +206,7 @@ def test_tickets_are_served_round_robin(scheduler: Scheduler[float], model: Gate
     for caller in [first, *callers]:
         caller.join()
         assert caller.error is None
-    served = [(b.request_id, b.batch_index) for b in scheduler.served]
+    served = [(b.request_id, b.batch_index) for b in records_of(scheduler)]
     assert served == [
         ("blocker", 0),
         ("a", 0),
@@ -255,7 +258,7 @@ def test_cancel_wakes_the_caller_of_a_running_batch(
     model.wait_entered()
     model.permits.release()
     assert follower.join().result == [4.0]
-    assert [b.request_id for b in scheduler.served] == ["r", "next"]
+    assert [b.request_id for b in records_of(scheduler)] == ["r", "next"]
 
 
 def test_model_errors_reach_the_caller_and_the_worker_survives(
@@ -302,6 +305,27 @@ def test_on_batch_sees_every_batch_and_its_failures_are_contained() -> None:
     assert [(r.request_id, r.batch_index, r.size) for r in seen] == [("r", 0, 2), ("r", 1, 1)]
 
 
+def test_records_are_kept_only_when_asked_and_are_there_once_infer_returns() -> None:
+    seen: list[ServedBatch] = []
+
+    def on_served(record: ServedBatch) -> None:
+        seen.append(record)
+        if len(seen) == 1:
+            raise RuntimeError("a broken hook must not stop the worker")
+
+    sched: Scheduler[float] = Scheduler(GatedModel(gated=False), 1, on_served=on_served)
+    with sched, sched.admit("r") as ticket:
+        assert ticket.infer([wave(1)]) == [1.0]
+        assert [(r.request_id, r.batch_index) for r in seen] == [("r", 0)]
+        log = sched.record_served(limit=2)
+        assert sched.record_served() is log and log.records == []  # from now on only
+        for value in (2, 3, 4):
+            assert ticket.infer([wave(value)]) == [value]
+            assert log.records[-1].batch_index == value - 1  # recorded before infer returned
+    assert [r.batch_index for r in log.records] == [2, 3] and log.total == 3
+    assert [r.batch_index for r in seen] == [0, 1, 2, 3]
+
+
 def test_invalid_capacity_is_refused() -> None:
     with pytest.raises(ValueError):
         Scheduler(GatedModel(), max_active=0)
@@ -320,7 +344,7 @@ def combining(model: GatedModel) -> Iterator[Scheduler[float]]:
 def calls(scheduler: Scheduler[float]) -> list[list[tuple[str, int, int]]]:
     """The served records grouped by model call: [(request, batch index, waves), ...] each."""
     grouped: dict[int, list[tuple[str, int, int]]] = {}
-    for record in scheduler.served:
+    for record in records_of(scheduler):
         grouped.setdefault(record.call, []).append(
             (record.request_id, record.batch_index, record.size)
         )
@@ -354,9 +378,9 @@ def test_waiting_interactive_batches_share_one_model_call(
     assert [c.join().result for c in callers] == [[1.0], [2.0, 3.0], [4.0]]
     assert model.calls == [[0.0], [1.0, 2.0, 3.0, 4.0]]
     assert calls(combining) == [[("blocker", 0, 1)], [("a", 0, 1), ("b", 0, 2), ("c", 0, 1)]]
-    combined = [r for r in combining.served if r.request_id != "blocker"]
+    combined = [r for r in records_of(combining) if r.request_id != "blocker"]
     assert [(r.owners, r.part, r.waited) for r in combined] == [(3, 0, 1), (3, 1, 1), (3, 2, 1)]
-    assert combining.calls_total == 2 and combining.served_total == 4
+    assert combining.calls_total == 2 and records_total(combining) == 4
 
 
 def test_without_request_combining_each_call_holds_one_requests_waves(
@@ -417,7 +441,7 @@ def test_a_batch_too_big_to_combine_heads_the_next_turn(
         [("a", 0, 1), ("c", 0, 1)],
         [("big", 0, 4)],
     ]
-    big = next(r for r in combining.served if r.request_id == "big")
+    big = next(r for r in records_of(combining) if r.request_id == "big")
     assert big.waited == 2  # one turn more than round-robin alone would give it, never more
 
 
@@ -432,7 +456,7 @@ def test_waves_of_different_lengths_go_to_separate_calls(
     assert [c.join().result for c in callers] == [[5.0, 6.0], [1.0], [7.0]]
     assert model.calls[1:] == [[5.0, 6.0, 7.0], [1.0]]
     assert calls(combining)[1:] == [[("long", 0, 2), ("long2", 0, 1)], [("clip", 0, 1)]]
-    records = {r.request_id: r for r in combining.served}
+    records = {r.request_id: r for r in records_of(combining)}
     assert (records["long2"].computed_samples, records["long2"].audio_samples) == (16, 15)
     assert (records["clip"].computed_samples, records["clip"].audio_samples) == (4, 4)
 
@@ -465,7 +489,7 @@ def test_cancelling_one_owner_of_a_combined_call_spares_the_others(
     assert tickets["b"].infer([wave(3.0)]) == [3.0]
     with pytest.raises(Cancelled):
         tickets["a"].infer([wave(4.0)])
-    assert [r.request_id for r in combining.served if r.call == 1] == ["a", "b"]
+    assert [r.request_id for r in records_of(combining) if r.call == 1] == ["a", "b"]
 
 
 def test_a_cancelled_owner_s_waves_never_reach_a_later_call_of_the_turn(
@@ -499,7 +523,7 @@ def test_a_failed_combined_call_is_retried_per_owner(
     assert good_a.result == [1.0] and good_c.result == [3.0]
     assert isinstance(bad.error, ValueError) and "model exploded" in str(bad.error)
     assert model.calls[1:] == [[1.0, 13.0, 3.0], [1.0], [13.0], [3.0]]
-    failed = [r.request_id for r in combining.served if r.failed]
+    failed = [r.request_id for r in records_of(combining) if r.failed]
     assert failed == ["a", "bad", "c"]
     assert calls(combining)[2:] == [[("a", 0, 1)], [("bad", 0, 1)], [("c", 0, 1)]]
 

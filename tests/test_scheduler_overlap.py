@@ -15,6 +15,7 @@ import pytest
 
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.scheduler import Scheduler, SchedulerClosed
+from tests.helpers import records_of
 from tests.test_scheduler import WAIT, Caller, GatedModel, running, wait_pending
 
 #: Waves of 4 samples: the overlap lane takes a turn of at most 16 padded samples.
@@ -60,7 +61,7 @@ def test_a_short_call_runs_beside_the_one_in_flight(
     model.permits.release(2)
     assert blocker.join().result == [0.0]
     assert short.join().result == [1.0, 2.0]
-    assert sorted(record.request_id for record in overlapping.served) == ["blocker", "short"]
+    assert sorted(record.request_id for record in records_of(overlapping)) == ["blocker", "short"]
     assert overlapping.calls_total == 2
 
 

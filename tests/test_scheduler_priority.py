@@ -12,7 +12,15 @@ from collections.abc import Iterator
 import pytest
 
 from gigaam_api.scheduler import QueueFull, Scheduler
-from tests.test_scheduler import WAIT, Caller, GatedModel, wait_pending, wait_until, wave
+from tests.helpers import records_of
+from tests.test_scheduler import (
+    WAIT,
+    Caller,
+    GatedModel,
+    wait_pending,
+    wait_until,
+    wave,
+)
 
 
 @pytest.fixture
@@ -22,8 +30,9 @@ def model() -> GatedModel:
 
 @pytest.fixture
 def scheduler(model: GatedModel) -> Iterator[Scheduler[float]]:
-    sched: Scheduler[float] = Scheduler(model, max_active=1, background_budget_s=1.0).start()
-    yield sched
+    sched: Scheduler[float] = Scheduler(model, max_active=1, background_budget_s=1.0)
+    sched.record_served()
+    yield sched.start()
     model.gated = False
     for _ in range(64):
         model.permits.release()
@@ -62,21 +71,23 @@ def test_a_background_batch_runs_one_wave_at_a_time_while_interactive_work_waits
         model.permits.release()
     assert long_batch.join().result == [1.0, 2.0, 3.0, 4.0]  # slices reassemble in order
     job.close()
-    served = [(b.request_id, b.size, b.background) for b in scheduler.served]
+    served = [(b.request_id, b.size, b.background) for b in records_of(scheduler)]
     assert served[:2] == [("job", 1, True), ("sync", 1, False)]
     assert sum(size for rid, size, _ in served if rid == "job") == 4
-    sync_batch = next(b for b in scheduler.served if b.request_id == "sync")
+    sync_batch = next(b for b in records_of(scheduler) if b.request_id == "sync")
     assert sync_batch.waited <= 1
 
 
 def test_without_interactive_work_a_fast_model_runs_whole_batches(model: GatedModel) -> None:
     model.gated = False
-    sched: Scheduler[float] = Scheduler(model, max_active=1, background_budget_s=10.0).start()
+    sched: Scheduler[float] = Scheduler(model, max_active=1, background_budget_s=10.0)
+    sched.record_served()
+    sched.start()
     try:
         with sched.admit("job", background=True) as job:
             assert job.infer([wave(v) for v in (1, 2, 3, 4)]) == [1, 2, 3, 4]
             assert job.infer([wave(v) for v in (5, 6, 7, 8)]) == [5, 6, 7, 8]
-        sizes = [b.size for b in sched.served]
+        sizes = [b.size for b in records_of(sched)]
         # the first wave measures the speed; afterwards the whole batch fits the budget
         assert sizes[0] == 1 and sizes[-1] == 4
     finally:
@@ -100,7 +111,7 @@ def test_interactive_tickets_go_first_even_when_queued_later(
         model.permits.release()
     for caller in (first, background, short):
         caller.join()
-    order = [b.request_id for b in scheduler.served]
+    order = [b.request_id for b in records_of(scheduler)]
     assert order.index("sync") < order.index("job2")
     for ticket in (job, other, interactive):
         ticket.close()

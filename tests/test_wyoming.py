@@ -34,6 +34,7 @@ from gigaam_api.wyoming.info import GIGAAM_LICENCE_URL
 from gigaam_api.wyoming.protocol import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 from tests.api_server import free_port, real_model_settings, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
+from tests.helpers import records_of, records_total
 from tests.wyoming_client import (
     TIMEOUT,
     describe,
@@ -91,6 +92,7 @@ def server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     app = make_app(golden_dir, tmp_path_factory, port)
     with serve(app) as url:
         assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
+        app.state.ctx.service.scheduler.record_served()  # the serving order tests read
         yield Server(url, port, app)
 
 
@@ -328,9 +330,9 @@ def test_wyoming_and_http_share_the_worker_fairly(
         results[f"http-{index}"] = http_text(server, SPEECH, f"short-http-{index}")
 
     def served(prefix: str) -> int:
-        return sum(1 for b in server.scheduler.served if b.request_id.startswith(prefix))
+        return sum(1 for b in records_of(server.scheduler) if b.request_id.startswith(prefix))
 
-    start_mark = server.scheduler.served_total
+    start_mark = records_total(server.scheduler)
     runner = threading.Thread(target=long_request)
     runner.start()
     wait_until(lambda: served("long-fair") >= 2, "the long request to be under way", TIMEOUT)
@@ -349,8 +351,8 @@ def test_wyoming_and_http_share_the_worker_fairly(
 
     assert wyoming_texts == [expected] * 10
     assert results["http-0"] == results["http-1"] == expected and results["long"]
-    served_now = server.scheduler.served
-    order = served_now[len(served_now) - (server.scheduler.served_total - start_mark) :]
+    served_now = records_of(server.scheduler)
+    order = served_now[len(served_now) - (records_total(server.scheduler) - start_mark) :]
     shorts = [b for b in order if b.request_id.startswith(("wyoming-", "short-http-"))]
     assert len([b for b in shorts if b.request_id.startswith("wyoming-")]) == 10
     assert len([b for b in shorts if b.request_id.startswith("short-http-")]) == 2
@@ -455,6 +457,7 @@ def test_shutdown_cancels_an_utterance_being_transcribed(
     with serve(app):
         assert app.state.ctx.service.wait_loaded(TIMEOUT)
         sched = app.state.ctx.service.scheduler
+        sched.record_served()
         runner = threading.Thread(target=client)
         runner.start()
         assert gated[0].entered.wait(TIMEOUT), "the utterance never reached the worker"
@@ -463,7 +466,7 @@ def test_shutdown_cancels_an_utterance_being_transcribed(
     runner.join(TIMEOUT)
     opener.join(TIMEOUT)
     assert not runner.is_alive() and not opener.is_alive()
-    served = [b for b in sched.served if b.request_id.startswith("wyoming-")]
+    served = [b for b in records_of(sched) if b.request_id.startswith("wyoming-")]
     assert len(served) <= 1  # the batch held at the gate at most: nothing after the stop
     assert len(replies) == 1 and isinstance(replies[0], AssertionError | ConnectionError)
     assert app.state.wyoming.connections == 0 and sched.active == 0
