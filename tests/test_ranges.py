@@ -178,3 +178,19 @@ def test_if_range_with_current_validator_honours_the_range(url: str) -> None:
     stale = httpx.get(url, headers={"Range": "bytes=0-0", "If-Range": '"stale"'})
     assert stale.status_code == 200
     assert len(stale.content) == SIZE
+
+
+def test_if_range_with_the_last_modified_date_honours_the_range(url: str) -> None:
+    last_modified = httpx.get(url).headers["last-modified"]
+    partial = httpx.get(url, headers={"Range": "bytes=5-9", "If-Range": last_modified})
+    assert partial.status_code == 206
+    assert partial.headers["content-range"] == f"bytes 5-9/{SIZE}"
+
+
+def test_stale_if_range_sends_everything_even_for_an_unsatisfiable_range(
+    url: str, audio_file: Path
+) -> None:
+    # the Range is dropped before it is looked at (RFC 9110 §13.1.5): no 416 for a new file
+    response = httpx.get(url, headers={"Range": f"bytes={SIZE}-", "If-Range": '"stale"'})
+    assert response.status_code == 200
+    assert response.content == audio_file.read_bytes()

@@ -2,42 +2,49 @@
 
 A browser's ``<audio>`` element seeks by asking for ``Range: bytes=N-``; without a ``206``
 answer it can only play from the start, and a multi-hour recording would have to download
-whole before the player could jump to a word. This module is the pure part (header →
-decision) plus a small response builder that streams one slice of a file.
+whole before the player could jump to a word. Starlette's ``FileResponse`` sends the bytes
+(``200``, ``206`` with ``Content-Range``, ``If-Range`` against its ``ETag``/``Last-Modified``);
+this module decides first which ``Range`` it gets to see, because the framework alone would
+answer some headers in ways this API does not:
 
-Decisions, each allowed by RFC 9110 §14.2:
-
-* no header, another unit than ``bytes``, or a syntactically invalid header → ignore it and
-  send the whole file with ``200`` (a server *may* ignore an invalid ranges-specifier);
-* more than one range → ``200`` with the whole file: browsers and players only ever ask for
-  one, and a ``multipart/byteranges`` body is a lot of code for no user;
-* one satisfiable range (``a-b``, ``a-``, ``-suffix``; ``b`` past the end is clamped) → ``206``
-  with ``Content-Range: bytes a-b/size``;
+* another unit than ``bytes`` → ignored, the whole file (``200``); RFC 9110 §14.2 says a
+  server MUST ignore a unit it does not know, where the framework answers ``400``;
+* a syntactically invalid header (``bytes=abc``, ``bytes=5-1``) → ignored, ``200`` (§14.2
+  allows ignoring it; the framework answers a plain-text ``400`` outside the API's envelope);
+* more than one range → ignored, ``200`` (§14.2 allows ignoring any ``Range``): browsers and
+  players only ever ask for one, and the framework's ``multipart/byteranges`` answers ``416``
+  when any one range, rather than every one (§14.1.1), lies past the end;
+* one satisfiable range (``a-b``, ``a-``, ``-suffix``; ``b`` past the end is clamped) → the
+  framework's ``206``;
 * one unsatisfiable range (``a`` at or past the end, or ``-0``) → ``416`` with
-  ``Content-Range: bytes */size``;
-* ``If-Range`` that does not match the file's current validator → the whole file (``200``).
+  ``Content-Range: bytes */size`` in the OpenAI error envelope (the framework's is plain text).
 """
 
 from __future__ import annotations
 
 import mimetypes
-import os
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote
 
-import anyio
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import FileResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from gigaam_api.api.errors import error_response, range_not_satisfiable
 
-#: Bytes read from disk per chunk of the streamed body.
-CHUNK_BYTES = 256 * 1024
+#: One byte range and nothing else (several, another unit or a stray comma do not match).
+_ONE_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE | re.ASCII)
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+#: An upload is untrusted bytes: never sniffed into something runnable, never a document with
+#: this origin's rights if opened in a tab, and the URL (which may carry a signed link) is
+#: never sent on as a Referer.
+UPLOAD_HEADERS = {
+    "Cache-Control": "private, no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,32 +77,22 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
     ``header`` is the raw ``Range`` value. See the module docstring for the rules.
     """
-    if header is None:
-        return None
-    unit, sep, specs = header.partition("=")
-    if not sep or unit.strip().lower() != "bytes":
-        return None
-    parts = specs.split(",")
-    if len(parts) != 1:
-        return None  # several ranges (or a stray comma): ignore, serve everything
-    match = _RANGE_SPEC.match(parts[0])
+    match = _ONE_RANGE.fullmatch(header or "")
     if match is None:
         return None
     first, last = match.group(1), match.group(2)
-    if not first and not last:
-        return None  # "bytes=-" is not a range-spec
     if not first:
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+        if not last:
+            return None  # "bytes=-" is not a range-spec
+        if int(last) == 0 or size == 0:
             raise RangeNotSatisfiable(size)
-        return ByteRange(max(0, size - suffix), size - 1, size)
+        return ByteRange(max(0, size - int(last)), size - 1, size)
     start = int(first)
     if last and int(last) < start:
         return None  # last-pos < first-pos makes the range-spec invalid: ignore it
     if start >= size:
         raise RangeNotSatisfiable(size)
-    end = min(int(last), size - 1) if last else size - 1
-    return ByteRange(start, end, size)
+    return ByteRange(start, min(int(last), size - 1) if last else size - 1, size)
 
 
 def media_type_for(filename: str | None) -> str:
@@ -112,32 +109,17 @@ def media_type_for(filename: str | None) -> str:
     return "application/octet-stream"
 
 
-def validators(path: Path) -> tuple[str, str, int]:
-    """``(ETag, Last-Modified, size)`` of a file, from its size and modification time."""
-    stat = path.stat()
-    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-    return etag, formatdate(stat.st_mtime, usegmt=True), stat.st_size
+class _UploadFile(FileResponse):
+    """The framework's file response, with the request's ``Range`` hidden from it when this
+    module decided to ignore that header (then the whole file goes, ``200``)."""
 
+    honour_range = True
 
-def if_range_matches(if_range: str | None, etag: str, last_modified: str) -> bool:
-    """Whether a ``Range`` may be honoured: no ``If-Range``, or it names the current file."""
-    if if_range is None:
-        return True
-    value = if_range.strip()
-    return value in (etag, last_modified)
-
-
-async def _read_slice(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    """The bytes ``start .. start+length-1`` of ``path``, read off the event loop."""
-    async with await anyio.open_file(path, "rb") as handle:
-        await handle.seek(start, os.SEEK_SET)
-        remaining = length
-        while remaining > 0:
-            chunk = await handle.read(min(CHUNK_BYTES, remaining))
-            if not chunk:
-                break  # the file shrank under us; the client sees a short body
-            remaining -= len(chunk)
-            yield chunk
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.honour_range:
+            headers = [(name, value) for name, value in scope["headers"] if name != b"range"]
+            scope = {**scope, "headers": headers}
+        await super().__call__(scope, receive, send)
 
 
 def file_response(
@@ -148,42 +130,24 @@ def file_response(
     if_range: str | None = None,
     filename: str | None = None,
 ) -> Response:
-    """``200`` with the whole file, ``206`` with one slice, or ``416`` — per the headers given.
+    """``200`` with the whole file, ``206`` with one slice, or ``416`` — per the request's own
+    ``Range`` and ``If-Range`` headers, given here (the framework reads them again to send).
 
     ``filename`` (the name the user uploaded) goes into an ``inline`` ``Content-Disposition``
-    so "save audio as" in the browser suggests it.
+    so "save audio as" in the browser suggests it. Raises ``FileNotFoundError`` when the file
+    is gone.
     """
-    etag, last_modified, size = validators(path)
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Last-Modified": last_modified,
-        "Cache-Control": "private, no-cache",
-        # An upload is untrusted bytes: never sniffed into something runnable, never a
-        # document with this origin's rights if opened in a tab, and the URL (which may carry
-        # a signed link) is never sent on as a Referer.
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Referrer-Policy": "no-referrer",
-    }
+    stat = path.stat()
+    headers = dict(UPLOAD_HEADERS)
     if filename:
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(filename)}"
-    chosen: ByteRange | None = None
-    if if_range_matches(if_range, etag, last_modified):
+    response = _UploadFile(path, media_type=media_type, headers=headers, stat_result=stat)
+    validators = (response.headers["etag"], response.headers["last-modified"])
+    # A stale If-Range means the whole file whatever the Range says (RFC 9110 §13.1.5); the
+    # framework checks that too, so only a fresh (or absent) one gets here the range decided.
+    if if_range is None or if_range.strip() in validators:
         try:
-            chosen = parse_range(range_header, size)
+            response.honour_range = parse_range(range_header, stat.st_size) is not None
         except RangeNotSatisfiable:
-            return error_response(range_not_satisfiable(size))
-    if chosen is None:
-        headers["Content-Length"] = str(size)
-        return StreamingResponse(
-            _read_slice(path, 0, size), status_code=200, media_type=media_type, headers=headers
-        )
-    headers["Content-Length"] = str(chosen.length)
-    headers["Content-Range"] = chosen.content_range
-    return StreamingResponse(
-        _read_slice(path, chosen.start, chosen.length),
-        status_code=206,
-        media_type=media_type,
-        headers=headers,
-    )
+            return error_response(range_not_satisfiable(stat.st_size))
+    return response

@@ -1,0 +1,165 @@
+// The page's one store: what the server said about the jobs, the uploads in flight, the job
+// that is open. Every other module reads `state` and changes it only through the functions
+// below; each tells the subscribers of its topic, so whatever shows a thing redraws when that
+// thing changes, whoever changed it.
+//
+// Topics (the listener's argument):
+//   "jobs"     — the list changed: jobs added, merged or gone, their order, hasMore (none)
+//   "job"      — one job changed by its event stream: {id, event} (the event's name)
+//   "segments" — a job's live text: {id, segment} appended, or {id, segment: null} replaced
+//   "uploads"  — the uploads in flight changed (none)
+//   "open"     — a job was opened, or the view closed (none)
+//   "offline"  — the server stopped or started answering (none)
+//
+// Parts that are one module's business stay in that module (event streams, rows, the word
+// index, the audio link's timer); this holds only what several parts share.
+
+export const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+/** Jobs per GET /v1/jobs page. */
+export const PAGE = 50;
+
+const data = {
+  jobs: new Map(), // id -> job object as the server sent it (progress updated from events)
+  order: [], // job ids, newest first
+  hasMore: false,
+  uploads: [], // {localId, file, progress, status: waiting|uploading|failed, error}
+  segments: new Map(), // job id -> [{start, end, text, words: [{text, start, end}]}]
+  openId: null,
+  jobApi: null, // null until known; false when the server has no /v1/jobs
+  offline: false,
+};
+
+/** The state, to read: assigning a field here throws (the functions below change it). */
+export const state = new Proxy(data, {
+  set() {
+    throw new TypeError("the page's state changes only through the functions of state.js");
+  },
+  deleteProperty() {
+    throw new TypeError("the page's state changes only through the functions of state.js");
+  },
+});
+
+const listeners = new Map(); // topic -> Set of listeners
+
+/** Call `listener(detail)` after every change of `topic`; returns a function that stops it. */
+export function subscribe(topic, listener) {
+  if (!listeners.has(topic)) listeners.set(topic, new Set());
+  listeners.get(topic).add(listener);
+  return () => listeners.get(topic).delete(listener);
+}
+
+function emit(topic, detail) {
+  for (const listener of listeners.get(topic) || []) listener(detail);
+}
+
+// -- jobs ---------------------------------------------------------------------------------
+
+function merge(job) {
+  const known = data.jobs.get(job.id);
+  // a stream may be ahead of a list snapshot taken a moment earlier
+  if (known && !TERMINAL.has(job.status) && known.status === job.status) {
+    job = { ...job, progress: Math.max(job.progress ?? 0, known.progress ?? 0) };
+  }
+  data.jobs.set(job.id, { ...known, ...job });
+}
+
+/** A page of GET /v1/jobs: the first page replaces the head of the list, `more` appends. */
+export function applyPage(jobs, { more, hasMore }) {
+  const ids = [];
+  for (const job of jobs) {
+    if (!job || !job.id) continue;
+    merge(job);
+    ids.push(job.id);
+  }
+  if (more) {
+    data.order.push(...ids.filter((id) => !data.order.includes(id)));
+    data.hasMore = hasMore;
+  } else {
+    // jobs deleted elsewhere disappear; those loaded by "Show more" stay
+    const tail = data.order.slice(PAGE).filter((id) => !ids.includes(id));
+    for (const id of data.order) if (!ids.includes(id) && !tail.includes(id)) data.jobs.delete(id);
+    data.order = [...ids, ...tail];
+    data.hasMore = hasMore || data.hasMore;
+  }
+  emit("jobs");
+}
+
+/** One job as the server sent it; `first` lists a job not yet listed on top (a new upload). */
+export function putJob(job, { first = false } = {}) {
+  if (!job || !job.id) return;
+  merge(job);
+  if (first && !data.order.includes(job.id)) data.order.unshift(job.id);
+  emit("jobs");
+}
+
+/** The fields an event of the job's stream changed; `event` is that event's name. */
+export function updateJob(id, changes, event) {
+  const job = data.jobs.get(id);
+  if (!job) return;
+  Object.assign(job, changes);
+  emit("job", { id, event });
+}
+
+/** A job that is gone (deleted here or elsewhere). */
+export function dropJob(id) {
+  data.jobs.delete(id);
+  data.segments.delete(id);
+  data.order = data.order.filter((other) => other !== id);
+  emit("jobs");
+}
+
+export function setJobApi(available) {
+  data.jobApi = available;
+}
+
+export function setOffline(offline) {
+  if (offline === data.offline) return;
+  data.offline = offline;
+  emit("offline");
+}
+
+// -- a job's text -------------------------------------------------------------------------
+
+/** A job's whole text at once: [] when a new stream replays it from the start, or the final. */
+export function replaceSegments(id, segments) {
+  data.segments.set(id, segments);
+  emit("segments", { id, segment: null });
+}
+
+/** A live segment; false (and nothing changes) when it is one already had (a replay). */
+export function addSegment(id, segment) {
+  const list = data.segments.get(id) || [];
+  if (list.some((other) => other.start === segment.start && other.text === segment.text)) {
+    return false;
+  }
+  list.push(segment);
+  data.segments.set(id, list);
+  emit("segments", { id, segment });
+  return true;
+}
+
+// -- the open job, the uploads ------------------------------------------------------------
+
+export function setOpen(id) {
+  data.openId = id;
+  emit("open");
+}
+
+let uploadSeq = 0;
+
+export function addUploads(files) {
+  for (const file of files) {
+    data.uploads.push({ localId: ++uploadSeq, file, progress: 0, status: "waiting", error: null });
+  }
+  emit("uploads");
+}
+
+export function updateUpload(upload, changes) {
+  Object.assign(upload, changes);
+  emit("uploads");
+}
+
+export function removeUpload(upload) {
+  data.uploads = data.uploads.filter((other) => other !== upload);
+  emit("uploads");
+}
