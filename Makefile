@@ -13,7 +13,7 @@ NATIVE_MODELS_DIR = if [ -z "$${MODELS_DIR:-}" ] && ! grep -qs '^MODELS_DIR=' .e
 NATIVE_JOBS_DIR = if [ -z "$${JOBS_DIR:-}" ] && ! grep -qs '^JOBS_DIR=' .env; then export JOBS_DIR=./data/jobs; fi
 
 
-.PHONY: help install chromium run test check lint format typecheck pytest bench download-weights-local build-docker image-test up down logs lock clean
+.PHONY: help install chromium run test test-integration pre-commit check lint format typecheck pytest bench download-weights download-weights-local build-docker image-test up down logs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -36,6 +36,19 @@ run: install  ## install and start the server (settings from .env / environment)
 test: install chromium  ## install everything and run the whole suite: lint, format, types, tests
 	$(MAKE) check
 
+# The suites that run real components (a uvicorn server over TCP or a server process, Chromium,
+# PostgreSQL, the Wyoming door): tests/conftest.py marks them `integration` from what each test
+# module uses, so a new such file is selected without being listed here. `make test` runs them too.
+test-integration: install chromium  ## only the integration suites: real server, browser, PostgreSQL, Wyoming
+	$(BIN)/pytest -q -m integration
+
+# Exactly the steps of .ci/run (tests/test_makefile.py holds the two together): the image test is
+# included because it is the only check of the Dockerfile as built, and a push that passes this
+# passes CI. Like CI it needs root on Debian 12 (podman; apt-get for what is missing).
+pre-commit:  ## before a push: what CI runs (.ci/run): `make test`, then `make image-test` (root)
+	$(MAKE) test
+	$(MAKE) image-test
+
 check: lint typecheck pytest  ## lint + format check + types + tests (needs `make install`)
 
 lint:
@@ -56,6 +69,11 @@ pytest:
 bench: install  ## speed and memory benchmarks (reported, never asserted)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/memory.py
+
+# ./models is made first so it belongs to you, not to root (the container writes as UID 1000).
+download-weights:  ## download MODEL's weights into ./models through Docker, before `make up`
+	mkdir -p models
+	docker compose --profile tools run --rm download-weights
 
 download-weights-local: install  ## download MODEL's weights into MODELS_DIR (default ./models)
 	@$(NATIVE_MODELS_DIR); exec $(BIN)/gigaam-api download
