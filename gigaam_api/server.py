@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from gigaam_api import audio
 from gigaam_api.api.app import build_app
-from gigaam_api.api.routes import AppContext
+from gigaam_api.api.context import AppContext
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.jobs.lifecycle import JobsState, start_jobs
 from gigaam_api.jobs.metrics import JobMetrics

@@ -16,10 +16,11 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 from gigaam_api import __version__
+from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import install_error_handlers
 from gigaam_api.api.job_routes import job_router
 from gigaam_api.api.middleware import RequestContextMiddleware
-from gigaam_api.api.routes import AppContext, router
+from gigaam_api.api.routes import router
 from gigaam_api.jobs.lifecycle import JobsState
 from gigaam_api.web import install_web
 

@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect
 from gigaam_api import audio
 from gigaam_api.api import audio_links, sse
 from gigaam_api.api.auth import check_api_key, check_audio_access
+from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import (
     ApiError,
     bad_request,
@@ -56,7 +57,6 @@ from gigaam_api.api.params import (
 )
 from gigaam_api.api.ranges import file_response, media_type_for
 from gigaam_api.api.record import record_of
-from gigaam_api.api.routes import AppContext
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.config import Settings
 from gigaam_api.formats import render

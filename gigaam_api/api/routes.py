@@ -26,8 +26,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from gigaam_api.api import audio_links, sse
+from gigaam_api.api import sse
 from gigaam_api.api.auth import check_api_key
+from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
     TranscriptionParams,
@@ -40,7 +41,6 @@ from gigaam_api.audio import FileSource
 from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.jobs.lifecycle import JobsState
-from gigaam_api.service.context import ServiceContext
 from gigaam_api.service.errors import ServiceError
 from gigaam_api.service.session import (
     DoneEvent,
@@ -58,18 +58,6 @@ log = logging.getLogger(__name__)
 
 #: How often a waiting request checks whether its client is still connected.
 DISCONNECT_POLL_S = 0.5
-
-
-@dataclass
-class AppContext(ServiceContext):
-    """What the handlers need, stored on ``app.state.ctx``: the service core every door shares,
-    and what only HTTP needs."""
-
-    #: The ``created`` time of the model cards (``/v1/models``): when the server started.
-    created: int
-    keepalive_seconds: float = 10.0  # well under the 15 s proxies and clients tolerate idle
-    #: Lifetime of the signed links to a job's audio this server mints (tests shorten it).
-    link_seconds: int = audio_links.LINK_SECONDS
 
 
 def _ctx(request: Request) -> AppContext:

@@ -1,7 +1,7 @@
 """What a door is given: the one core that every door of a server shares.
 
 Built once per server by :func:`gigaam_api.server.create_app`. The HTTP layer's own context
-(``api/routes.py``, ``AppContext``) extends it with what only HTTP needs (the models' ``created``
+(``api/context.py``, ``AppContext``) extends it with what only HTTP needs (the models' ``created``
 time, the SSE keep-alive interval); the Wyoming door takes it as it is.
 """
 
