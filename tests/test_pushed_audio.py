@@ -98,6 +98,17 @@ def test_the_reader_waits_for_audio_pushed_while_it_reads() -> None:
     assert np.array_equal(np.concatenate(got), expected)
 
 
+def test_blocks_are_handed_on_whole_whatever_the_clients_chunk_size() -> None:
+    """The pipeline gets ``block_samples`` blocks (the last one shorter), as from a file."""
+    source = PushedAudio(RawFormat(16000, 2, 1), max_seconds=60, block_samples=8192)
+    for _ in range(50):
+        source.push(b"\x02\x00" * 1024)  # Wyoming's usual chunk: 1024 samples
+    source.end()
+    with source.open() as reader:
+        sizes = [block.size for block in reader]
+    assert sizes == [8192] * 6 + [50 * 1024 - 6 * 8192]
+
+
 def test_audio_past_the_cap_is_dropped_and_reported_once() -> None:
     source = PushedAudio(RawFormat(16000, 2, 1), max_seconds=1.0)
     half = b"\x01\x00" * 8000
@@ -141,7 +152,7 @@ def test_no_audio_at_all_is_empty_audio() -> None:
 
 
 def test_abort_wakes_a_reader_that_waits_for_more() -> None:
-    source = PushedAudio(RawFormat(16000, 2, 1), max_seconds=10)
+    source = PushedAudio(RawFormat(16000, 2, 1), max_seconds=10, block_samples=4000)
     source.push(b"\x01\x00" * 16000)
     took_first, finished = threading.Event(), threading.Event()
 

@@ -12,7 +12,10 @@ a :class:`~gigaam_api.audio.readers.PcmStream` whose reads wait for more audio u
 No file and no decoder process: raw PCM has no container to parse, so FFmpeg's demuxers and
 decoders (the reason files are decoded in a worker process) are never involved; only
 libswresample runs here, and only when the audio is not already 16 kHz mono 16-bit. Memory is
-the converted audio not yet read (32 KB a second), bounded by ``max_seconds``: audio past it
+the converted audio not yet read (32 KB a second), bounded by ``max_seconds``. Converted audio
+is handed on in blocks of ``block_samples`` (the file readers' 2 s by default, so the VAD and
+the chunker see the same few large blocks whatever size the client's chunks are; a live door
+passes a smaller size): audio past it
 is dropped and :attr:`~PushedAudio.truncated` says so, as the door decides what to tell its
 client.
 """
@@ -148,7 +151,11 @@ class PushedAudio:
         self.frames = 0
         self.max_frames = max(1, int(max_seconds * fmt.rate)) if max_seconds > 0 else 0
         self.truncated = False
-        self._converter = None if fmt.is_model_format else _Converter(fmt, block_samples)
+        # The model's own format is only cut into blocks (a mono "mix" of one channel is the
+        # identity); anything else goes through the file path's conversion.
+        self._converter = (
+            BlockMixer(1, block_samples) if fmt.is_model_format else _Converter(fmt, block_samples)
+        )
         self._queue: deque[NDArray[np.int16]] = deque()
         self._cond = threading.Condition()
         self._ended = False
@@ -191,8 +198,8 @@ class PushedAudio:
         if frames:
             self.frames += frames
             data = payload[: frames * fmt.frame_bytes]
-            if self._converter is None:
-                self._put([np.frombuffer(data, dtype="<i2").astype(np.int16)])
+            if isinstance(self._converter, BlockMixer):
+                self._put(self._converter.add(np.frombuffer(data, dtype="<i2").astype(np.int16)))
             else:
                 self._put(self._converter.convert(data))
         return newly_cut
@@ -201,7 +208,7 @@ class PushedAudio:
         """No more audio: the stream ends after what was pushed."""
         if self._ended:
             return
-        tail = self._converter.finish() if self._converter is not None else []
+        tail = self._converter.finish()
         with self._cond:
             self._enqueue(tail)
             self._ended = True
