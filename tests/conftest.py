@@ -30,6 +30,7 @@ REAL_COMPONENT_ENTRIES = {
     ("tests.api_server", "server_process"),
     ("tests.gated_server", "served"),
     ("tests.postgres", "PostgresServer"),
+    ("tests.replica_server", "Replica"),
 }
 #: Helper modules whose every name drives a real component: Chromium, the Wyoming door's client.
 REAL_COMPONENT_MODULES = {"tests.browser", "tests.wyoming_client"}

@@ -1,4 +1,4 @@
-"""Test modules import helpers, never each other (and no helper imports a test module).
+"""Test modules import helpers, never each other (nor does a helper or a benchmark).
 
 A name one test module takes from another drags that module's tests, fixtures and autouse
 fixtures along, breaks the importer when the imported module is renamed or split, and hides
@@ -14,8 +14,9 @@ from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
 PACKAGE = TESTS_DIR.name
-#: Every module of tests/: test modules, helper modules, conftest.
-MODULES = sorted(TESTS_DIR.glob("*.py"))
+#: Every module of tests/ (test modules, helper modules, conftest) and the benchmarks, which
+#: reuse the test helpers.
+MODULES = sorted(TESTS_DIR.glob("*.py")) + sorted((TESTS_DIR.parent / "benchmarks").glob("*.py"))
 
 
 def _is_test_module(name: str) -> bool:
@@ -63,14 +64,14 @@ import gigaam_api.test_like_name
     }
 
 
-def test_no_module_of_the_tests_imports_a_test_module() -> None:
+def test_no_test_helper_or_benchmark_imports_a_test_module() -> None:
     assert any(path.name.startswith("test_") for path in MODULES), f"no tests in {TESTS_DIR}"
     offenders = {
-        path.name: sorted(imported)
+        str(path.relative_to(TESTS_DIR.parent)): sorted(imported)
         for path in MODULES
         if (imported := imported_test_modules(path.read_text(encoding="utf-8")))
     }
     assert offenders == {}, (
-        "modules of tests/ import test modules; move what they share to a helper module "
+        "modules import test modules; move what they share to a helper module "
         "(not named test_*), e.g. tests/helpers.py"
     )
