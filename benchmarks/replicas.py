@@ -41,7 +41,7 @@ from gigaam_api.transcript import Segment, Word  # noqa: E402
 from tests.api_server import tiled_wav  # noqa: E402
 from tests.jobs_helpers import submit_ok, wait_job  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
-from tests.test_jobs_replicas import Replica  # noqa: E402
+from tests.replica_server import Replica  # noqa: E402
 
 
 def throughput(

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from gigaam_api.config import Settings, load_settings
+from gigaam_api.scheduler import Scheduler
 from tests.helpers import wait_until
 
 STARTUP_TIMEOUT_S = 60.0
@@ -139,6 +141,13 @@ def real_model_settings(golden_dir: Path, models_dir: Path, **overrides: Any) ->
     return load_settings(**values)
 
 
+def scheduler(app: FastAPI) -> Scheduler[Any]:
+    """The scheduler of ``app``'s loaded service (what tests read served records from)."""
+    sched: Scheduler[Any] | None = app.state.ctx.service.scheduler
+    assert sched is not None
+    return sched
+
+
 def tiled_wav(source: Path, target: Path, seconds: float) -> Path:
     """A ``seconds``-long 16 kHz WAV made by repeating ``source``.
 
@@ -184,3 +193,23 @@ def form_part(
 def form_body(*parts: bytes) -> bytes:
     """Parts joined and closed with the final boundary; send with :data:`MULTIPART_HEADERS`."""
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def multipart_body(path: Path, **fields: str) -> bytes:
+    """A transcription form: ``fields`` as text parts, then the file at ``path``."""
+    parts = [form_part(name, value.encode()) for name, value in fields.items()]
+    return form_body(*parts, form_part("file", path.read_bytes(), path.name))
+
+
+def raw_request(port: int, body: bytes, request_id: str, headers: dict[str, str]) -> socket.socket:
+    """Send a whole transcription request on a bare socket and return it unread.
+
+    The test then decides when the client goes away (``sock.close()``), which an HTTP client
+    library does not let it do mid-request.
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: test\r\nx-request-id: {request_id}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    sock.sendall(head.encode() + body)
+    return sock

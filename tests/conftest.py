@@ -8,7 +8,6 @@ selected without anyone remembering to mark it.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +28,9 @@ MODELS = ("v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt")
 REAL_COMPONENT_ENTRIES = {
     ("tests.api_server", "serve"),
     ("tests.api_server", "server_process"),
+    ("tests.gated_server", "served"),
     ("tests.postgres", "PostgresServer"),
+    ("tests.replica_server", "Replica"),
 }
 #: Helper modules whose every name drives a real component: Chromium, the Wyoming door's client.
 REAL_COMPONENT_MODULES = {"tests.browser", "tests.wyoming_client"}
@@ -78,11 +79,11 @@ def _jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("JOBS_DIR", str(tmp_path_factory.mktemp("jobs")))
 
 
-def runs_real_components(module: ModuleType, seen: frozenset[str] = frozenset()) -> bool:
-    """Whether a test module uses one of the real-component entries, directly or through what
-    it imports from another test module (``test_api_overlap`` takes its served app from
-    ``test_api_batching``). Helper modules such as ``tests.api_server`` are not followed: most
-    of their names (``tiled_wav``, ``busy_decoders``) start nothing."""
+def runs_real_components(module: ModuleType) -> bool:
+    """Whether a test module uses one of the real-component entries. Helper modules such as
+    ``tests.api_server`` are not followed: most of their names (``tiled_wav``, ``busy_decoders``)
+    start nothing, so a helper that does start something is named in the entries above. No test
+    module imports another (``tests/test_test_layout.py``), so there is nothing else to follow."""
     for value in list(vars(module).values()):
         if isinstance(value, ModuleType):
             if value.__name__ in REAL_COMPONENT_MODULES:
@@ -94,15 +95,6 @@ def runs_real_components(module: ModuleType, seen: frozenset[str] = frozenset())
         if home in REAL_COMPONENT_MODULES:
             return True
         if (home, getattr(value, "__qualname__", None)) in REAL_COMPONENT_ENTRIES:
-            return True
-        other = sys.modules.get(home)
-        if (
-            home.startswith("tests.test_")
-            and home != module.__name__
-            and home not in seen
-            and other is not None
-            and runs_real_components(other, seen | {module.__name__})
-        ):
             return True
     return False
 

@@ -1,5 +1,5 @@
 """Small tools several test modules share: waiting for a condition, the scheduler's records,
-the checkpoint writer.
+the checkpoint writer, the edit distance of two token sequences.
 
 ``wait_until`` is how a test waits for something another thread or process does (a log line
 written after the response, a slot freed, a temp file removed): it returns as soon as the
@@ -72,3 +72,17 @@ def checkpoint_writer() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance between two token-id sequences (insert, delete, substitute: 1).
+
+    How far a quantized model's tokens drift from the fp32 ones: the parity tests bound it as a
+    share of the reference's length rather than asking for equal sequences.
+    """
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[:], i
+        for j, y in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y))
+    return row[-1]

@@ -2,20 +2,17 @@
 
 The server runs on loopback with the fixture v3_ctc checkpoint (fp32), as in
 ``tests/test_api_concurrency.py``. To make "several requests wait at once" exact rather than
-timing-dependent, the model's ``transcribe`` is wrapped in a gate: the test closes it, sends a
-first request (the worker enters its call and waits at the gate), sends the others, waits until
-the scheduler holds all their batches, and opens the gate. The model itself is the real one;
-what was combined is read from the scheduler's served records (``record_served``, installed as
-soon as the model is loaded).
+timing-dependent, the model's ``transcribe`` is wrapped in the gate of ``tests/gated_server.py``:
+the test closes it, sends a first request (the worker enters its call and waits at the gate),
+sends the others, waits until the scheduler holds all their batches, and opens the gate. The
+model itself is the real one; what was combined is read from the scheduler's served records
+(``record_served``, installed as soon as the model is loaded).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -23,73 +20,23 @@ import pytest
 from fastapi import FastAPI
 
 from gigaam_api.batching import MAX_PADDING_SHARE
-from gigaam_api.config import Settings
-from gigaam_api.loading import load_model_from_settings
-from gigaam_api.model import AsrModel, Result
-from gigaam_api.scheduler import Scheduler, ServedBatch
-from gigaam_api.server import create_app
-from tests.api_server import MULTIPART_HEADERS, real_model_settings, serve
-from tests.conftest import CORPUS_DIR
+from tests.api_server import MULTIPART_HEADERS, multipart_body, raw_request, scheduler
+from tests.gated_server import (
+    CLIPS,
+    Burst,
+    Gate,
+    gated_app,
+    loaded_scheduler,
+    post,
+    records,
+    served,
+)
 from tests.helpers import records_of, wait_until
-from tests.test_api_concurrency import multipart_body, raw_request
-
-TIMEOUT = 120.0
-#: Short clips of about 3.2 s (16 kHz mono WAV), different recordings.
-CLIPS = [
-    CORPUS_DIR / "pisets" / "test_sound_ru.wav",
-    CORPUS_DIR / "edge_cases" / "pisets_clipped_+20dB_16k.wav",
-    CORPUS_DIR / "speech_to_phrase" / "stp_oov_4.wav",
-    CORPUS_DIR / "synthetic_espeak" / "wav16k" / "espeak_05_m1.wav",
-    CORPUS_DIR / "synthetic_espeak" / "wav16k" / "espeak_08_f4.wav",
-    CORPUS_DIR / "voicekit" / "wav16k" / "sample_4.wav",
-]
-
-
-class Gate:
-    """Holds the worker inside its model call while closed."""
-
-    def __init__(self) -> None:
-        self.open = threading.Event()
-        self.open.set()
-        self.entered = threading.Semaphore(0)
-
-    def loader(self) -> Callable[[Settings], AsrModel]:
-        def load(settings: Settings) -> AsrModel:
-            model = load_model_from_settings(settings)
-            real = model.transcribe
-
-            def transcribe(waves: Any) -> list[Result]:
-                self.entered.release()
-                assert self.open.wait(TIMEOUT), "the test never opened the gate"
-                return real(waves)
-
-            model.transcribe = transcribe  # type: ignore[method-assign]
-            return model
-
-        return load
 
 
 @pytest.fixture(scope="module")
 def gate() -> Gate:
     return Gate()
-
-
-def gated_app(
-    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, gate: Gate, **overrides: Any
-) -> FastAPI:
-    """The fixture-model app with ``gate`` around its model; ``overrides`` go to Settings."""
-    settings = real_model_settings(
-        golden_dir, tmp_path_factory.mktemp("models"), max_queue=8, **overrides
-    )
-    return create_app(settings, loader=gate.loader(), tmp_dir=tmp_path_factory.mktemp("uploads"))
-
-
-def served(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` once its model is loaded; yields the base URL (for a module fixture)."""
-    with serve(app) as base:
-        assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
-        scheduler(app).record_served()
-        yield base
 
 
 @pytest.fixture(scope="module")
@@ -106,22 +53,6 @@ def url(app: FastAPI) -> Iterator[str]:
     yield from served(app)
 
 
-def scheduler(app: FastAPI) -> Scheduler[Any]:
-    sched: Scheduler[Any] | None = app.state.ctx.service.scheduler
-    assert sched is not None
-    return sched
-
-
-def post(url: str, path: Path, request_id: str) -> httpx.Response:
-    with path.open("rb") as fh:
-        return httpx.post(
-            f"{url}/v1/audio/transcriptions",
-            files={"file": (path.name, fh)},
-            headers={"x-request-id": request_id},
-            timeout=TIMEOUT,
-        )
-
-
 @pytest.fixture(scope="module")
 def alone(url: str) -> list[str]:
     """Each clip's text when it is the only request (the gate is open: nothing waits)."""
@@ -131,37 +62,6 @@ def alone(url: str) -> list[str]:
         assert response.status_code == 200
         texts.append(response.json()["text"])
     return texts
-
-
-class Burst:
-    """Posts requests on threads while the worker is held at the gate."""
-
-    def __init__(self, app: FastAPI, url: str, gate: Gate) -> None:
-        self.app, self.url, self.gate = app, url, gate
-        self.responses: dict[str, httpx.Response] = {}
-        self.threads: list[threading.Thread] = []
-        while gate.entered.acquire(blocking=False):  # forget the calls made while it was open
-            pass
-        gate.open.clear()
-        self.start("blocker", CLIPS[0])
-        assert gate.entered.acquire(timeout=TIMEOUT), "the blocker never reached the model"
-
-    def start(self, request_id: str, path: Path) -> None:
-        def run() -> None:
-            self.responses[request_id] = post(self.url, path, request_id)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def release(self) -> None:
-        self.gate.open.set()
-        for thread in self.threads:
-            thread.join(TIMEOUT)
-
-
-def records(app: FastAPI, prefix: str) -> list[ServedBatch]:
-    return [r for r in records_of(scheduler(app)) if r.request_id.startswith(prefix)]
 
 
 def batch_seconds_count(url: str) -> float:
@@ -219,23 +119,6 @@ def test_a_client_leaving_does_not_disturb_the_others_in_its_turn(
     assert records(app, "leave-") == []  # its audio never reached the model
     assert len({r.call for r in records(app, "stay-")}) < 3
     wait_until(lambda: scheduler(app).active == 0, what="all tickets released")
-
-
-@contextmanager
-def loaded_scheduler(
-    golden_dir: Path, tmp_path: Path, **overrides: Any
-) -> Iterator[Scheduler[Any]]:
-    """The scheduler of an app (no HTTP server) built from ``overrides``, model loaded."""
-    settings = real_model_settings(golden_dir, tmp_path, **overrides)
-    app = create_app(settings, tmp_dir=tmp_path)
-    service = app.state.ctx.service
-    service.start()
-    try:
-        assert service.wait_loaded(TIMEOUT), service.error
-        scheduler(app).record_served()
-        yield scheduler(app)
-    finally:
-        service.stop()
 
 
 def test_combining_can_be_switched_off(golden_dir: Path, tmp_path: Path) -> None:

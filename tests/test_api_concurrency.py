@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,14 +22,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gigaam_api.scheduler import Scheduler
 from gigaam_api.server import create_app
 from tests.api_server import (
     MULTIPART_HEADERS,
     busy_decoders,
-    form_body,
-    form_part,
+    multipart_body,
+    raw_request,
     real_model_settings,
+    scheduler,
     serve,
     tiled_wav,
 )
@@ -64,19 +63,8 @@ def url(app: FastAPI) -> Iterator[str]:
         yield base
 
 
-def scheduler(app: FastAPI) -> Scheduler[Any]:
-    sched: Scheduler[Any] | None = app.state.ctx.service.scheduler
-    assert sched is not None
-    return sched
-
-
 def served_for(app: FastAPI, request_id: str) -> int:
     return sum(1 for b in records_of(scheduler(app)) if b.request_id == request_id)
-
-
-def multipart_body(path: Path, **fields: str) -> bytes:
-    parts = [form_part(name, value.encode()) for name, value in fields.items()]
-    return form_body(*parts, form_part("file", path.read_bytes(), path.name))
 
 
 @pytest.fixture(autouse=True)
@@ -174,15 +162,6 @@ def test_short_request_waits_at_most_one_batch_of_a_long_one(
     # the long request was running before and kept running after: it was interleaved
     assert any(b.request_id == "long-fair" for b in order[:short_at])
     assert any(b.request_id == "long-fair" for b in order[short_at + 1 :])
-
-
-def raw_request(port: int, body: bytes, request_id: str, headers: dict[str, str]) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
-    head = f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: test\r\nx-request-id: {request_id}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head += f"Content-Length: {len(body)}\r\n\r\n"
-    sock.sendall(head.encode() + body)
-    return sock
 
 
 def cancelled_count(url: str) -> float:

@@ -2,7 +2,7 @@
 
 The fixture v3_ctc checkpoint in int8 (``QUANTIZE_INT8=true``: requests are never combined, so
 the second lane is what lets a burst of short clips keep both cores busy). The model is
-wrapped in the gate of ``tests/test_api_batching.py``: a first request is held inside its model
+wrapped in the gate of ``tests/gated_server.py``: a first request is held inside its model
 call, and a second short one must enter the model too before the gate opens — that is the
 overlap, observed without timing.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from tests.test_api_batching import (
+from tests.api_server import scheduler
+from tests.gated_server import (
     CLIPS,
     TIMEOUT,
     Burst,
@@ -24,7 +25,6 @@ from tests.test_api_batching import (
     loaded_scheduler,
     post,
     records,
-    scheduler,
     served,
 )
 

@@ -2,8 +2,8 @@
 
 ``transcribe`` runs the real pipeline on corpus audio with the golden v3_ctc fixture checkpoint
 (random weights, so the words are nonsense: the tests check the output formats and timings,
-not the text). ``download`` talks to the loopback file server from ``test_weights``. ``serve``
-is started on a free port and must answer ``/health``, the documented offline path.
+not the text). ``download`` talks to the loopback file server of ``tests/file_server.py``.
+``serve`` is started on a free port and must answer ``/health``, the documented offline path.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pytest
 
 from gigaam_api import __version__, cli, weights
 from gigaam_api.config import Settings
+from tests.file_server import PREFIX, FileServer
 from tests.helpers import wait_until
-from tests.test_weights import PREFIX, FileServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEECH = "constructed_digits/digits_temperature_8k.wav"  # 6.8 s, 8 kHz telephony prompt

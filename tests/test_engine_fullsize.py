@@ -21,8 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.model.checkpoint import read_checkpoint
-from tests.helpers import checkpoint_writer
-from tests.test_engine_parity import edit_distance
+from tests.helpers import checkpoint_writer, edit_distance
 
 LAYERS = 1  # the real models have 16; one exercises every kind of node at full width
 

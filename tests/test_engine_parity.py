@@ -32,7 +32,7 @@ from gigaam_api.model.cache import checkpoint_digest
 from gigaam_api.model.checkpoint import CheckpointError, read_checkpoint
 from gigaam_api.model.engine import resolve_device
 from tests.conftest import MODELS
-from tests.helpers import checkpoint_writer
+from tests.helpers import checkpoint_writer, edit_distance
 
 CTC = [m for m in MODELS if "ctc" in m]
 RNNT = [m for m in MODELS if "rnnt" in m]
@@ -275,15 +275,6 @@ def test_bad_input_is_a_typed_error(models: dict[str, AsrModel]) -> None:
 
 
 # ------------------------------------------------------------------ int8
-
-
-def edit_distance(a: list[int], b: list[int]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[:], i
-        for j, y in enumerate(b, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y))
-    return row[-1]
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -1,6 +1,6 @@
 """A first start that heals itself: the weights download is retried until it works.
 
-A real HTTP server on loopback (``FileServer`` from ``tests/test_weights.py``) first has no
+A real HTTP server on loopback (``FileServer`` of ``tests/file_server.py``) first has no
 weights (404) or fails (503), then serves them; the real server app on loopback keeps
 retrying with backoff, says why on ``/health`` (503 with the reason) and becomes ready without
 a restart. The golden fixture checkpoint stands in for the real weights.
@@ -20,8 +20,8 @@ from gigaam_api.model import AsrModel, load_model
 from gigaam_api.server import create_app
 from gigaam_api.weights import ensure_model
 from tests.api_server import serve
+from tests.file_server import PREFIX, FileServer
 from tests.helpers import wait_until
-from tests.test_weights import PREFIX, FileServer
 
 NAME = "v3_ctc"
 FILE = "v3_ctc.ckpt"

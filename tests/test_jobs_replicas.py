@@ -21,24 +21,20 @@ which attempt wrote each segment, where each attempt started decoding.
 from __future__ import annotations
 
 import itertools
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from gigaam_api.jobs.store import SqlJobStore, segments_table
 from gigaam_api.transcript import Segment
-from tests.api_server import free_port, server_process, tiled_wav
-from tests.conftest import CORPUS_DIR, REPO_ROOT
+from tests.api_server import tiled_wav
+from tests.conftest import CORPUS_DIR
 from tests.jobs_helpers import (
-    TIMEOUT,
     freeze_mid_job,
     read_events,
     submit_ok,
@@ -46,6 +42,7 @@ from tests.jobs_helpers import (
     wait_job,
 )
 from tests.postgres import PostgresServer
+from tests.replica_server import LEASE_SECONDS, Replica
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
 LONG_SOURCE = CORPUS_DIR / "longform" / "longform_espeak_ru.wav"
@@ -53,65 +50,6 @@ LONG_SECONDS = 900.0
 MEDIUM_SECONDS = 60.0
 #: Some of the long job committed, most of it still to do, when its replica is killed or paused.
 KILL_AFTER_SECONDS = 60.0
-#: Short, so a dead or paused replica's job is taken over within seconds.
-LEASE_SECONDS = 2
-
-
-class Replica:
-    """One ``gigaam-api`` server process sharing the job database and JOBS_DIR."""
-
-    def __init__(
-        self, name: str, golden_dir: Path, workdir: Path, jobs_dir: Path, database_url: str
-    ) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}.log"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO_ROOT),
-            "CHECKPOINT_PATH": str(golden_dir / "v3_ctc" / "v3_ctc.ckpt"),
-            "MODELS_DIR": str(workdir / "models"),
-            "JOBS_DIR": str(jobs_dir),
-            "JOBS_DATABASE_URL": database_url,
-            "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
-            "REPLICA_ID": name,
-            "NUM_THREADS": "1",
-            "LOG_LEVEL": "INFO",
-        }
-        self.proc = server_process(self.port, env, cwd=workdir, log_path=self.log_path)
-        self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT)
-        wait_for(self.healthy, what=f"{name} to become healthy")
-
-    def healthy(self) -> bool:
-        assert self.proc.poll() is None, self.log()
-        try:
-            return self.http.get("/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def metric(self, name: str) -> float:
-        for line in self.http.get("/metrics").text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError(f"{name} not in /metrics of {self.name}")
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self) -> None:
-        self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a paused one must be able to exit
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
 
 
 @pytest.fixture

@@ -95,16 +95,16 @@ def test_every_help_target_is_in_the_readme_command_table(readme: str) -> None:
 
 def test_integration_marker_follows_what_a_module_runs() -> None:
     """Real server (in-process and as a process), browser, PostgreSQL (by fixture and by its
-    class), Wyoming, and a module that only imports a served app from another test module are
-    selected; unit modules, including one that uses a helper from tests/api_server.py that
-    starts nothing, are not."""
+    class), Wyoming, and a module whose server comes from a helper module (the gated app of
+    tests/gated_server.py) are selected; unit modules, including one that uses a helper from
+    tests/api_server.py that starts nothing, are not."""
     expected = {
         "tests/test_api_process.py",  # server_process
         "tests/test_web_page.py",  # Chromium and serve()
         "tests/test_wyoming.py",
         "tests/test_postgres_harness.py",  # the postgres_server fixture
         "tests/test_jobs_store.py",  # SQLite and PostgreSQL through one parametrized fixture
-        "tests/test_api_overlap.py",  # its server comes from test_api_batching
+        "tests/test_api_overlap.py",  # its server comes from tests/gated_server.py
     }
     unit = {
         "tests/test_wyoming_settings.py",

@@ -8,11 +8,8 @@ scheduler in the end-to-end API tests.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
 from gigaam_api.cancellation import Cancelled
@@ -24,93 +21,12 @@ from gigaam_api.scheduler import (
     Ticket,
 )
 from tests.helpers import records_of, records_total
-
-WAIT = 5.0  # generous bound so a broken scheduler fails instead of hanging the suite
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.002)
-
-
-def wait_pending(scheduler: Scheduler[float], count: int) -> None:
-    wait_until(lambda: scheduler.pending_batches == count)
-
-
-class GatedModel:
-    """Deterministic batch function: each wave → its first sample; each call waits for a permit."""
-
-    def __init__(self, gated: bool = True) -> None:
-        self.gated = gated
-        self.permits = threading.Semaphore(0)
-        self.calls: list[list[float]] = []
-        self.entered = threading.Semaphore(0)
-        self.fail_on: float | None = None
-
-    def __call__(self, batch: list[np.ndarray]) -> list[float]:
-        self.calls.append([float(w[0]) for w in batch])
-        self.entered.release()
-        if self.gated and not self.permits.acquire(timeout=WAIT):
-            raise TimeoutError("test never released this batch")
-        if self.fail_on is not None and any(float(w[0]) == self.fail_on for w in batch):
-            raise ValueError("model exploded")
-        return [float(w[0]) for w in batch]
-
-    def open_gate(self) -> None:
-        """Let the batch held at the gate finish and every later one pass."""
-        self.gated = False
-        self.permits.release()
-
-    def wait_entered(self) -> None:
-        assert self.entered.acquire(timeout=WAIT), "worker never started the batch"
-
-
-def wave(value: float, length: int = 4) -> np.ndarray:
-    return np.full(length, value, dtype=np.float32)
-
-
-class Caller:
-    """Runs ticket.infer on its own thread (as a pipeline thread would) and keeps the outcome."""
-
-    def __init__(self, ticket: Ticket[float], values: list[float], length: int = 4) -> None:
-        self.result: list[float] | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(ticket, values, length), daemon=True)
-        self.thread.start()
-
-    def _run(self, ticket: Ticket[float], values: list[float], length: int) -> None:
-        try:
-            self.result = ticket.infer([wave(v, length) for v in values])
-        except BaseException as exc:
-            self.error = exc
-
-    def join(self) -> Caller:
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive(), "caller still blocked"
-        return self
+from tests.scheduler_helpers import WAIT, Caller, GatedModel, running, wait_pending, wave
 
 
 @pytest.fixture
 def model() -> GatedModel:
     return GatedModel()
-
-
-@contextmanager
-def running(sched: Scheduler[float], model: GatedModel) -> Iterator[Scheduler[float]]:
-    """``sched`` started, recording what it serves; at the end the gate opens so every caller
-    finishes, then it stops."""
-    sched.record_served()
-    sched.start()
-    try:
-        yield sched
-    finally:
-        model.gated = False
-        for _ in range(64):
-            model.permits.release()
-        sched.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The scheduler's second lane: a short interactive call beside the one in flight.
 
-Same gated, deterministic batch function as ``tests/test_scheduler.py``; which lane ran a call
-is read from the thread that called the model, and "ran beside" means the second call entered
-the model while the first was still held inside it — no timing involved.
+Same gated, deterministic batch function as ``tests/test_scheduler.py`` (``GatedModel`` of
+``tests/scheduler_helpers.py``); which lane ran a call is read from the thread that called the
+model, and "ran beside" means the second call entered the model while the first was still held
+inside it — no timing involved.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.scheduler import Scheduler, SchedulerClosed
 from tests.helpers import records_of
-from tests.test_scheduler import WAIT, Caller, GatedModel, running, wait_pending
+from tests.scheduler_helpers import WAIT, Caller, GatedModel, running, wait_pending
 
 #: Waves of 4 samples: the overlap lane takes a turn of at most 16 padded samples.
 OVERLAP = 16

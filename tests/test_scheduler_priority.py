@@ -12,15 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from gigaam_api.scheduler import QueueFull, Scheduler
-from tests.helpers import records_of
-from tests.test_scheduler import (
-    WAIT,
-    Caller,
-    GatedModel,
-    wait_pending,
-    wait_until,
-    wave,
-)
+from tests.helpers import records_of, wait_until
+from tests.scheduler_helpers import WAIT, Caller, GatedModel, wait_pending, wave
 
 
 @pytest.fixture
@@ -115,4 +108,4 @@ def test_interactive_tickets_go_first_even_when_queued_later(
     assert order.index("sync") < order.index("job2")
     for ticket in (job, other, interactive):
         ticket.close()
-    wait_until(lambda: scheduler.active == 0, WAIT)
+    wait_until(lambda: scheduler.active == 0, "all tickets released", timeout=WAIT, interval=0.002)
