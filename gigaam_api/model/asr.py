@@ -14,9 +14,10 @@ from numpy.typing import NDArray
 
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.cache import GraphFiles
-from gigaam_api.model.decoding import Result, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.decoding import Result, StepOutput, ctc_greedy, make_result, rnnt_greedy
 from gigaam_api.model.engine import EncoderSession, StepSession
 from gigaam_api.model.features import FeatureError, FeatureExtractor
+from gigaam_api.model.language import LanguageError, allowed_classes, normalize_language
 from gigaam_api.model.spec import ModelError
 from gigaam_api.model.tokenizer import Tokenizer
 
@@ -46,8 +47,11 @@ class AsrModel:
         quantized: bool,
         num_threads: int,
         graphs: GraphFiles | None,
+        languages: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        #: ISO 639-1 codes ``transcribe(language=...)`` accepts (see ``language.py``).
+        self.languages = languages
         self.kind: Literal["ctc", "rnnt"] = kind
         self.device = device
         self.quantized = quantized
@@ -60,6 +64,7 @@ class AsrModel:
         self._encoder = encoder
         self._step = step
         self._head_output = "argmax" if kind == "ctc" else "enc_proj"
+        self._masks: dict[str, NDArray[np.bool_] | None] = {}
 
     def __repr__(self) -> str:
         precision = "int8" if self.quantized else "fp32"
@@ -103,12 +108,33 @@ class AsrModel:
         )
         return log_probs, enc_lengths
 
-    def transcribe(self, waves: Sequence[NDArray[Any]]) -> list[Result]:
+    def language_mask(self, language: str) -> NDArray[np.bool_] | None:
+        """The classes ``language`` allows (``None``: all of them, nothing to restrict).
+
+        Raises :class:`LanguageError` for a language this model does not serve.
+        """
+        code = normalize_language(language)
+        if code not in self.languages:
+            raise LanguageError(code, self.languages, self.name)
+        if code not in self._masks:
+            pieces = self.tokenizer.pieces(list(range(self.blank_id)))
+            mask = allowed_classes(pieces, code)
+            self._masks[code] = None if mask.all() else mask
+        return self._masks[code]
+
+    def transcribe(
+        self, waves: Sequence[NDArray[Any]], language: str | None = None
+    ) -> list[Result]:
         """Decode a batch of float32 mono 16 kHz waves in [-1, 1]; one :class:`Result` each.
 
-        A wave shorter than 320 samples (one STFT window) gives an empty result; bad input
-        (not 1-D float, NaN/inf) raises :class:`FeatureError`.
+        ``language`` (ISO 639-1, one of :attr:`languages`) restricts the output to that
+        language's alphabet: classes with other letters are removed before each greedy
+        decision (``language.py``). ``None`` lets the model choose, as upstream does.
+
+        A wave shorter than one STFT window gives an empty result; bad input (not 1-D float,
+        NaN/inf) raises :class:`FeatureError`, an unserved language :class:`LanguageError`.
         """
+        allowed = None if language is None else self.language_mask(language)
         if not len(waves):
             return []
         features, lengths = self._featurizer(waves)
@@ -119,16 +145,22 @@ class AsrModel:
                 # drop the empty items and the padding only they needed
                 features = features[live, :, : int(lengths[live].max())]
                 lengths = lengths[live]
+            restrict_ctc = allowed is not None and self._step is None
             head, enc_lengths = self._encoder.run(
-                features, lengths, [self._head_output, "encoded_lengths"]
+                features,
+                lengths,
+                ["log_probs" if restrict_ctc else self._head_output, "encoded_lengths"],
             )
             if self._step is None:
+                if allowed is not None:
+                    head = np.where(allowed, head, np.float32(-np.inf))
                 hyps = ctc_greedy(head, enc_lengths, self.blank_id)
             else:
+                step: Any = self._step if allowed is None else _RestrictedStep(self._step, allowed)
                 hyps = rnnt_greedy(
                     head,
                     enc_lengths,
-                    self._step,
+                    step,
                     self.blank_id,
                     hidden_size=self._step.hidden_size,
                 )
@@ -155,3 +187,22 @@ class AsrModel:
         if lens.size and (lens.min() < 1 or lens.max() > feats.shape[2]):
             raise FeatureError(f"lengths must lie in [1, {feats.shape[2]}], got {lens.tolist()}")
         return feats.astype(np.float32, copy=False), lens.astype(np.int64, copy=False)
+
+
+class _RestrictedStep:
+    """An RNN-T step whose scores exclude the classes a language does not allow."""
+
+    def __init__(self, step: StepSession, allowed: NDArray[np.bool_]) -> None:
+        self._step = step
+        self._allowed = allowed
+        self.hidden_size = step.hidden_size
+
+    def __call__(
+        self,
+        labels: NDArray[np.int64],
+        h: NDArray[np.float32],
+        c: NDArray[np.float32],
+        enc: NDArray[np.float32],
+    ) -> StepOutput:
+        scores, h_new, c_new = self._step(labels, h, c, enc)
+        return np.where(self._allowed, scores, np.float32(-np.inf)), h_new, c_new

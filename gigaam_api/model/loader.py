@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gigaam_api.catalogue import tokenizer_candidates
+from gigaam_api.catalogue import CATALOGUE, tokenizer_candidates
 from gigaam_api.model.asr import AsrModel
 from gigaam_api.model.cache import (
     ENCODER_FILE,
@@ -39,6 +39,7 @@ from gigaam_api.model.engine import (
     resolve_device,
 )
 from gigaam_api.model.features import MEL_FB_KEY, WINDOW_KEY, FeatureError, FeatureExtractor
+from gigaam_api.model.language import supported_languages
 from gigaam_api.model.spec import (
     GRAPH_VERSION,
     ModelError,
@@ -265,4 +266,15 @@ def _open(
         quantized=quantize_int8,
         num_threads=threads,
         graphs=files if keep else None,
+        languages=_languages(name, tokenizer),
     )
+
+
+def _languages(name: str, tokenizer: Tokenizer) -> tuple[str, ...]:
+    """What the vocabulary can write; for an official model, only what upstream publishes it
+    for (a Russian e2e vocabulary with a few Latin pieces is not an English model)."""
+    written = supported_languages(tokenizer.pieces(list(range(tokenizer.blank_id))))
+    known = CATALOGUE.get(name)
+    if known is None:
+        return written
+    return tuple(code for code in written if code in known.languages)
