@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from gigaam_api.model import AsrModel, UnsupportedModelError, load_model
-from gigaam_api.model.checkpoint import read_checkpoint
+from gigaam_api.model.checkpoint import read_checkpoint, resolve_interpolations
 from gigaam_api.model.spec import model_spec
 from tests.helpers import checkpoint_writer
 
@@ -203,3 +203,19 @@ def test_vocabulary_must_fit_the_head(tmp_path: Path) -> None:
     checkpoint_writer().write_checkpoint(path, cfg, dict(ckpt.state_dict))
     with pytest.raises(UnsupportedModelError, match=r"labels has 32 symbols.*34 classes"):
         load_model(path)
+
+
+def test_config_references_resolve_like_omegaconf() -> None:
+    cfg = {
+        "labels": [" ", "а"],
+        "decoding": {"vocabulary": "${labels}", "other": "${decoding.vocabulary}"},
+        "missing": "${nowhere.at_all}",
+        "cycle": "${cycle}",
+        "embedded": "prefix ${labels}",
+    }
+    resolved = resolve_interpolations(cfg)
+    assert resolved["decoding"] == {"vocabulary": [" ", "а"], "other": [" ", "а"]}
+    # what OmegaConf would refuse stays the string, so the spec names the field
+    assert resolved["missing"] == "${nowhere.at_all}"
+    assert resolved["cycle"] == "${cycle}"
+    assert resolved["embedded"] == "prefix ${labels}"

@@ -260,6 +260,7 @@ def _to_plain(value: Any) -> Any:
     return repr(value)
 
 
+_MISSING = object()
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}$")
 
 
@@ -301,9 +302,6 @@ def resolve_interpolations(cfg: dict[str, Any]) -> dict[str, Any]:
     resolved = resolve(cfg, frozenset())
     assert isinstance(resolved, dict)
     return resolved
-
-
-_MISSING = object()
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:

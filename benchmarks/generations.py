@@ -1,0 +1,202 @@
+"""Generations benchmark: full-size random-weight v1, v2 and multilingual models on the engine.
+
+Run: ``.venv/bin/python benchmarks/generations.py [--models ...] [--seconds 20]``. For each
+model and precision, in fresh processes (as ``engine.py`` does): the one-off graph build
+(seconds, peak RSS, peak anonymous memory, graph size on disk), then a load from the cached
+graph (seconds, RSS after load, peak RSS) and the RTF of ``AsrModel.transcribe`` on one chunk
+of speech (one warm-up, ``--runs`` timed runs). For int8 it also reports how many of the fp32
+tokens int8 keeps (edit distance), the full-size check the small parity fixtures cannot make.
+Reported, never asserted (see benchmarks/README.md).
+
+Memory is read two ways: ``VmHWM`` (peak resident set, which counts the pages of the
+checkpoint's memory map while the graph is built: clean file pages the kernel can drop under
+pressure) and the peak of ``RssAnon`` sampled every 10 ms (the heap: what a 4 GB box must
+really hold). A 2.3 GB fp32 checkpoint must not need twice its size.
+
+Checkpoints are written once under ``benchmarks/.cache/`` by ``random_checkpoint.py`` from
+``generation_config`` (the multilingual_large_ctc one is 2.4 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "benchmarks" / ".cache"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import engine  # noqa: E402  (benchmarks are scripts: the shared helpers are a sibling file)
+
+MODELS = ("multilingual_ctc", "multilingual_large_ctc", "v2_ctc", "v1_ctc")
+
+
+class AnonPeak:
+    """Samples ``RssAnon`` in a thread: the heap's peak, which ``VmHWM`` mixes with file pages."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, engine._status_mb("RssAnon"))
+            self._stop.wait(0.01)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, engine._status_mb("RssAnon"))
+
+
+def checkpoint(model: str) -> Path:
+    path = CACHE / f"{model}.ckpt"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        _child({"task": "write", "model": model, "out": str(path)})
+    return path
+
+
+def _child(task: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(task)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {task}\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _waves(seconds: int) -> list[np.ndarray]:
+    wave = np.concatenate(engine.chunks())
+    return [np.ascontiguousarray(wave[: seconds * engine.SAMPLE_RATE])]
+
+
+# ------------------------------------------------------------------------------ child tasks
+
+
+def _write(task: dict[str, Any]) -> dict[str, Any]:
+    writer = engine._writer()
+    writer.write_random_checkpoint(Path(task["model"]), Path(task["out"]), seed=0)
+    return {"written": task["out"]}
+
+
+def _build(task: dict[str, Any]) -> dict[str, Any]:
+    from gigaam_api.model import load_model
+
+    anon = AnonPeak()
+    started = time.perf_counter()
+    model = load_model(
+        task["checkpoint"], quantize_int8=task["int8"], num_threads=2, cache_dir=task["cache"]
+    )
+    seconds = time.perf_counter() - started
+    assert model.graphs is not None and model.graphs.built
+    size = sum(p.stat().st_size for p in model.graphs.directory.iterdir())
+    return {
+        "seconds": seconds,
+        "peak_mb": engine._peak_mb(),
+        "anon_peak_mb": anon.stop(),
+        "graph_mb": size / 1e6,
+    }
+
+
+def _measure(task: dict[str, Any]) -> dict[str, Any]:
+    from gigaam_api.model import load_model
+
+    waves = _waves(task["seconds"])
+    anon = AnonPeak()
+    started = time.perf_counter()
+    model = load_model(
+        task["checkpoint"], quantize_int8=task["int8"], num_threads=2, cache_dir=task["cache"]
+    )
+    load_s = time.perf_counter() - started
+    assert model.graphs is not None and not model.graphs.built, "graph was not cached"
+    rss_loaded = engine._rss_mb()
+    model.transcribe(waves)  # warm-up
+    times = []
+    for _ in range(task["runs"]):
+        t0 = time.perf_counter()
+        results = model.transcribe(waves)
+        times.append(time.perf_counter() - t0)
+    return {
+        "load_s": load_s,
+        "rss_loaded_mb": rss_loaded,
+        "peak_mb": engine._peak_mb(),
+        "anon_peak_mb": anon.stop(),
+        "rtf": statistics.median(times) / task["seconds"],
+        "tokens": results[0].token_ids,
+    }
+
+
+def _edit_distance(a: list[int], b: list[int]) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[:], i
+        for j, y in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y))
+    return row[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="GigaAM generations benchmark (reported)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        task = json.loads(args.child)
+        handler = {"write": _write, "build": _build, "measure": _measure}[task["task"]]
+        print(json.dumps(handler(task)))
+        return
+    for model in args.models:
+        ckpt = checkpoint(model)
+        size_mb = ckpt.stat().st_size / 1e6
+        tokens: dict[str, list[int]] = {}
+        for precision in args.precisions:
+            cache = CACHE / "graphs-generations"
+            common = {"checkpoint": str(ckpt), "int8": precision == "int8", "cache": str(cache)}
+            shutil.rmtree(cache, ignore_errors=True)  # the build is measured: start bare
+            built = _child({"task": "build", **common})
+            run = _child({"task": "measure", "seconds": args.seconds, "runs": args.runs, **common})
+            tokens[precision] = run.pop("tokens")
+            row = {
+                "model": model,
+                "precision": precision,
+                "checkpoint_mb": round(size_mb),
+                "build_s": round(built["seconds"], 1),
+                "build_peak_mb": round(built["peak_mb"]),
+                "build_anon_peak_mb": round(built["anon_peak_mb"]),
+                "graph_mb": round(built["graph_mb"]),
+                "load_s": round(run["load_s"], 2),
+                "rss_loaded_mb": round(run["rss_loaded_mb"]),
+                "peak_mb": round(run["peak_mb"]),
+                "anon_peak_mb": round(run["anon_peak_mb"]),
+                "rtf": round(run["rtf"], 4),
+            }
+            if precision == "int8" and "fp32" in tokens:
+                ref = tokens["fp32"]
+                row["int8_edit_vs_fp32"] = round(
+                    _edit_distance(tokens["int8"], ref) / max(len(ref), 1), 3
+                )
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
