@@ -48,8 +48,9 @@ __all__ = [
 ]
 
 #: Bump whenever ``graph`` builds a different graph for the same checkpoint: it is part of the
-#: graph cache key, so stale cached graphs are never reused.
-GRAPH_VERSION = 5
+#: graph cache key, so stale cached graphs are never reused. (Adding the v1/v2 variants left
+#: v3's graph unchanged, node for node, so cached v3 graphs stay valid.)
+GRAPH_VERSION = 4
 
 Subsampling = Literal["conv1d", "conv2d"]
 PositionEncoding = Literal["rotary", "rel_pos"]
