@@ -13,8 +13,9 @@ one out of Cyrillic.
 The alphabets, lower case, as the multilingual vocabulary writes them (it has no Uzbek ў/ҳ
 and no Kazakh Latin letters, so Kazakh is Cyrillic and Uzbek is Latin here):
 
-* ``ru`` — the Russian alphabet, 33 letters а…я and ё. ё is optional: v1-v3 vocabularies
-  write е for it and still serve Russian.
+* ``ru`` — the Russian alphabet, 33 letters а…я and ё. ё and ъ are optional for deciding
+  whether a vocabulary serves the language (v1-v3 write е for ё; a SentencePiece vocabulary
+  may drop the rare ъ); when present they are allowed like every other letter.
 * ``en`` — the English alphabet, 26 letters a…z.
 * ``kk`` — the Kazakh Cyrillic alphabet (in official use since 1940), 42 letters: the Russian
   33 and ә ғ қ ң ө ұ ү һ і.
@@ -78,11 +79,16 @@ class Language:
     optional: frozenset[str] = frozenset()
 
 
+#: Cyrillic letters a vocabulary may lack and still write the language: ё (v1-v3 write е)
+#: and ъ (rare enough that a SentencePiece vocabulary trained with the usual character
+#: coverage can drop it).
+_RARE_CYRILLIC: Final = frozenset("ёъ")
+
 LANGUAGES: Final[dict[str, Language]] = {
-    "ru": Language("ru", "Russian", _RU, optional=frozenset("ё")),
+    "ru": Language("ru", "Russian", _RU, optional=_RARE_CYRILLIC),
     "en": Language("en", "English", _LATIN),
-    "kk": Language("kk", "Kazakh", _RU | _KK_ONLY | _KK_KY),
-    "ky": Language("ky", "Kyrgyz", _RU | _KK_KY),
+    "kk": Language("kk", "Kazakh", _RU | _KK_ONLY | _KK_KY, optional=_RARE_CYRILLIC),
+    "ky": Language("ky", "Kyrgyz", _RU | _KK_KY, optional=_RARE_CYRILLIC),
     "uz": Language("uz", "Uzbek", _LATIN - {"w"}),
 }
 
