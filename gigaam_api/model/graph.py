@@ -555,22 +555,34 @@ class _Context:
     sin: str = ""
     pos0: str = ""
     #: rel_pos: sinusoidal table [2T'-1, D] for relative positions T'-1 … -(T'-1); T' (int64);
-    #: additive key mask [B, 1, 1, T'] (-10000 on padded keys, 0 elsewhere)
+    #: the [B, T', H] prefix of the per-head shape
     rel_table: str = ""
     frames: str = ""
-    key_bias: str = ""
+    btd_heads: str = ""
 
 
-def _attention(b: _Builder, spec: EncoderSpec, q: str, k: str, v: str, ctx: _Context) -> str:
+def _attention(
+    b: _Builder,
+    spec: EncoderSpec,
+    q: str,
+    k: str,
+    v: str,
+    ctx: _Context,
+    bias: str | None = None,
+) -> str:
     """Fused multi-head attention; the key-padding mask is only applied when a batch has padding.
 
     An ``If`` on "every item is full length" picks the unmasked kernel (the common batch-of-one
     case, and ORT's faster path) or the masked one; both give the same valid frames.
+    ``bias`` [B, H, T, T] is added to the scaled scores (relative positions).
     """
     attrs: dict[str, Any] = {"num_heads": spec.n_heads, "scale": 1.0 / math.sqrt(spec.head_dim)}
     out = b._name("attention")
     branches = {}
-    for branch, extra in (("full", []), ("padded", ["", ctx.key_mask])):
+    # MultiHeadAttention inputs: query, key, value, bias, key_padding_mask, attention_bias
+    tail = [] if bias is None else [bias]
+    full = [] if bias is None else ["", "", bias]
+    for branch, extra in (("full", full), ("padded", ["", ctx.key_mask, *tail])):
         node = helper.make_node(
             "MultiHeadAttention",
             [q, k, v, *extra],
@@ -638,44 +650,33 @@ def _rel_pos_self_attention(
     h: str,
     ctx: _Context,
 ) -> str:
-    """Relative-position attention (v1), written as upstream computes it (Transformer-XL).
+    """Relative-position attention (v1), upstream's Transformer-XL scores.
 
     ``scores = ((q + u)·kᵀ + rel_shift((q + v)·pᵀ)) / √d_k`` with ``p = linear_pos(table)``
-    over relative positions T-1 … -(T-1); ``rel_shift`` is the same pad / reshape / slice.
-    Padded keys get -10000 like upstream's ``masked_fill``, which leaves valid rows exactly as
-    they are (their padded keys' weights underflow to 0 either way). q, k and v read the same
-    input, so they are one product. Returns [B·T, D] before ``linear_out``.
+    over relative positions T-1 … -(T-1); ``rel_shift`` is upstream's own pad / reshape /
+    slice. The position term is computed here and handed to ORT's fused
+    ``MultiHeadAttention`` as its attention bias (÷ √d_k), which does the content term, the
+    key-padding mask (-10000, like upstream's ``masked_fill``), the softmax and the product
+    with v. q, k and v read the same input, so they are one product. Returns [B·T, D] before
+    ``linear_out``.
     """
     d, heads, dk = spec.d_model, spec.n_heads, spec.head_dim
     wqkv = _concat_rows(*(sd[f"{a}.linear_{n}.weight"] for n in "qkv"))
     bqkv = np.concatenate([sd[f"{a}.linear_{n}.bias"] for n in "qkv"])
-    qkv = lin(h, f"{a}.linear_qkv", wqkv, bqkv)
-    bthd = b.const([0, -1, heads, dk])
-    # [B·T, 3D] → three [B, T, H, dk]; q keeps that layout for the biases
-    q, k, v = (
-        b.op("Reshape", [t, ctx.btd])
-        for t in b.op("Split", [qkv, b.const([d, d, d])], axis=1, outputs=3)
+    q, k, v = b.op(
+        "Split", [lin(h, f"{a}.linear_qkv", wqkv, bqkv), b.const([d, d, d])], axis=1, outputs=3
     )
-    q, k, v = (b.op("Reshape", [t, bthd]) for t in (q, k, v))
-    k_t = b.op("Transpose", [k], perm=[0, 2, 3, 1])  # [B, H, dk, T]
-    v = b.op("Transpose", [v], perm=[0, 2, 1, 3])  # [B, H, T, dk]
-    q_u = b.op(
-        "Transpose",
-        [b.op("Add", [q, b.weight(f"{a}.pos_bias_u", _f32(sd[f"{a}.pos_bias_u"]))])],
-        perm=[0, 2, 1, 3],
-    )
-    q_v = b.op(
-        "Transpose",
-        [b.op("Add", [q, b.weight(f"{a}.pos_bias_v", _f32(sd[f"{a}.pos_bias_v"]))])],
-        perm=[0, 2, 1, 3],
-    )
-    # positions: linear_pos (no bias) of the sinusoid table → [1, H, dk, 2T-1]
+    q = b.op("Reshape", [q, b.op("Concat", [ctx.btd_heads, b.const([dk])], axis=0)])
+
+    def biased(name: str) -> str:  # q + pos_bias_{u,v}: [B, T, H, dk]
+        return str(b.op("Add", [q, b.weight(f"{a}.{name}", _f32(sd[f"{a}.{name}"]))]))
+
+    # position term: (q + v)·pᵀ over the 2T-1 relative positions → [B, H, T, 2T-1]
     pos = lin(ctx.rel_table, f"{a}.linear_pos", sd[f"{a}.linear_pos.weight"], None)
     pos_t = b.op(
         "Transpose", [b.op("Reshape", [pos, b.const([1, -1, heads, dk])])], perm=[0, 2, 3, 1]
     )
-    ac = b.op("MatMul", [q_u, k_t])  # [B, H, T, T]
-    bd = b.op("MatMul", [q_v, pos_t])  # [B, H, T, 2T-1]
+    bd = b.op("MatMul", [b.op("Transpose", [biased("pos_bias_v")], perm=[0, 2, 1, 3]), pos_t])
     # rel_shift: pad one zero column on the left, view as [.., 2T, T], drop the first row,
     # view back as [.., T, 2T-1], keep the first T columns
     t = b.op("Unsqueeze", [ctx.frames, b.const([0])])
@@ -684,11 +685,10 @@ def _rel_pos_self_attention(
     bd = b.op("Slice", [bd, b.const([1]), b.const([2**62]), b.const([2])])
     bd = b.op("Reshape", [bd, b.op("Concat", [b.const([0, 0]), t, b.const([-1])], axis=0)])
     bd = b.op("Slice", [bd, b.const([0]), t, b.const([3])])
-    scores = b.op("Div", [b.op("Add", [ac, bd]), b.const(math.sqrt(dk), np.float32)])
-    scores = b.op("Add", [scores, ctx.key_bias])
-    att = b.op("MatMul", [b.op("Softmax", [scores], axis=-1), v])  # [B, H, T, dk]
-    att = b.op("Transpose", [att], perm=[0, 2, 1, 3])
-    return str(b.op("Reshape", [att, ctx.nd]))
+    bias = b.op("Div", [bd, b.const(math.sqrt(dk), np.float32)])
+    q_u = b.op("Reshape", [biased("pos_bias_u"), ctx.btd])
+    k, v = (b.op("Reshape", [x, ctx.btd]) for x in (k, v))
+    return str(b.op("Reshape", [_attention(b, spec, q_u, k, v, ctx, bias), ctx.nd]))
 
 
 def _rel_pos_table(b: _Builder, spec: EncoderSpec, t: str) -> str:
@@ -844,13 +844,15 @@ def build_encoder(
         cos, sin = _rotary_tables(b, enc, t)
         ctx = _Context(**common, cos=cos, sin=sin, pos0=b.const([0]))
     else:
-        invalid = b.op("Sub", [b.const(1.0, np.float32), mask])  # [B, T']
-        key_bias = b.op("Mul", [invalid, b.const(-10000.0, np.float32)])
         ctx = _Context(
             **common,
             rel_table=_rel_pos_table(b, enc, t),
             frames=t,
-            key_bias=b.op("Unsqueeze", [key_bias, b.const([1, 2])]),
+            btd_heads=b.op(
+                "Concat",
+                [batch, b.op("Unsqueeze", [t, b.const([0])]), b.const([enc.n_heads])],
+                axis=0,
+            ),
         )
 
     outputs: list[onnx.ValueInfoProto] = []
