@@ -1,4 +1,4 @@
-"""GigaAM v3 encoder and heads as ONNX graphs, built from the checkpoint's numpy weights.
+"""GigaAM encoders and heads (v1, v2, v3, multilingual) as ONNX graphs, from numpy weights.
 
 No torch and no exporter: every node is written here with the ``onnx`` helpers, so the graph
 has exactly the shape we want ONNX Runtime to see (the measurements are in ``docs/design.md``):
@@ -12,7 +12,12 @@ has exactly the shape we want ONNX Runtime to see (the measurements are in ``doc
   computed in-graph for the actual length, so there is no 5000-frame limit;
 * attention is ORT's fused ``MultiHeadAttention`` with a ``[B, T]`` key-padding mask, which an
   ``If`` skips when no item is padded — no ``[B, H, T, T]`` masks and no ``Where``;
-* constant factors are folded into weights where that is exact (the macaron ½).
+* constant factors are folded into weights where that is exact (the macaron ½);
+* the generations' variants (``spec.EncoderSpec``) are one builder each — conv1d or conv2d
+  subsampling, rotary or relative-position attention (the Transformer-XL position term as
+  the fused kernel's attention bias), LayerNorm or BatchNorm in the conv module — and each
+  block names the weights it reads (``_subsampling_shapes``, ``_attention_shapes``,
+  ``_conv_module_shapes``), so a checkpoint that lacks one is refused naming it.
 
 Masking follows the reference exactly on valid frames: features and both subsampling outputs
 are zeroed past each item's length, the conv module zeroes padded frames before the depthwise

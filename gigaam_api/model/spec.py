@@ -2,27 +2,23 @@
 
 The engine follows the checkpoint's own ``cfg`` (the one upstream's ``GigaAMASR(cfg)``
 instantiates), not a fixed shape. Every option upstream's ``ConformerEncoder`` and
-``FeatureExtractor`` can build is a typed field here, and each one picks a block builder in
-``graph`` (or a mode of ``features``):
+``FeatureExtractor`` can build is a typed field here, read with upstream's default when the
+config omits it (v1/v2 configs predate several keys), and each one picks a block builder in
+``graph`` or a mode of ``features``:
 
-=====================  ==========================================  ============================
-cfg field              values (upstream default when absent)       generations
-=====================  ==========================================  ============================
-encoder.subsampling    ``conv1d`` | ``conv2d`` (conv2d)            v3/multilingual | v1, v2
-encoder.self_attention ``rotary`` | ``rel_pos`` (rotary)           v2, v3 | v1
-_model
-encoder.conv_norm_type ``layer_norm`` | ``batch_norm``              v3 | v1, v2
-                       (batch_norm)
-encoder.*              widths, depth, heads, kernels, factor       all
-preprocessor.*         window/FFT/hop lengths, ``center``          v3: 320, no centre;
-                       (sr/40, sr/40, sr/100, centre)              v1/v2: 400, centred reflect
-vocabulary             ``decoding.vocabulary`` or top-level        v3, multilingual | v1, v2
-                       ``labels``; none → SentencePiece file
-head._target_          ``CTCHead`` | ``RNNTHead``                  all
-=====================  ==========================================  ============================
+* ``encoder.subsampling``: ``conv1d`` (v3, multilingual) | ``conv2d`` (v1, v2; default);
+* ``encoder.self_attention_model``: ``rotary`` (v2, v3; default) | ``rel_pos`` (v1);
+* ``encoder.conv_norm_type``: ``layer_norm`` (v3) | ``batch_norm`` (v1, v2; default);
+* ``encoder`` widths, depth, heads, kernels, subsampling factor, rotary base;
+* ``preprocessor`` window / FFT / hop lengths and ``center`` (defaults sr/40, sr/40, sr/100,
+  centred: v1/v2's 400-point centred frames; v3 says 320, not centred);
+* the vocabulary: ``decoding.vocabulary`` (v3, multilingual) or top-level ``labels`` (v1, v2),
+  none for SentencePiece models;
+* ``head._target_``: ``CTCHead`` | ``RNNTHead`` (one LSTM layer).
 
-Anything else raises :class:`UnsupportedModelError` naming the field and the value, so a
-future checkpoint fails at load with a sentence, not deep inside ONNX Runtime.
+Anything else raises :class:`UnsupportedModelError` naming the field and its value, so a
+checkpoint the engine cannot build fails at load with a sentence, not inside ONNX Runtime.
+``docs/models.md`` has the same table with its sources.
 
 Kept apart from ``graph`` (which needs the ``onnx`` package) so that loading a model whose
 graphs are already cached imports nothing but ONNX Runtime.
