@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gigaam_api.model import AsrModel, LanguageError, detect_language, load_model
+from gigaam_api.model import AsrModel, LanguageError, ModelError, detect_language, load_model
 from gigaam_api.model.checkpoint import read_checkpoint
 from gigaam_api.model.decoding import ctc_greedy
 from gigaam_api.model.language import (
@@ -147,3 +147,25 @@ def test_rnnt_restriction(tmp_path: Path) -> None:
     (latin,) = model.transcribe([_wave(1)], language="en")
     assert set(free.text) - LANGUAGES["en"].letters - {" ", "'"}
     assert latin.token_ids and set(latin.text) <= LANGUAGES["en"].letters | {" ", "'"}
+
+
+def test_each_wave_may_have_its_own_language(multilingual: AsrModel, tmp_path: Path) -> None:
+    """A combined call (several requests' waves) restricts each wave as asked."""
+    waves = [_wave(0), _wave(1)]
+    mixed = multilingual.transcribe(waves, language=["en", None])
+    assert mixed[0].token_ids == multilingual.transcribe([waves[0]], language="en")[0].token_ids
+    assert mixed[1].token_ids == multilingual.transcribe([waves[1]])[0].token_ids
+    with pytest.raises(LanguageError):
+        multilingual.transcribe(waves, language=["kk", "xx"])
+    with pytest.raises(ModelError, match="1 languages for 2 waves"):
+        multilingual.transcribe(waves, language=["kk"])
+    ckpt = read_checkpoint(FIXTURES / "v2_rnnt" / "v2_rnnt.ckpt")
+    labels = [" ", "'", *"abcdefghijklmnopqrstuvwxyz", *"абвгд"]
+    cfg = dict(ckpt.cfg, labels=labels, model_name="custom_rnnt")
+    cfg["decoding"] = dict(cfg["decoding"], vocabulary=labels)
+    path = tmp_path / "custom_rnnt.ckpt"
+    checkpoint_writer().write_checkpoint(path, cfg, dict(ckpt.state_dict))
+    rnnt = load_model(path, num_threads=1)
+    mixed = rnnt.transcribe(waves, language=[None, "en"])
+    assert mixed[0].token_ids == rnnt.transcribe([waves[0]])[0].token_ids
+    assert mixed[1].token_ids == rnnt.transcribe([waves[1]], language="en")[0].token_ids

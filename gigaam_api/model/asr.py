@@ -123,18 +123,23 @@ class AsrModel:
         return self._masks[code]
 
     def transcribe(
-        self, waves: Sequence[NDArray[Any]], language: str | None = None
+        self,
+        waves: Sequence[NDArray[Any]],
+        language: str | Sequence[str | None] | None = None,
     ) -> list[Result]:
         """Decode a batch of float32 mono 16 kHz waves in [-1, 1]; one :class:`Result` each.
 
         ``language`` (ISO 639-1, one of :attr:`languages`) restricts the output to that
         language's alphabet: classes with other letters are removed before each greedy
-        decision (``language.py``). ``None`` lets the model choose, as upstream does.
+        decision (``language.py``). ``None`` lets the model choose, as upstream does. A
+        sequence gives each wave its own (``None`` entries unrestricted), so one model call
+        may combine requests that asked for different languages.
 
         A wave shorter than one STFT window gives an empty result; bad input (not 1-D float,
-        NaN/inf) raises :class:`FeatureError`, an unserved language :class:`LanguageError`.
+        NaN/inf) raises :class:`FeatureError`, an unserved language :class:`LanguageError`
+        (before any work is done).
         """
-        allowed = None if language is None else self.language_mask(language)
+        masks = self._masks_for(language, len(waves))
         if not len(waves):
             return []
         features, lengths = self._featurizer(waves)
@@ -145,25 +150,23 @@ class AsrModel:
                 # drop the empty items and the padding only they needed
                 features = features[live, :, : int(lengths[live].max())]
                 lengths = lengths[live]
-            restrict_ctc = allowed is not None and self._step is None
+            row_masks = [masks[row] for row in live.tolist()]
+            restricted = any(m is not None for m in row_masks)
+            restrict_ctc = restricted and self._step is None
             head, enc_lengths = self._encoder.run(
                 features,
                 lengths,
                 ["log_probs" if restrict_ctc else self._head_output, "encoded_lengths"],
             )
             if self._step is None:
-                if allowed is not None:
-                    head = np.where(allowed, head, np.float32(-np.inf))
+                if restricted:
+                    head = np.array(head)
+                    for i, mask in enumerate(row_masks):
+                        if mask is not None:
+                            head[i][:, ~mask] = -np.inf
                 hyps = ctc_greedy(head, enc_lengths, self.blank_id)
             else:
-                step: Any = self._step if allowed is None else _RestrictedStep(self._step, allowed)
-                hyps = rnnt_greedy(
-                    head,
-                    enc_lengths,
-                    step,
-                    self.blank_id,
-                    hidden_size=self._step.hidden_size,
-                )
+                hyps = self._rnnt(head, enc_lengths, row_masks)
             for i, (row, (ids, frames)) in enumerate(zip(live.tolist(), hyps, strict=True)):
                 n_samples = int(np.shape(waves[row])[0])
                 results[row] = make_result(
@@ -171,6 +174,45 @@ class AsrModel:
                 )
         empty = make_result([], [], self.tokenizer, 0, 0)
         return [r if r is not None else empty for r in results]
+
+    def _masks_for(
+        self, language: str | Sequence[str | None] | None, n_waves: int
+    ) -> list[NDArray[np.bool_] | None]:
+        """One class mask (or ``None``: unrestricted) per wave; validates every language."""
+        if language is None or isinstance(language, str):
+            mask = None if language is None else self.language_mask(language)
+            return [mask] * n_waves
+        languages = list(language)
+        if len(languages) != n_waves:
+            raise ModelError(f"{len(languages)} languages for {n_waves} waves")
+        return [None if code is None else self.language_mask(code) for code in languages]
+
+    def _rnnt(
+        self,
+        enc_proj: NDArray[np.float32],
+        enc_lengths: NDArray[np.int32],
+        masks: list[NDArray[np.bool_] | None],
+    ) -> list[tuple[list[int], list[int]]]:
+        """Greedy RNN-T, rows grouped by their restriction (each group one batched search)."""
+        assert self._step is not None
+        groups: dict[int, list[int]] = {}
+        for i, mask in enumerate(masks):
+            groups.setdefault(-1 if mask is None else id(mask), []).append(i)
+        hyps: list[tuple[list[int], list[int]]] = [([], [])] * len(masks)
+        for rows in groups.values():
+            mask = masks[rows[0]]
+            step: Any = self._step if mask is None else _RestrictedStep(self._step, mask)
+            index = np.asarray(rows)
+            found = rnnt_greedy(
+                enc_proj[index] if len(rows) < len(masks) else enc_proj,
+                enc_lengths[index],
+                step,
+                self.blank_id,
+                hidden_size=self._step.hidden_size,
+            )
+            for row, hyp in zip(rows, found, strict=True):
+                hyps[row] = hyp
+        return hyps
 
     def _check_features(
         self, features: NDArray[Any], lengths: NDArray[np.integer[Any]]
