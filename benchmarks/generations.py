@@ -6,7 +6,8 @@ model and precision, in fresh processes (as ``engine.py`` does): the one-off gra
 graph (seconds, RSS after load, peak RSS) and the RTF of ``AsrModel.transcribe`` on one chunk
 of speech (one warm-up, ``--runs`` timed runs). For int8 it also reports how many of the fp32
 tokens int8 keeps (edit distance), the full-size check the small parity fixtures cannot make.
-Reported, never asserted (see benchmarks/README.md).
+``cpu_per_audio_s`` (process CPU seconds per audio second, both threads) is steadier than
+the RTF on a shared machine. Reported, never asserted (see benchmarks/README.md).
 
 Memory is read two ways: ``VmHWM`` (peak resident set, which counts the pages of the
 checkpoint's memory map while the graph is built: clean file pages the kernel can drop under
@@ -151,17 +152,19 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
     assert model.graphs is not None and not model.graphs.built, "graph was not cached"
     rss_loaded = engine._rss_mb()
     model.transcribe(waves)  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(task["runs"]):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         results = model.transcribe(waves)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     return {
         "load_s": load_s,
         "rss_loaded_mb": rss_loaded,
         "peak_mb": engine._peak_mb(),
         "anon_peak_mb": anon.stop(),
         "rtf": statistics.median(times) / task["seconds"],
+        "cpu_per_audio_s": statistics.median(cpu) / task["seconds"],
         "tokens": results[0].token_ids,
     }
 
@@ -229,6 +232,7 @@ def main() -> None:
                 "peak_mb": round(run["peak_mb"]),
                 "anon_peak_mb": round(run["anon_peak_mb"]),
                 "rtf": round(run["rtf"], 4),
+                "cpu_per_audio_s": round(run["cpu_per_audio_s"], 4),
             }
             if precision == "int8" and "fp32" in tokens:
                 ref = tokens["fp32"]
