@@ -219,3 +219,20 @@ def test_config_references_resolve_like_omegaconf() -> None:
     assert resolved["missing"] == "${nowhere.at_all}"
     assert resolved["cycle"] == "${cycle}"
     assert resolved["embedded"] == "prefix ${labels}"
+
+
+def test_a_tokenizer_file_wins_over_listed_labels(tmp_path: Path) -> None:
+    """Upstream's rule: ``decoding.model_path`` (or a model published with a tokenizer)
+    means SentencePiece, even when the config also lists labels."""
+    folder = FIXTURES / "v1_rnnt"
+    ckpt = read_checkpoint(folder / "v1_rnnt.ckpt")
+    cfg = dict(ckpt.cfg, labels=[f"p{i}" for i in range(64)])
+    path = tmp_path / "v1_rnnt.ckpt"
+    checkpoint_writer().write_checkpoint(path, cfg, dict(ckpt.state_dict))
+    (tmp_path / "v1_rnnt_tokenizer.model").write_bytes(
+        (folder / "v1_rnnt_tokenizer.model").read_bytes()
+    )
+    model = load_model(path, num_threads=1)
+    expected = _expected("v1_rnnt")
+    (result,) = model.transcribe(_waves(expected)[:1])
+    _same(result, expected["single"][0])

@@ -192,19 +192,23 @@ def _tokenizer(
     ckpt: Checkpoint, spec: ModelSpec, checkpoint_path: Path, tokenizer_path: str | Path | None
 ) -> Tokenizer:
     """Characters when the config holds a vocabulary (``decoding.vocabulary`` or v1/v2's
-    top-level ``labels``: ``spec`` found it), else the SentencePiece file."""
-    if spec.vocabulary is not None:
+    top-level ``labels``: ``spec`` found it), else the SentencePiece file (always for the
+    official models published with one, as upstream's loader does)."""
+    official = CATALOGUE.get(str(ckpt.cfg.get("model_name") or checkpoint_path.stem))
+    # upstream gives the published tokenizer to the models it publishes one for (v1_rnnt,
+    # e2e), whatever their config says; otherwise a vocabulary in the config means characters
+    if spec.vocabulary is not None and not (official is not None and official.tokenizer):
         return load_tokenizer({"vocabulary": list(spec.vocabulary)})
     decoding = ckpt.cfg.get("decoding")
     if not isinstance(decoding, dict):
         raise ModelError(f"{checkpoint_path}: config has no decoding section")
     if tokenizer_path is not None:
-        return load_tokenizer(decoding, tokenizer_path)
+        return load_tokenizer({}, tokenizer_path)
     model_path = decoding.get("model_path")
     tried = tokenizer_candidates(checkpoint_path, str(model_path) if model_path else None)
     for candidate in tried:
         if candidate.is_file():
-            return load_tokenizer(decoding, candidate)
+            return load_tokenizer({}, candidate)
     raise TokenizerError(
         f"{checkpoint_path.name} needs its SentencePiece tokenizer; looked for "
         + " and ".join(str(p) for p in tried)

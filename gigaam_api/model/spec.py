@@ -250,9 +250,12 @@ def _vocabulary(name: str, cfg: Mapping[str, Any]) -> tuple[tuple[str, ...] | No
 
     ``decoding.vocabulary`` (v3, multilingual) wins; v1/v2 keep it at the top as ``labels``
     (their ``decoding.vocabulary`` is an interpolation of it, resolved by the reader, or
-    absent). An unresolved ``${...}`` string is refused by name.
+    absent). As in upstream's ``Tokenizer``, a ``decoding.model_path`` means SentencePiece
+    whatever lists the config also holds. An unresolved ``${...}`` string is refused by name.
     """
     decoding = cfg.get("decoding") or {}
+    if isinstance(decoding, Mapping) and decoding.get("model_path"):
+        return None, None  # upstream's rule: a tokenizer file makes it SentencePiece
     for field, value in (
         (
             "decoding.vocabulary",
@@ -262,7 +265,7 @@ def _vocabulary(name: str, cfg: Mapping[str, Any]) -> tuple[tuple[str, ...] | No
     ):
         if value is None or value == []:
             continue
-        if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise UnsupportedModelError(
                 f"{name}: {field} must be a list of non-empty strings, got {value!r}"
             )
