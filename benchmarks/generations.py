@@ -72,9 +72,9 @@ def checkpoint(model: str) -> Path:
     return path
 
 
-def _child(task: dict[str, Any]) -> dict[str, Any]:
+def _child(task: dict[str, Any], python: str = sys.executable) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(task)],
+        [python, __file__, "--child", json.dumps(task)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -169,6 +169,62 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _upstream_encode(task: dict[str, Any]) -> dict[str, Any]:
+    """Upstream GigaAM (torch, the torch venv's interpreter) on the full-size checkpoint: the
+    encoder output and CTC argmax of one wave, saved for ``_compare``."""
+    import importlib
+    import warnings
+
+    torch: Any = importlib.import_module("torch")
+    omegaconf: Any = importlib.import_module("omegaconf")
+    torch.set_num_threads(2)
+    sys.path.insert(0, task["upstream"])
+    if "torchaudio" not in sys.modules:
+        sys.modules["torchaudio"] = engine._torchaudio_stub()
+    model_mod = importlib.import_module("gigaam.model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ckpt = torch.load(task["checkpoint"], map_location="cpu", weights_only=False, mmap=True)
+    cfg = omegaconf.OmegaConf.create(ckpt["cfg"])
+    targets = {
+        "preprocessor": "gigaam.preprocess.FeatureExtractor",
+        "encoder": "gigaam.encoder.ConformerEncoder",
+        "decoding": "gigaam.decoding.CTCGreedyDecoding",
+    }
+    for section, target in targets.items():  # checkpoints written before they carried them
+        cfg[section].setdefault("_target_", target)
+    model = model_mod.GigaAMASR(cfg)
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), missing
+    model = model.eval()
+    wave = torch.from_numpy(_waves(task["seconds"])[0])[None]
+    with torch.inference_mode():
+        encoded, enc_len = model.forward(wave, torch.tensor([wave.shape[1]]))
+        log_probs = model.head(encoder_output=encoded)
+    out = Path(task["out"])
+    np.save(out.with_suffix(".encoded.npy"), encoded[0].numpy())
+    np.save(out.with_suffix(".argmax.npy"), log_probs[0].argmax(-1).numpy())
+    return {"frames": int(enc_len[0])}
+
+
+def _compare(task: dict[str, Any]) -> dict[str, Any]:
+    """Ours (fp32, cached graph) against ``_upstream_encode``'s output for the same wave."""
+    from gigaam_api.model import load_model
+
+    model = load_model(task["checkpoint"], num_threads=2, cache_dir=task["cache"])
+    feats, lens = model.features(_waves(task["seconds"]))
+    encoded, _ = model.encode(feats, lens)
+    log_probs, _ = model.ctc_log_probs(feats, lens)
+    out = Path(task["out"])
+    reference = np.load(out.with_suffix(".encoded.npy"))
+    argmax = np.load(out.with_suffix(".argmax.npy"))
+    return {
+        "encoded_max_abs_diff": float(np.abs(encoded[0] - reference).max()),
+        "encoded_mean_abs": float(np.abs(reference).mean()),
+        "argmax_agreement": float((log_probs[0].argmax(-1) == argmax).mean()),
+    }
+
+
 def _edit_distance(a: list[int], b: list[int]) -> int:
     row = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
@@ -187,6 +243,16 @@ def main() -> None:
     parser.add_argument(
         "--skip-build", action="store_true", help="reuse cached graphs: time and memory only"
     )
+    parser.add_argument(
+        "--upstream",
+        type=Path,
+        help="upstream GigaAM checkout: compare each fp32 CTC encoder with upstream's (no timing)",
+    )
+    parser.add_argument(
+        "--torch-python",
+        default=str(CACHE / "torch-venv" / "bin" / "python"),
+        help="interpreter with torch==2.13.0 for --upstream (dev only)",
+    )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -196,8 +262,25 @@ def main() -> None:
             "build": _build,
             "build_only": _build_only,
             "measure": _measure,
+            "upstream_encode": _upstream_encode,
+            "compare": _compare,
         }[task["task"]]
         print(json.dumps(handler(task)))
+        return
+    if args.upstream is not None:
+        for model in args.models:
+            ckpt = checkpoint(model)
+            common = {
+                "checkpoint": str(ckpt),
+                "seconds": args.seconds,
+                "out": str(CACHE / f"{model}.upstream"),
+                "cache": str(CACHE / "graphs-generations" / f"{model}-fp32"),
+            }
+            frames = _child(
+                {"task": "upstream_encode", "upstream": str(args.upstream.resolve()), **common},
+                python=args.torch_python,
+            )
+            print(json.dumps({"model": model, **frames, **_child({"task": "compare", **common})}))
         return
     for model in args.models:
         ckpt = checkpoint(model)

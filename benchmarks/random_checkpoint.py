@@ -153,6 +153,11 @@ def random_state_dict(
 # keys their code knew (conv2d subsampling, batch-norm conv modules and a centred 400-point
 # window are then upstream's defaults) and the vocabulary in top-level ``labels``.
 _RU_LABELS = [" ", *"абвгдежзийклмнопрстуфхцчшщъыьэюя"]
+_PRE, _ENC, _DEC = (
+    "gigaam.preprocess.FeatureExtractor",
+    "gigaam.encoder.ConformerEncoder",
+    "gigaam.decoding",
+)
 _MULTILINGUAL = [" ", "'", *"abcdefghijklmnopqrstuvwxyz", *"абвгдежзийклмнопрстуфхцчшщъыьэюя"]
 _MULTILINGUAL += list("ёіғқңүұһәө")
 
@@ -167,6 +172,7 @@ def generation_config(name: str) -> dict[str, Any]:
             "model_name": name,
             "sample_rate": 16000,
             "preprocessor": {
+                "_target_": _PRE,
                 "sample_rate": 16000,
                 "features": 64,
                 "win_length": 320,
@@ -175,6 +181,7 @@ def generation_config(name: str) -> dict[str, Any]:
                 "center": False,
             },
             "encoder": {
+                "_target_": _ENC,
                 "feat_in": 64,
                 "n_layers": 24 if large else 16,
                 "d_model": d,
@@ -189,15 +196,16 @@ def generation_config(name: str) -> dict[str, Any]:
                 "conv_norm_type": "layer_norm",
             },
             "head": {"_target_": "gigaam.decoder.CTCHead", "feat_in": d, "num_classes": 71},
-            "decoding": {"vocabulary": _MULTILINGUAL},
+            "decoding": {"_target_": f"{_DEC}.CTCGreedyDecoding", "vocabulary": _MULTILINGUAL},
         }
     generation, kind = name.split("_")
     classes = 257 if name == "v1_rnnt" else len(_RU_LABELS) + 1
     cfg: dict[str, Any] = {
         "model_name": name,
         "sample_rate": 16000,
-        "preprocessor": {"sample_rate": 16000, "features": 64},
+        "preprocessor": {"_target_": _PRE, "sample_rate": 16000, "features": 64},
         "encoder": {
+            "_target_": _ENC,
             "feat_in": 64,
             "n_layers": 16,
             "d_model": 768,
@@ -208,7 +216,10 @@ def generation_config(name: str) -> dict[str, Any]:
             "n_heads": 16,
             "conv_kernel_size": 31,
         },
-        "decoding": {"vocabulary": None if name == "v1_rnnt" else _RU_LABELS},
+        "decoding": {
+            "_target_": f"{_DEC}.{'CTC' if kind == 'ctc' else 'RNNT'}GreedyDecoding",
+            "vocabulary": None if name == "v1_rnnt" else _RU_LABELS,
+        },
     }
     if name != "v1_rnnt":
         cfg["labels"] = _RU_LABELS
