@@ -33,6 +33,7 @@ import argparse
 import copy
 import importlib
 import json
+import os
 import subprocess
 import sys
 import wave
@@ -263,18 +264,28 @@ def _ctc_margin(torch: Any, model: Any, encoded: Any, enc_len: Any) -> float:
 
 
 def _train_tokenizer(path: Path, size: int) -> None:
+    """A small BPE SentencePiece model at ``path``, trained from ``SP_TEXT``.
+
+    Run from the target folder with bare file names: the model file records its training
+    input and prefix, and a committed fixture must not carry this machine's paths.
+    """
     spm: Any = importlib.import_module("sentencepiece")
     text = path.with_suffix(".txt")
     text.write_text((SP_TEXT + "\n") * 20)
-    spm.SentencePieceTrainer.train(
-        input=str(text),
-        model_prefix=str(path.with_suffix("")),
-        vocab_size=size,
-        model_type="bpe",
-        character_coverage=1.0,
-        normalization_rule_name="identity",
-        minloglevel=2,
-    )
+    here = Path.cwd()
+    os.chdir(path.parent)
+    try:
+        spm.SentencePieceTrainer.train(
+            input=text.name,
+            model_prefix=path.stem,
+            vocab_size=size,
+            model_type="bpe",
+            character_coverage=1.0,
+            normalization_rule_name="identity",
+            minloglevel=2,
+        )
+    finally:
+        os.chdir(here)
     text.unlink()
     path.with_suffix(".vocab").unlink()
 
