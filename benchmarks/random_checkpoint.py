@@ -134,6 +134,10 @@ def random_state_dict(
         elif len(shape) >= 2:
             fan_in = int(np.prod(shape[1:]))
             arr = rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(fan_in))
+        elif key.endswith("running_var"):  # batch-norm variances must be positive
+            arr = 0.5 + rng.random(shape, dtype=np.float32)
+        elif key.endswith("num_batches_tracked"):
+            continue
         elif "norm" in key and key.endswith(".weight"):
             arr = 1.0 + 0.1 * rng.standard_normal(shape, dtype=np.float32)
         else:
@@ -142,6 +146,114 @@ def random_state_dict(
     if "head.decoder.embed.weight" in state:
         state["head.decoder.embed.weight"][-1] = 0.0  # padding_idx = blank
     return cfg, state
+
+
+# Full-size configs of the generations beyond v3, as their checkpoints carry them: the
+# multilingual models in v3's layout (the large one 24 x 1024, 16 heads), v1/v2 with only the
+# keys their code knew (conv2d subsampling, batch-norm conv modules and a centred 400-point
+# window are then upstream's defaults) and the vocabulary in top-level ``labels``.
+_RU_LABELS = [" ", *"абвгдежзийклмнопрстуфхцчшщъыьэюя"]
+_PRE, _ENC, _DEC = (
+    "gigaam.preprocess.FeatureExtractor",
+    "gigaam.encoder.ConformerEncoder",
+    "gigaam.decoding",
+)
+_MULTILINGUAL = [" ", "'", *"abcdefghijklmnopqrstuvwxyz", *"абвгдежзийклмнопрстуфхцчшщъыьэюя"]
+_MULTILINGUAL += list("ёіғқңүұһәө")
+
+
+def generation_config(name: str) -> dict[str, Any]:
+    """The full-size ``cfg`` of ``name`` (multilingual_ctc, multilingual_large_ctc, v2_ctc,
+    v2_rnnt, v1_ctc, v1_rnnt); v1_rnnt's SentencePiece tokenizer is not part of it."""
+    if name.startswith("multilingual"):
+        large = "large" in name
+        d = 1024 if large else 768
+        return {
+            "model_name": name,
+            "sample_rate": 16000,
+            "preprocessor": {
+                "_target_": _PRE,
+                "sample_rate": 16000,
+                "features": 64,
+                "win_length": 320,
+                "hop_length": 160,
+                "n_fft": 320,
+                "center": False,
+            },
+            "encoder": {
+                "_target_": _ENC,
+                "feat_in": 64,
+                "n_layers": 24 if large else 16,
+                "d_model": d,
+                "subsampling": "conv1d",
+                "subs_kernel_size": 5,
+                "subsampling_factor": 4,
+                "ff_expansion_factor": 4,
+                "self_attention_model": "rotary",
+                "pos_emb_max_len": 5000,
+                "n_heads": 16,
+                "conv_kernel_size": 5,
+                "conv_norm_type": "layer_norm",
+            },
+            "head": {"_target_": "gigaam.decoder.CTCHead", "feat_in": d, "num_classes": 71},
+            "decoding": {"_target_": f"{_DEC}.CTCGreedyDecoding", "vocabulary": _MULTILINGUAL},
+        }
+    generation, kind = name.split("_")
+    classes = 257 if name == "v1_rnnt" else len(_RU_LABELS) + 1
+    cfg: dict[str, Any] = {
+        "model_name": name,
+        "sample_rate": 16000,
+        "preprocessor": {"_target_": _PRE, "sample_rate": 16000, "features": 64},
+        "encoder": {
+            "_target_": _ENC,
+            "feat_in": 64,
+            "n_layers": 16,
+            "d_model": 768,
+            "subsampling_factor": 4,
+            "ff_expansion_factor": 4,
+            "self_attention_model": "rel_pos" if generation == "v1" else "rotary",
+            "pos_emb_max_len": 5000,
+            "n_heads": 16,
+            "conv_kernel_size": 31,
+        },
+        "decoding": {
+            "_target_": f"{_DEC}.{'CTC' if kind == 'ctc' else 'RNNT'}GreedyDecoding",
+            "vocabulary": None if name == "v1_rnnt" else _RU_LABELS,
+        },
+    }
+    if name != "v1_rnnt":
+        cfg["labels"] = _RU_LABELS
+    if kind == "ctc":
+        cfg["head"] = {"_target_": "gigaam.decoder.CTCHead", "feat_in": 768, "num_classes": classes}
+    else:
+        cfg["head"] = {
+            "_target_": "gigaam.decoder.RNNTHead",
+            "decoder": {"pred_hidden": 320, "pred_rnn_layers": 1, "num_classes": classes},
+            "joint": {
+                "enc_hidden": 768,
+                "pred_hidden": 320,
+                "joint_hidden": 320,
+                "num_classes": classes,
+            },
+        }
+    return cfg
+
+
+def generation_manifest(name: str) -> dict[str, Any]:
+    """A manifest (config + ``[key, shape, dtype]``) for :func:`random_state_dict`: the weight
+    names and shapes the engine's spec derives from the config, plus the front-end buffers."""
+    from gigaam_api.model.graph import expected_shapes
+    from gigaam_api.model.spec import model_spec
+
+    cfg = generation_config(name)
+    spec = model_spec(cfg)
+    front = spec.front_end
+    buffers = [
+        ["preprocessor.featurizer.0.spectrogram.window", [front.n_fft], "float32"],
+        ["preprocessor.featurizer.0.mel_scale.fb", [front.n_fft // 2 + 1, front.n_mels], "float32"],
+    ]
+    weights = [[k, list(v), "float32"] for k, v in expected_shapes(spec).items()]
+    return {"config": cfg, "state_dict": buffers + weights}
 
 
 def write_random_checkpoint(
@@ -153,7 +265,10 @@ def write_random_checkpoint(
     blank_bias_shift: float = 0.0,
 ) -> Path:
     """Write a random-weight checkpoint for ``manifest_path``; returns ``out``."""
-    manifest = json.loads(Path(manifest_path).read_text())
+    if Path(manifest_path).suffix == ".json":
+        manifest = json.loads(Path(manifest_path).read_text())
+    else:  # a generation's name
+        manifest = generation_manifest(str(manifest_path))
     cfg, state = random_state_dict(manifest, seed=seed, layers=layers)
     for key in ("head.joint.joint_net.1.bias", "head.decoder_layers.0.bias"):
         if key in state:

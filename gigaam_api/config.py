@@ -160,7 +160,7 @@ class Settings(BaseSettings):
             )
         if self.checkpoint_path is None and known is not None and not known.runnable:
             raise ValueError(
-                f"MODEL={self.model} is not supported by this engine (v3 models only); "
+                f"MODEL={self.model} is not supported by this engine; "
                 f"choose one of {', '.join(RUNNABLE_MODELS)}"
             )
         if self.checkpoint_path is None and known is None:

@@ -1,7 +1,8 @@
 """Official GigaAM weights: download, verify, cache.
 
-The checkpoints are large (about 880 MB for a v3 model) and the boxes this runs on are small and
-sometimes flaky or offline, so every step here is built to survive interruption:
+The checkpoints are large (about 880 MB for a v3 model, 2.34 GB for multilingual_large_ctc) and
+the boxes this runs on are small and sometimes flaky or offline, so every step here is built to
+survive interruption:
 
 * Files are fetched into ``<file>.part`` and renamed into place only once complete and verified,
   so a crash never leaves a half-written file under the final name.

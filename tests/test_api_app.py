@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from gigaam_api import audio
 from gigaam_api.api.errors import from_service_error, install_error_handlers
 from gigaam_api.api.middleware import RequestContextMiddleware
+from gigaam_api.catalogue import RUNNABLE_MODELS
 from gigaam_api.config import Settings, load_settings
 from gigaam_api.logging import JsonFormatter, TextFormatter, configure_logging
 from gigaam_api.server import create_app
@@ -130,10 +131,7 @@ def test_models_list(http: httpx.Client, prefix: str) -> None:
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
     assert ids == [
-        "v3_ctc",
-        "v3_e2e_ctc",
-        "v3_rnnt",
-        "v3_e2e_rnnt",
+        *RUNNABLE_MODELS,  # v3 first, then multilingual, v2, v1 (the catalogue's order)
         "whisper-1",
         "gpt-4o-transcribe",
         ALIAS_WITH_SLASH,

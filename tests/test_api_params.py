@@ -40,7 +40,7 @@ def test_models_allowed_and_aliases_are_accepted(settings: Settings, model: str)
     assert params.model == model
 
 
-@pytest.mark.parametrize("model", ["whisper-2", "v1_ctc", "V3_CTC"])
+@pytest.mark.parametrize("model", ["whisper-2", "v1_ssl", "V3_CTC"])
 def test_unknown_model_is_400_model_not_found(settings: Settings, model: str) -> None:
     with pytest.raises(ApiError) as info:
         parse_transcription_params({"model": [model]}, settings)

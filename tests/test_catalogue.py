@@ -20,13 +20,21 @@ from gigaam_api.model import load_model
 NOT_RUNNABLE_RECOGNISERS = [
     name for name, info in CATALOGUE.items() if info.kind is not None and not info.runnable
 ]
+#: Fixtures of the generations beyond v3 (``tests/test_engine_generations.py``).
+GENERATION_FIXTURES = Path(__file__).parent / "fixtures" / "generations"
+
+
+def test_every_recogniser_is_runnable() -> None:
+    assert not NOT_RUNNABLE_RECOGNISERS
+    assert set(RUNNABLE_MODELS) == {n for n, m in CATALOGUE.items() if m.kind is not None}
 
 
 def test_every_runnable_model_loads_from_its_published_files(golden_dir: Path) -> None:
     """The fixture checkpoints carry the published layouts: each runnable name loads."""
     for name in RUNNABLE_MODELS:
         info = CATALOGUE[name]
-        checkpoint = golden_dir / name / info.checkpoint_file
+        folder = golden_dir if (golden_dir / name).is_dir() else GENERATION_FIXTURES
+        checkpoint = folder / name / info.checkpoint_file
         tokenizer = None if info.tokenizer_file is None else checkpoint.parent / info.tokenizer_file
         model = load_model(checkpoint, tokenizer)
         assert model.kind == info.kind, name
@@ -44,7 +52,7 @@ def test_settings_offer_only_runnable_models() -> None:
     assert load_settings(_env_file=None).allowed_models == list(RUNNABLE_MODELS)
 
 
-@pytest.mark.parametrize("name", NOT_RUNNABLE_RECOGNISERS)
+@pytest.mark.parametrize("name", NOT_RUNNABLE_RECOGNISERS + list(NON_TRANSCRIPTION_MODELS))
 def test_cli_does_not_offer_models_the_engine_refuses(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

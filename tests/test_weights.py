@@ -79,8 +79,10 @@ def _ensure(
 
 
 def test_md5_table_covers_every_official_model() -> None:
-    assert len(CATALOGUE) == 12
+    assert len(CATALOGUE) == 14
     assert set(CATALOGUE) >= {"v3_ctc", "v3_rnnt", "v3_e2e_ctc", "v3_e2e_rnnt", "emo"}
+    assert OFFICIAL_CHECKSUMS["multilingual_ctc.ckpt"] == "5379d887c53ccd9cb95981e2a1832720"
+    assert OFFICIAL_CHECKSUMS["multilingual_large_ctc.ckpt"] == "79a9adde50dd7f35bbf70927cb6557d0"
     assert all(len(md5) == 32 and int(md5, 16) >= 0 for md5 in OFFICIAL_CHECKSUMS.values())
     assert OFFICIAL_CHECKSUMS["v3_ctc.ckpt"] == "73413e7be9c6a5935827bfab5c0dd678"
 

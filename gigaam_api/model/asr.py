@@ -14,9 +14,10 @@ from numpy.typing import NDArray
 
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.cache import GraphFiles
-from gigaam_api.model.decoding import Result, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.decoding import Result, StepOutput, ctc_greedy, make_result, rnnt_greedy
 from gigaam_api.model.engine import EncoderSession, StepSession
 from gigaam_api.model.features import FeatureError, FeatureExtractor
+from gigaam_api.model.language import LanguageError, allowed_classes, normalize_language
 from gigaam_api.model.spec import ModelError
 from gigaam_api.model.tokenizer import Tokenizer
 
@@ -46,8 +47,11 @@ class AsrModel:
         quantized: bool,
         num_threads: int,
         graphs: GraphFiles | None,
+        languages: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        #: ISO 639-1 codes ``transcribe(language=...)`` accepts (see ``language.py``).
+        self.languages = languages
         self.kind: Literal["ctc", "rnnt"] = kind
         self.device = device
         self.quantized = quantized
@@ -60,6 +64,7 @@ class AsrModel:
         self._encoder = encoder
         self._step = step
         self._head_output = "argmax" if kind == "ctc" else "enc_proj"
+        self._masks: dict[str, NDArray[np.bool_] | None] = {}
 
     def __repr__(self) -> str:
         precision = "int8" if self.quantized else "fp32"
@@ -103,12 +108,38 @@ class AsrModel:
         )
         return log_probs, enc_lengths
 
-    def transcribe(self, waves: Sequence[NDArray[Any]]) -> list[Result]:
+    def language_mask(self, language: str) -> NDArray[np.bool_] | None:
+        """The classes ``language`` allows (``None``: all of them, nothing to restrict).
+
+        Raises :class:`LanguageError` for a language this model does not serve.
+        """
+        code = normalize_language(language)
+        if code not in self.languages:
+            raise LanguageError(code, self.languages, self.name)
+        if code not in self._masks:
+            pieces = self.tokenizer.pieces(list(range(self.blank_id)))
+            mask = allowed_classes(pieces, code)
+            self._masks[code] = None if mask.all() else mask
+        return self._masks[code]
+
+    def transcribe(
+        self,
+        waves: Sequence[NDArray[Any]],
+        language: str | Sequence[str | None] | None = None,
+    ) -> list[Result]:
         """Decode a batch of float32 mono 16 kHz waves in [-1, 1]; one :class:`Result` each.
 
-        A wave shorter than 320 samples (one STFT window) gives an empty result; bad input
-        (not 1-D float, NaN/inf) raises :class:`FeatureError`.
+        ``language`` (ISO 639-1, one of :attr:`languages`) restricts the output to that
+        language's alphabet: classes with other letters are removed before each greedy
+        decision (``language.py``). ``None`` lets the model choose, as upstream does. A
+        sequence gives each wave its own (``None`` entries unrestricted), so one model call
+        may combine requests that asked for different languages.
+
+        A wave shorter than one STFT window gives an empty result; bad input (not 1-D float,
+        NaN/inf) raises :class:`FeatureError`, an unserved language :class:`LanguageError`
+        (before any work is done).
         """
+        masks = self._masks_for(language, len(waves))
         if not len(waves):
             return []
         features, lengths = self._featurizer(waves)
@@ -119,19 +150,23 @@ class AsrModel:
                 # drop the empty items and the padding only they needed
                 features = features[live, :, : int(lengths[live].max())]
                 lengths = lengths[live]
+            row_masks = [masks[row] for row in live.tolist()]
+            restricted = any(m is not None for m in row_masks)
+            restrict_ctc = restricted and self._step is None
             head, enc_lengths = self._encoder.run(
-                features, lengths, [self._head_output, "encoded_lengths"]
+                features,
+                lengths,
+                ["log_probs" if restrict_ctc else self._head_output, "encoded_lengths"],
             )
             if self._step is None:
+                if restricted:
+                    head = np.array(head)
+                    for i, mask in enumerate(row_masks):
+                        if mask is not None:
+                            head[i][:, ~mask] = -np.inf
                 hyps = ctc_greedy(head, enc_lengths, self.blank_id)
             else:
-                hyps = rnnt_greedy(
-                    head,
-                    enc_lengths,
-                    self._step,
-                    self.blank_id,
-                    hidden_size=self._step.hidden_size,
-                )
+                hyps = self._rnnt(head, enc_lengths, row_masks)
             for i, (row, (ids, frames)) in enumerate(zip(live.tolist(), hyps, strict=True)):
                 n_samples = int(np.shape(waves[row])[0])
                 results[row] = make_result(
@@ -139,6 +174,45 @@ class AsrModel:
                 )
         empty = make_result([], [], self.tokenizer, 0, 0)
         return [r if r is not None else empty for r in results]
+
+    def _masks_for(
+        self, language: str | Sequence[str | None] | None, n_waves: int
+    ) -> list[NDArray[np.bool_] | None]:
+        """One class mask (or ``None``: unrestricted) per wave; validates every language."""
+        if language is None or isinstance(language, str):
+            mask = None if language is None else self.language_mask(language)
+            return [mask] * n_waves
+        languages = list(language)
+        if len(languages) != n_waves:
+            raise ModelError(f"{len(languages)} languages for {n_waves} waves")
+        return [None if code is None else self.language_mask(code) for code in languages]
+
+    def _rnnt(
+        self,
+        enc_proj: NDArray[np.float32],
+        enc_lengths: NDArray[np.int32],
+        masks: list[NDArray[np.bool_] | None],
+    ) -> list[tuple[list[int], list[int]]]:
+        """Greedy RNN-T, rows grouped by their restriction (each group one batched search)."""
+        assert self._step is not None
+        groups: dict[int, list[int]] = {}
+        for i, mask in enumerate(masks):
+            groups.setdefault(-1 if mask is None else id(mask), []).append(i)
+        hyps: list[tuple[list[int], list[int]]] = [([], [])] * len(masks)
+        for rows in groups.values():
+            mask = masks[rows[0]]
+            step: Any = self._step if mask is None else _RestrictedStep(self._step, mask)
+            index = np.asarray(rows)
+            found = rnnt_greedy(
+                enc_proj[index] if len(rows) < len(masks) else enc_proj,
+                enc_lengths[index],
+                step,
+                self.blank_id,
+                hidden_size=self._step.hidden_size,
+            )
+            for row, hyp in zip(rows, found, strict=True):
+                hyps[row] = hyp
+        return hyps
 
     def _check_features(
         self, features: NDArray[Any], lengths: NDArray[np.integer[Any]]
@@ -155,3 +229,22 @@ class AsrModel:
         if lens.size and (lens.min() < 1 or lens.max() > feats.shape[2]):
             raise FeatureError(f"lengths must lie in [1, {feats.shape[2]}], got {lens.tolist()}")
         return feats.astype(np.float32, copy=False), lens.astype(np.int64, copy=False)
+
+
+class _RestrictedStep:
+    """An RNN-T step whose scores exclude the classes a language does not allow."""
+
+    def __init__(self, step: StepSession, allowed: NDArray[np.bool_]) -> None:
+        self._step = step
+        self._allowed = allowed
+        self.hidden_size = step.hidden_size
+
+    def __call__(
+        self,
+        labels: NDArray[np.int64],
+        h: NDArray[np.float32],
+        c: NDArray[np.float32],
+        enc: NDArray[np.float32],
+    ) -> StepOutput:
+        scores, h_new, c_new = self._step(labels, h, c, enc)
+        return np.where(self._allowed, scores, np.float32(-np.inf)), h_new, c_new

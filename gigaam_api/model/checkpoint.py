@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import mmap
 import pickle
+import re
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Checkpoint", "CheckpointError", "read_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "read_checkpoint", "resolve_interpolations"]
 
 
 class CheckpointError(ValueError):
@@ -259,6 +260,50 @@ def _to_plain(value: Any) -> Any:
     return repr(value)
 
 
+_MISSING = object()
+_INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}$")
+
+
+def resolve_interpolations(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Replace OmegaConf ``${a.b}`` references by the values they point to, as OmegaConf does
+    on access.
+
+    Older checkpoints (v2) keep the vocabulary once, at the top (``labels``), and point at it
+    from ``decoding.vocabulary: ${labels}``; pickled, such a node is just the string. Only
+    whole-value absolute references are resolved (the only kind GigaAM configs use); a
+    reference to a missing key, a cycle, or any other ``${...}`` form stays the string it is,
+    so the spec reports the field by name instead of guessing.
+    """
+
+    def lookup(path: str, seen: frozenset[str]) -> Any:
+        node: Any = cfg
+        for part in path.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return _MISSING
+        return resolve(node, seen | {path})
+
+    def resolve(value: Any, seen: frozenset[str]) -> Any:
+        if isinstance(value, str):
+            match = _INTERPOLATION.match(value)
+            if match is None or match.group(1) in seen:
+                return value
+            found = lookup(match.group(1), seen)
+            return value if found is _MISSING else found
+        if isinstance(value, dict):
+            return {k: resolve(v, seen) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v, seen) for v in value]
+        return value
+
+    resolved = resolve(cfg, frozenset())
+    assert isinstance(resolved, dict)
+    return resolved
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read an official GigaAM checkpoint without torch and without executing pickled code.
 
@@ -288,6 +333,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     raw_state = obj["state_dict"]
     if not isinstance(cfg, dict) or not isinstance(raw_state, dict):
         raise CheckpointError(f"{path}: cfg or state_dict has the wrong type")
+    cfg = resolve_interpolations(cfg)
     state: dict[str, np.ndarray] = {}
     for key, value in raw_state.items():
         if not isinstance(value, np.ndarray):

@@ -27,6 +27,14 @@ Why the numbers are what they are:
 * **Short waves.** ``torch.stft`` raises on a wave shorter than one window (320 samples). We
   return length 0 for such an item instead (its feature columns are all padding) so that one
   tiny chunk cannot fail a whole batch; the caller turns length 0 into an empty result.
+* **Centred frames (v1/v2).** Their configs leave ``center`` at torchaudio's default: the wave
+  is reflect-padded by ``n_fft // 2`` on both sides and gives ``len // hop + 1`` frames (a
+  400-point window there). Each item is padded from its *own* samples, which is what
+  upstream's ``transcribe`` computes for it alone. Upstream's batched long-form path pads the
+  batch with zeros first, so its last two frames of a shorter item see zeros instead of the
+  reflection; we keep a wave's features independent of its batch-mates (the scheduler mixes
+  requests), and document the difference. Reflection needs more samples than the pad, so a
+  wave of ``n_fft // 2`` samples or fewer gets length 0, as a too-short wave does above.
 """
 
 from __future__ import annotations
@@ -117,6 +125,7 @@ class FeatureExtractor:
         hop_length: int = HOP_LENGTH,
         n_fft: int = N_FFT,
         *,
+        center: bool = False,
         block_frames: int = 256,
     ) -> None:
         window = np.asarray(window)
@@ -136,6 +145,7 @@ class FeatureExtractor:
             raise FeatureError("window and mel filterbank must be finite")
         self.n_fft = n_fft
         self.hop_length = hop_length
+        self.center = center
         self.n_mels = int(mel_fb.shape[1])
         self.block_frames = block_frames
         # float64 window so that frames * window lands directly in the FFT's precision.
@@ -146,17 +156,30 @@ class FeatureExtractor:
 
     @classmethod
     def from_state_dict(
-        cls, state_dict: Mapping[str, NDArray[Any]], hop_length: int = HOP_LENGTH
+        cls,
+        state_dict: Mapping[str, NDArray[Any]],
+        hop_length: int = HOP_LENGTH,
+        *,
+        center: bool = False,
     ) -> FeatureExtractor:
         """Build from a checkpoint state dict (the window length fixes ``n_fft``)."""
         missing = [k for k in (WINDOW_KEY, MEL_FB_KEY) if k not in state_dict]
         if missing:
             raise FeatureError(f"checkpoint lacks the front-end buffers {missing}")
         window = np.asarray(state_dict[WINDOW_KEY])
-        return cls(window, state_dict[MEL_FB_KEY], hop_length=hop_length, n_fft=window.shape[0])
+        return cls(
+            window,
+            state_dict[MEL_FB_KEY],
+            hop_length=hop_length,
+            n_fft=window.shape[0],
+            center=center,
+        )
 
     def lengths(self, n_samples: NDArray[np.integer[Any]]) -> NDArray[np.int64]:
-        """Feature frames for each wave length (0 for a wave shorter than one window)."""
+        """Feature frames for each wave length (0 for a wave too short to frame)."""
+        if self.center:
+            n = np.asarray(n_samples).astype(np.int64)
+            return np.where(n > self.n_fft // 2, n // self.hop_length + 1, 0).astype(np.int64)
         return feature_lengths(n_samples, self.n_fft, self.hop_length)
 
     def __call__(
@@ -169,6 +192,8 @@ class FeatureExtractor:
         checked = [_check_wave(i, w) for i, w in enumerate(waves)]
         n_samples = np.array([w.shape[0] for w in checked], dtype=np.int64)
         lengths = self.lengths(n_samples)
+        if self.center:
+            return self._centred(checked, lengths)
         n_padded = int(n_samples.max()) if len(checked) else 0
         t_max = feature_lengths(n_padded, self.n_fft, self.hop_length)
         out = np.empty((len(checked), self.n_mels, t_max), dtype=np.float32)
@@ -178,6 +203,19 @@ class FeatureExtractor:
             touched = min(t_max, -(-wave.shape[0] // self.hop_length))
             self._fill(out[b], wave, touched)
             out[b, :, touched:] = LOG_FLOOR
+        return out, lengths
+
+    def _centred(
+        self, waves: list[NDArray[np.float32]], lengths: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Centred frames: each wave reflect-padded by ``n_fft // 2`` from its own samples."""
+        t_max = int(lengths.max()) if lengths.size else 0
+        out = np.full((len(waves), self.n_mels, t_max), LOG_FLOOR, dtype=np.float32)
+        pad = self.n_fft // 2
+        for b, wave in enumerate(waves):
+            n_frames = int(lengths[b])
+            if n_frames:
+                self._fill(out[b], np.pad(wave, pad, mode="reflect"), n_frames)
         return out, lengths
 
     def _fill(self, dest: NDArray[np.float32], wave: NDArray[np.float32], n_frames: int) -> None:

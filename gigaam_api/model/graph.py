@@ -1,4 +1,4 @@
-"""GigaAM v3 encoder and heads as ONNX graphs, built from the checkpoint's numpy weights.
+"""GigaAM encoders and heads (v1, v2, v3, multilingual) as ONNX graphs, from numpy weights.
 
 No torch and no exporter: every node is written here with the ``onnx`` helpers, so the graph
 has exactly the shape we want ONNX Runtime to see (the measurements are in ``docs/design.md``):
@@ -12,7 +12,12 @@ has exactly the shape we want ONNX Runtime to see (the measurements are in ``doc
   computed in-graph for the actual length, so there is no 5000-frame limit;
 * attention is ORT's fused ``MultiHeadAttention`` with a ``[B, T]`` key-padding mask, which an
   ``If`` skips when no item is padded — no ``[B, H, T, T]`` masks and no ``Where``;
-* constant factors are folded into weights where that is exact (the macaron ½).
+* constant factors are folded into weights where that is exact (the macaron ½);
+* the generations' variants (``spec.EncoderSpec``) are one builder each — conv1d or conv2d
+  subsampling, rotary or relative-position attention (the Transformer-XL position term as
+  the fused kernel's attention bias), LayerNorm or BatchNorm in the conv module — and each
+  block names the weights it reads (``_subsampling_shapes``, ``_attention_shapes``,
+  ``_conv_module_shapes``), so a checkpoint that lacks one is refused naming it.
 
 Masking follows the reference exactly on valid frames: features and both subsampling outputs
 are zeroed past each item's length, the conv module zeroes padded frames before the depthwise
@@ -62,6 +67,8 @@ __all__ = [
 OPSET = 17  # LayerNormalization
 MS_DOMAIN = "com.microsoft"
 LN_EPS = 1e-5
+BN_EPS = 1e-5  # torch.nn.BatchNorm1d's default, which upstream keeps
+_BN_PARAMS = ("weight", "bias", "running_mean", "running_var")
 #: Weights at least this large go to the external data file, each at a page-aligned offset.
 EXTERNAL_MIN_BYTES = 4096
 ALIGNMENT = 4096
@@ -239,16 +246,59 @@ class _Linear:
 # weight shapes
 
 
-def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
-    """Every weight the graphs read, with the shape the config implies."""
-    enc = spec.encoder
-    d, ff, k = enc.d_model, enc.ff_dim, enc.conv_kernel
+def _subsampling_shapes(enc: EncoderSpec) -> dict[str, tuple[int, ...]]:
+    """``encoder.pre_encode``: strided convs (``conv.0``, ``conv.2``…; ReLUs between) and,
+    for conv2d, the ``out`` linear over channels × remaining frequency bins."""
+    d, k = enc.d_model, enc.subs_kernel
     shapes: dict[str, tuple[int, ...]] = {}
-    in_ch = enc.feat_in
+    in_ch = 1 if enc.subsampling == "conv2d" else enc.feat_in
     for stage in range(enc.subs_stages):
         key = f"encoder.pre_encode.conv.{2 * stage}"
-        shapes[f"{key}.weight"], shapes[f"{key}.bias"] = (d, in_ch, enc.subs_kernel), (d,)
+        kernel = (k, k) if enc.subsampling == "conv2d" else (k,)
+        shapes[f"{key}.weight"], shapes[f"{key}.bias"] = (d, in_ch, *kernel), (d,)
         in_ch = d
+    if enc.subsampling == "conv2d":
+        shapes["encoder.pre_encode.out.weight"] = (d, d * enc.subs_freq_out)
+        shapes["encoder.pre_encode.out.bias"] = (d,)
+    return shapes
+
+
+def _attention_shapes(enc: EncoderSpec, a: str) -> dict[str, tuple[int, ...]]:
+    """``self_attn``: q, k, v, out; relative positions add ``linear_pos`` and two biases."""
+    d = enc.d_model
+    shapes: dict[str, tuple[int, ...]] = {}
+    for proj in ("q", "k", "v", "out"):
+        shapes[f"{a}.linear_{proj}.weight"], shapes[f"{a}.linear_{proj}.bias"] = (d, d), (d,)
+    if enc.attention == "rel_pos":
+        shapes[f"{a}.linear_pos.weight"] = (d, d)
+        shapes[f"{a}.pos_bias_u"] = shapes[f"{a}.pos_bias_v"] = (enc.n_heads, enc.head_dim)
+    return shapes
+
+
+def _conv_module_shapes(enc: EncoderSpec, c: str) -> dict[str, tuple[int, ...]]:
+    """``conv``: GLU pointwise, depthwise, the norm (LayerNorm or BatchNorm with running
+    statistics, both named ``batch_norm`` upstream), pointwise."""
+    d = enc.d_model
+    shapes: dict[str, tuple[int, ...]] = {
+        f"{c}.pointwise_conv1.weight": (2 * d, d, 1),
+        f"{c}.pointwise_conv1.bias": (2 * d,),
+        f"{c}.depthwise_conv.weight": (d, 1, enc.conv_kernel),
+        f"{c}.depthwise_conv.bias": (d,),
+        f"{c}.batch_norm.weight": (d,),
+        f"{c}.batch_norm.bias": (d,),
+        f"{c}.pointwise_conv2.weight": (d, d, 1),
+        f"{c}.pointwise_conv2.bias": (d,),
+    }
+    if enc.conv_norm == "batch_norm":
+        shapes[f"{c}.batch_norm.running_mean"] = shapes[f"{c}.batch_norm.running_var"] = (d,)
+    return shapes
+
+
+def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """Every weight the graphs read, with the shape the config implies (block by block)."""
+    enc = spec.encoder
+    d, ff = enc.d_model, enc.ff_dim
+    shapes = _subsampling_shapes(enc)
     for i in range(enc.n_layers):
         p = f"encoder.layers.{i}"
         for norm in ("feed_forward1", "self_att", "conv", "feed_forward2", "out"):
@@ -262,17 +312,8 @@ def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
                 (d, ff),
                 (d,),
             )
-        for proj in ("q", "k", "v", "out"):
-            shapes[f"{p}.self_attn.linear_{proj}.weight"] = (d, d)
-            shapes[f"{p}.self_attn.linear_{proj}.bias"] = (d,)
-        c = f"{p}.conv"
-        shapes[f"{c}.pointwise_conv1.weight"], shapes[f"{c}.pointwise_conv1.bias"] = (
-            (2 * d, d, 1),
-            (2 * d,),
-        )
-        shapes[f"{c}.depthwise_conv.weight"], shapes[f"{c}.depthwise_conv.bias"] = (d, 1, k), (d,)
-        shapes[f"{c}.batch_norm.weight"] = shapes[f"{c}.batch_norm.bias"] = (d,)
-        shapes[f"{c}.pointwise_conv2.weight"], shapes[f"{c}.pointwise_conv2.bias"] = (d, d, 1), (d,)
+        shapes |= _attention_shapes(enc, f"{p}.self_attn")
+        shapes |= _conv_module_shapes(enc, f"{p}.conv")
     n = spec.num_classes
     if spec.kind == "ctc":
         shapes["head.decoder_layers.0.weight"], shapes["head.decoder_layers.0.bias"] = (
@@ -394,15 +435,18 @@ def _subsampling(
     lengths: str,
     batch: str,
 ) -> tuple[str, str, str]:
-    """Strided conv1d stack; returns (x [B, T', D], mask [B, T'], lengths [B] int64).
+    """Strided subsampling; returns (x [B, T', D], mask [B, T'], lengths [B] int64).
 
     Frames past each item's length are zeroed before the first conv and after each conv, as
-    the reference does (upstream #75). The first conv sees raw log-mel values and stays fp32;
-    the second (768·5 → 768) is quantized with the rest of the encoder.
+    the reference does (upstream #75). conv1d (v3): the first conv sees raw log-mel values and
+    stays fp32; the second (D·k → D) is quantized with the rest of the encoder. conv2d (v1/v2):
+    both 2-D convs are ONNX ``Conv`` in fp32, the ``out`` linear is quantized with the rest.
     """
     mask, _ = _time_mask(b, features, 2, lengths)
     x = b.op("Transpose", [features], perm=[0, 2, 1])  # [B, T, F]
     x = b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([2])])])
+    if spec.subsampling == "conv2d":
+        return _subsampling_2d(b, lin, spec, sd, x, lengths, batch)
     for stage in range(spec.subs_stages):
         key = f"encoder.pre_encode.conv.{2 * stage}"
         x = _strided_conv(
@@ -420,6 +464,50 @@ def _subsampling(
         mask, _ = _time_mask(b, x, 1, lengths)
         x = b.op("Relu", [b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([2])])])])
     return str(x), mask, str(lengths)
+
+
+def _subsampling_2d(
+    b: _Builder,
+    lin: _Linear,
+    spec: EncoderSpec,
+    sd: Mapping[str, np.ndarray],
+    x: str,
+    lengths: str,
+    batch: str,
+) -> tuple[str, str, str]:
+    """conv2d subsampling on masked [B, T, F]: ``Conv2d(k, stride 2, padding (k-1)/2)`` + ReLU
+    per stage over [B, C, T, F] (one input channel first), the time mask after each conv, then
+    [B, T', C, F'] flattened channel-major into the ``out`` linear, as upstream reshapes it."""
+    k, pad = spec.subs_kernel, (spec.subs_kernel - 1) // 2
+    x = b.op("Unsqueeze", [x, b.const([1])])  # [B, 1, T, F]
+    mask = ""
+    for stage in range(spec.subs_stages):
+        key = f"encoder.pre_encode.conv.{2 * stage}"
+        x = b.op(
+            "Conv",
+            [
+                x,
+                b.weight(f"{key}.weight", _f32(sd[f"{key}.weight"])),
+                b.weight(f"{key}.bias", _f32(sd[f"{key}.bias"])),
+            ],
+            kernel_shape=[k, k],
+            strides=[2, 2],
+            pads=[pad, pad, pad, pad],
+            name=key,
+        )
+        lengths = b.op("Div", [b.op("Add", [lengths, b.const(1)]), b.const(2)])
+        mask, _ = _time_mask(b, x, 2, lengths)
+        x = b.op("Relu", [b.op("Mul", [x, b.op("Unsqueeze", [mask, b.const([1, 3])])])])
+    x = b.op("Transpose", [x], perm=[0, 2, 1, 3])  # [B, T', C, F']
+    flat = spec.d_model * spec.subs_freq_out
+    y = lin(
+        b.op("Reshape", [x, b.const([-1, flat])]),
+        "encoder.pre_encode.out",
+        sd["encoder.pre_encode.out.weight"],
+        sd["encoder.pre_encode.out.bias"],
+    )
+    y = b.op("Reshape", [y, b.op("Concat", [batch, b.const([-1, spec.d_model])], axis=0)])
+    return str(y), mask, str(lengths)
 
 
 def _rotary_tables(b: _Builder, spec: EncoderSpec, t: str) -> tuple[str, str]:
@@ -456,16 +544,50 @@ def _add_layer_norm(
     return _layer_norm(b, total, sd, prefix), total
 
 
-def _attention(b: _Builder, spec: EncoderSpec, q: str, k: str, v: str, ctx: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class _Context:
+    """Values every layer reads, computed once per graph (names of graph values)."""
+
+    #: [B, T', D] and [-1, D] shapes for the 3-D and 2-D views of the residual stream
+    btd: str
+    nd: str
+    #: 1.0 for valid frames as [B·T', 1]; int32 [B, T'] key mask; "no item is padded" (bool)
+    mask_n1: str
+    key_mask: str
+    no_padding: str
+    #: rotary: cos/sin tables [T', head_dim/2] and position offset 0
+    cos: str = ""
+    sin: str = ""
+    pos0: str = ""
+    #: rel_pos: sinusoidal table [2T'-1, D] for relative positions T'-1 … -(T'-1); T' (int64);
+    #: the [B, T', H] prefix of the per-head shape
+    rel_table: str = ""
+    frames: str = ""
+    btd_heads: str = ""
+
+
+def _attention(
+    b: _Builder,
+    spec: EncoderSpec,
+    q: str,
+    k: str,
+    v: str,
+    ctx: _Context,
+    bias: str | None = None,
+) -> str:
     """Fused multi-head attention; the key-padding mask is only applied when a batch has padding.
 
     An ``If`` on "every item is full length" picks the unmasked kernel (the common batch-of-one
     case, and ORT's faster path) or the masked one; both give the same valid frames.
+    ``bias`` [B, H, T, T] is added to the scaled scores (relative positions).
     """
     attrs: dict[str, Any] = {"num_heads": spec.n_heads, "scale": 1.0 / math.sqrt(spec.head_dim)}
     out = b._name("attention")
     branches = {}
-    for branch, extra in (("full", []), ("padded", ["", ctx["key_mask"]])):
+    # MultiHeadAttention inputs: query, key, value, bias, key_padding_mask, attention_bias
+    tail = [] if bias is None else [bias]
+    full = [] if bias is None else ["", "", bias]
+    for branch, extra in (("full", full), ("padded", ["", ctx.key_mask, *tail])):
         node = helper.make_node(
             "MultiHeadAttention",
             [q, k, v, *extra],
@@ -482,12 +604,125 @@ def _attention(b: _Builder, spec: EncoderSpec, q: str, k: str, v: str, ctx: dict
         )
     b.op(
         "If",
-        [ctx["no_padding"]],
+        [ctx.no_padding],
         outputs=[out],
         then_branch=branches["full"],
         else_branch=branches["padded"],
     )
     return out
+
+
+def _rotary_self_attention(
+    b: _Builder,
+    lin: _Linear,
+    spec: EncoderSpec,
+    sd: Mapping[str, np.ndarray],
+    a: str,
+    h: str,
+    ctx: _Context,
+) -> str:
+    """Rotary attention (v2, v3): rotate the normed input, project q/k from it, v from ``h``.
+
+    Returns the heads' output [B·T, D] before ``linear_out``.
+    """
+    d = spec.d_model
+    rot = b.op(
+        "RotaryEmbedding",
+        [b.op("Reshape", [h, ctx.btd]), ctx.pos0, ctx.cos, ctx.sin],
+        domain=MS_DOMAIN,
+        num_heads=spec.n_heads,
+        rotary_embedding_dim=spec.head_dim,
+        interleaved=0,
+    )
+    rot = b.op("Reshape", [rot, ctx.nd])
+    # q and k read the same rotated input: one product (one activation quantization with
+    # int8) of twice the width, split after. v reads the unrotated input, so it stays apart.
+    wqk = _concat_rows(sd[f"{a}.linear_q.weight"], sd[f"{a}.linear_k.weight"])
+    bqk = np.concatenate([sd[f"{a}.linear_q.bias"], sd[f"{a}.linear_k.bias"]])
+    qk = lin(rot, f"{a}.linear_qk", wqk, bqk)
+    q, k = b.op("Split", [qk, b.const([d, d])], axis=1, outputs=2)
+    v = lin(h, f"{a}.linear_v", sd[f"{a}.linear_v.weight"], sd[f"{a}.linear_v.bias"])
+    q, k, v = (b.op("Reshape", [t, ctx.btd]) for t in (q, k, v))
+    return str(b.op("Reshape", [_attention(b, spec, q, k, v, ctx), ctx.nd]))
+
+
+def _rel_pos_self_attention(
+    b: _Builder,
+    lin: _Linear,
+    spec: EncoderSpec,
+    sd: Mapping[str, np.ndarray],
+    a: str,
+    h: str,
+    ctx: _Context,
+) -> str:
+    """Relative-position attention (v1), upstream's Transformer-XL scores.
+
+    ``scores = ((q + u)·kᵀ + rel_shift((q + v)·pᵀ)) / √d_k`` with ``p = linear_pos(table)``
+    over relative positions T-1 … -(T-1); ``rel_shift`` is upstream's own pad / reshape /
+    slice. The position term is computed here and handed to ORT's fused
+    ``MultiHeadAttention`` as its attention bias (÷ √d_k), which does the content term, the
+    key-padding mask (-10000, like upstream's ``masked_fill``), the softmax and the product
+    with v. q, k and v read the same input, so they are one product. Returns [B·T, D] before
+    ``linear_out``.
+    """
+    d, heads, dk = spec.d_model, spec.n_heads, spec.head_dim
+    wqkv = _concat_rows(*(sd[f"{a}.linear_{n}.weight"] for n in "qkv"))
+    bqkv = np.concatenate([sd[f"{a}.linear_{n}.bias"] for n in "qkv"])
+    q, k, v = b.op(
+        "Split", [lin(h, f"{a}.linear_qkv", wqkv, bqkv), b.const([d, d, d])], axis=1, outputs=3
+    )
+    q = b.op("Reshape", [q, b.op("Concat", [ctx.btd_heads, b.const([dk])], axis=0)])
+
+    def biased(name: str) -> str:  # q + pos_bias_{u,v}: [B, T, H, dk]
+        return str(b.op("Add", [q, b.weight(f"{a}.{name}", _f32(sd[f"{a}.{name}"]))]))
+
+    # position term: (q + v)·pᵀ over the 2T-1 relative positions → [B, H, T, 2T-1]
+    pos = lin(ctx.rel_table, f"{a}.linear_pos", sd[f"{a}.linear_pos.weight"], None)
+    pos_t = b.op(
+        "Transpose", [b.op("Reshape", [pos, b.const([1, -1, heads, dk])])], perm=[0, 2, 3, 1]
+    )
+    bd = b.op("MatMul", [b.op("Transpose", [biased("pos_bias_v")], perm=[0, 2, 1, 3]), pos_t])
+    # rel_shift: pad one zero column on the left, view as [.., 2T, T], drop the first row,
+    # view back as [.., T, 2T-1], keep the first T columns
+    t = b.op("Unsqueeze", [ctx.frames, b.const([0])])
+    bd = b.op("Pad", [bd, b.const([0, 0, 0, 1, 0, 0, 0, 0])])
+    bd = b.op("Reshape", [bd, b.op("Concat", [b.const([0, 0, -1]), t], axis=0)])
+    bd = b.op("Slice", [bd, b.const([1]), b.const([2**62]), b.const([2])])
+    bd = b.op("Reshape", [bd, b.op("Concat", [b.const([0, 0]), t, b.const([-1])], axis=0)])
+    bd = b.op("Slice", [bd, b.const([0]), t, b.const([3])])
+    bias = b.op("Div", [bd, b.const(math.sqrt(dk), np.float32)])
+    q_u = b.op("Reshape", [biased("pos_bias_u"), ctx.btd])
+    k, v = (b.op("Reshape", [x, ctx.btd]) for x in (k, v))
+    return str(b.op("Reshape", [_attention(b, spec, q_u, k, v, ctx, bias), ctx.nd]))
+
+
+def _rel_pos_table(b: _Builder, spec: EncoderSpec, t: str) -> str:
+    """Upstream's ``RelPositionalEmbedding`` rows for positions T-1 … -(T-1): [2T-1, D] with
+    sin at even and cos at odd columns, ``div_term = exp(arange(0, D, 2)·(-ln(10000)/D))``.
+
+    Computed in the graph for this run's length: row r depends only on its position, so the
+    rows equal the slice upstream takes from its 5000-frame table, at any length.
+    """
+    d = spec.d_model
+    div_term = np.exp(
+        np.arange(0, d, 2, dtype=np.float32) * np.float32(-(math.log(10000.0) / d))
+    ).astype(np.float32)
+    start = b.op("Sub", [t, b.const(1)])
+    positions = b.op("Range", [start, b.op("Neg", [t]), b.const(-1)])
+    angles = b.op(
+        "Mul",
+        [
+            b.op("Unsqueeze", [b.op("Cast", [positions], to=TensorProto.FLOAT), b.const([1])]),
+            b.weight("rel_pos.div_term", div_term.reshape(1, -1)),
+        ],
+    )
+    # interleave: [2T-1, D/2, 2] (sin, cos) → [2T-1, D]
+    pair = b.op(
+        "Concat",
+        [b.op("Unsqueeze", [b.op(op, [angles]), b.const([2])]) for op in ("Sin", "Cos")],
+        axis=2,
+    )
+    return str(b.op("Reshape", [pair, b.const([-1, d])]))
 
 
 def _conformer_layer(
@@ -497,7 +732,7 @@ def _conformer_layer(
     sd: Mapping[str, np.ndarray],
     i: int,
     x: str,
-    ctx: dict[str, str],
+    ctx: _Context,
 ) -> str:
     """One Conformer layer on the 2-D residual stream ``x`` [B·T, D]; returns its norm_out."""
     p = f"encoder.layers.{i}"
@@ -514,26 +749,12 @@ def _conformer_layer(
     h = _layer_norm(b, x, sd, f"{p}.norm_feed_forward1")
     h, x = _add_layer_norm(b, x, feed_forward(h, "feed_forward1"), sd, f"{p}.norm_self_att")
 
-    # --- rotary self-attention: rotate the normed input, project q/k from it, v from h
+    # --- self-attention (rotary or relative positions, as the config says)
     a = f"{p}.self_attn"
-    rot = b.op(
-        "RotaryEmbedding",
-        [b.op("Reshape", [h, ctx["btd"]]), ctx["pos0"], ctx["cos"], ctx["sin"]],
-        domain=MS_DOMAIN,
-        num_heads=spec.n_heads,
-        rotary_embedding_dim=spec.head_dim,
-        interleaved=0,
-    )
-    rot = b.op("Reshape", [rot, ctx["nd"]])
-    # q and k read the same rotated input: one product (one activation quantization with
-    # int8) of twice the width, split after. v reads the unrotated input, so it stays apart.
-    wqk = _concat_rows(sd[f"{a}.linear_q.weight"], sd[f"{a}.linear_k.weight"])
-    bqk = np.concatenate([sd[f"{a}.linear_q.bias"], sd[f"{a}.linear_k.bias"]])
-    qk = lin(rot, f"{a}.linear_qk", wqk, bqk)
-    q, k = b.op("Split", [qk, b.const([d, d])], axis=1, outputs=2)
-    v = lin(h, f"{a}.linear_v", sd[f"{a}.linear_v.weight"], sd[f"{a}.linear_v.bias"])
-    q, k, v = (b.op("Reshape", [t, ctx["btd"]]) for t in (q, k, v))
-    att = b.op("Reshape", [_attention(b, spec, q, k, v, ctx), ctx["nd"]])
+    if spec.attention == "rotary":
+        att = _rotary_self_attention(b, lin, spec, sd, a, h, ctx)
+    else:
+        att = _rel_pos_self_attention(b, lin, spec, sd, a, h, ctx)
     att = lin(att, f"{a}.linear_out", sd[f"{a}.linear_out.weight"], sd[f"{a}.linear_out.bias"])
     h, x = _add_layer_norm(b, x, att, sd, f"{p}.norm_conv")
 
@@ -545,8 +766,8 @@ def _conformer_layer(
         "Split", [lin(h, f"{c}.pointwise_conv1", w1, b1), b.const([d, d])], axis=1, outputs=2
     )
     glu = b.op("Mul", [value, b.op("Sigmoid", [gate])])
-    glu = b.op("Mul", [glu, ctx["mask_n1"]])  # zero padded frames before the depthwise conv
-    dw = b.op("Transpose", [b.op("Reshape", [glu, ctx["btd"]])], perm=[0, 2, 1])
+    glu = b.op("Mul", [glu, ctx.mask_n1])  # zero padded frames before the depthwise conv
+    dw = b.op("Transpose", [b.op("Reshape", [glu, ctx.btd])], perm=[0, 2, 1])
     kk = spec.conv_kernel
     dw = b.op(
         "Conv",
@@ -560,8 +781,18 @@ def _conformer_layer(
         group=d,
         name=f"{c}.depthwise_conv",
     )
-    dw = b.op("Reshape", [b.op("Transpose", [dw], perm=[0, 2, 1]), ctx["nd"]])
-    h = _silu(b, _layer_norm(b, dw, sd, f"{c}.batch_norm"))
+    if spec.conv_norm == "batch_norm":
+        # BatchNorm1d in eval mode: running statistics over channels of [B, D, T]
+        bn = f"{c}.batch_norm"
+        dw = b.op(
+            "BatchNormalization",
+            [dw, *(b.weight(f"{bn}.{n}", _f32(sd[f"{bn}.{n}"])) for n in _BN_PARAMS)],
+            epsilon=BN_EPS,
+        )
+        h = _silu(b, b.op("Reshape", [b.op("Transpose", [dw], perm=[0, 2, 1]), ctx.nd]))
+    else:
+        dw = b.op("Reshape", [b.op("Transpose", [dw], perm=[0, 2, 1]), ctx.nd])
+        h = _silu(b, _layer_norm(b, dw, sd, f"{c}.batch_norm"))
     h = lin(
         h,
         f"{c}.pointwise_conv2",
@@ -604,31 +835,44 @@ def build_encoder(
     batch = b.op("Shape", [features], start=0, end=1)
     x3, mask, enc_len = _subsampling(b, lin, enc, state_dict, features, lengths, batch)
     t = b.op("Gather", [b.op("Shape", [x3]), b.const(1)], axis=0)
-    ctx: dict[str, str] = {}
-    ctx["btd"] = b.op(
+    btd = b.op(
         "Concat", [batch, b.op("Unsqueeze", [t, b.const([0])]), b.const([enc.d_model])], axis=0
     )
-    ctx["nd"] = b.const([-1, enc.d_model])
-    ctx["mask_n1"] = b.op("Reshape", [mask, b.const([-1, 1])])
-    ctx["key_mask"] = b.op("Cast", [mask], to=TensorProto.INT32)
-    ctx["cos"], ctx["sin"] = _rotary_tables(b, enc, t)
-    ctx["pos0"] = b.const([0])
-    shortest = b.op("ReduceMin", [enc_len], keepdims=0)
-    ctx["no_padding"] = b.op("Equal", [shortest, t])
+    common: dict[str, str] = {
+        "btd": btd,
+        "nd": b.const([-1, enc.d_model]),
+        "mask_n1": b.op("Reshape", [mask, b.const([-1, 1])]),
+        "key_mask": b.op("Cast", [mask], to=TensorProto.INT32),
+        "no_padding": b.op("Equal", [b.op("ReduceMin", [enc_len], keepdims=0), t]),
+    }
+    if enc.attention == "rotary":
+        cos, sin = _rotary_tables(b, enc, t)
+        ctx = _Context(**common, cos=cos, sin=sin, pos0=b.const([0]))
+    else:
+        ctx = _Context(
+            **common,
+            rel_table=_rel_pos_table(b, enc, t),
+            frames=t,
+            btd_heads=b.op(
+                "Concat",
+                [batch, b.op("Unsqueeze", [t, b.const([0])]), b.const([enc.n_heads])],
+                axis=0,
+            ),
+        )
 
     outputs: list[onnx.ValueInfoProto] = []
     dyn: list[str | int | None] = ["batch", "frames", enc.d_model]
     if debug_outputs:
         b.op("Identity", [x3], outputs=["pre_encode"])
         outputs.append(helper.make_tensor_value_info("pre_encode", TensorProto.FLOAT, dyn))
-    h = str(b.op("Reshape", [x3, ctx["nd"]]))
+    h = str(b.op("Reshape", [x3, ctx.nd]))
     for i in range(enc.n_layers):
         h = _conformer_layer(b, lin, enc, state_dict, i, h, ctx)
         if debug_outputs:
-            b.op("Reshape", [h, ctx["btd"]], outputs=[f"layer_{i}"])
+            b.op("Reshape", [h, ctx.btd], outputs=[f"layer_{i}"])
             outputs.append(helper.make_tensor_value_info(f"layer_{i}", TensorProto.FLOAT, dyn))
 
-    b.op("Reshape", [h, ctx["btd"]], outputs=["encoded"])
+    b.op("Reshape", [h, ctx.btd], outputs=["encoded"])
     b.op("Cast", [enc_len], to=TensorProto.INT32, outputs=["encoded_lengths"])
     outputs[:0] = [
         helper.make_tensor_value_info("encoded", TensorProto.FLOAT, dyn),

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gigaam_api.catalogue import tokenizer_candidates
+from gigaam_api.catalogue import CATALOGUE, tokenizer_candidates
 from gigaam_api.model.asr import AsrModel
 from gigaam_api.model.cache import (
     ENCODER_FILE,
@@ -38,7 +38,8 @@ from gigaam_api.model.engine import (
     effective_threads,
     resolve_device,
 )
-from gigaam_api.model.features import MEL_FB_KEY, WINDOW_KEY, FeatureExtractor
+from gigaam_api.model.features import MEL_FB_KEY, WINDOW_KEY, FeatureError, FeatureExtractor
+from gigaam_api.model.language import supported_languages
 from gigaam_api.model.spec import (
     GRAPH_VERSION,
     ModelError,
@@ -62,7 +63,7 @@ def load_model(
     device: str = "auto",
     cache_dir: str | Path | None = None,
 ) -> AsrModel:
-    """Load an official GigaAM v3 ASR checkpoint for inference on ONNX Runtime.
+    """Load an official GigaAM ASR checkpoint (v1, v2, v3, multilingual) on ONNX Runtime.
 
     * ``tokenizer_path``: SentencePiece model of an e2e checkpoint; by default it is looked
       for next to the checkpoint (:func:`gigaam_api.catalogue.tokenizer_candidates`).
@@ -72,9 +73,10 @@ def load_model(
     * ``cache_dir``: where built graphs are kept (``MODELS_DIR``); ``None`` builds them into a
       temporary folder for this process only.
 
-    Raises :class:`CheckpointError` (unreadable file), :class:`UnsupportedModelError` (SSL,
-    emotion or non-v3 checkpoints), :class:`TokenizerError`/:class:`ModelError` (tokenizer
-    missing or not matching the model) and :class:`DeviceError`.
+    Raises :class:`CheckpointError` (unreadable file), :class:`UnsupportedModelError` (SSL
+    or emotion checkpoints, or a config option the engine cannot build, named by its field),
+    :class:`TokenizerError`/:class:`ModelError` (tokenizer missing or not matching the model)
+    and :class:`DeviceError`.
     """
     started = time.perf_counter()
     checkpoint_path = Path(checkpoint_path)
@@ -91,16 +93,14 @@ def load_model(
     except UnsupportedModelError as exc:
         raise UnsupportedModelError(f"{checkpoint_path}: {exc}") from None
     name = str(ckpt.cfg.get("model_name") or checkpoint_path.stem)
-    tokenizer = _tokenizer(ckpt, checkpoint_path, tokenizer_path)
+    tokenizer = _tokenizer(ckpt, spec, checkpoint_path, tokenizer_path)
     if tokenizer.blank_id != spec.blank_id:
         raise ModelError(
             f"tokenizer has {tokenizer.blank_id} tokens but {name} predicts "
             f"{spec.num_classes - 1} (+ blank): wrong tokenizer for this checkpoint?"
         )
     # Copies, so nothing keeps the checkpoint's memory map (and its touched pages) alive.
-    featurizer = FeatureExtractor.from_state_dict(
-        {k: np.array(v) for k, v in ckpt.state_dict.items() if k in (WINDOW_KEY, MEL_FB_KEY)}
-    )
+    featurizer = _featurizer(ckpt, spec)
     threads = effective_threads(num_threads)
     # The weights are only needed if the graphs must be built; afterwards the checkpoint
     # (a memory map of the whole file) is dropped before ONNX Runtime maps the graphs.
@@ -166,19 +166,49 @@ def load_model(
     return model
 
 
+def _featurizer(ckpt: Checkpoint, spec: ModelSpec) -> FeatureExtractor:
+    """The front end from the checkpoint's own window and filterbank, shaped by its config.
+
+    Copies of the two buffers, so nothing keeps the checkpoint's memory map alive.
+    """
+    front = spec.front_end
+    buffers = {k: np.array(v) for k, v in ckpt.state_dict.items() if k in (WINDOW_KEY, MEL_FB_KEY)}
+    try:
+        featurizer = FeatureExtractor.from_state_dict(
+            buffers, hop_length=front.hop_length, center=front.center
+        )
+    except FeatureError as exc:
+        raise UnsupportedModelError(f"{ckpt.path}: {exc}") from None
+    if featurizer.n_fft != front.n_fft or featurizer.n_mels != front.n_mels:
+        raise UnsupportedModelError(
+            f"{ckpt.path}: the front-end buffers are for n_fft={featurizer.n_fft}, "
+            f"{featurizer.n_mels} mel bands, but preprocessor says n_fft={front.n_fft}, "
+            f"features={front.n_mels}"
+        )
+    return featurizer
+
+
 def _tokenizer(
-    ckpt: Checkpoint, checkpoint_path: Path, tokenizer_path: str | Path | None
+    ckpt: Checkpoint, spec: ModelSpec, checkpoint_path: Path, tokenizer_path: str | Path | None
 ) -> Tokenizer:
+    """Characters when the config holds a vocabulary (``decoding.vocabulary`` or v1/v2's
+    top-level ``labels``: ``spec`` found it), else the SentencePiece file (always for the
+    official models published with one, as upstream's loader does)."""
+    official = CATALOGUE.get(str(ckpt.cfg.get("model_name") or checkpoint_path.stem))
+    # upstream gives the published tokenizer to the models it publishes one for (v1_rnnt,
+    # e2e), whatever their config says; otherwise a vocabulary in the config means characters
+    if spec.vocabulary is not None and not (official is not None and official.tokenizer):
+        return load_tokenizer({"vocabulary": list(spec.vocabulary)})
     decoding = ckpt.cfg.get("decoding")
     if not isinstance(decoding, dict):
         raise ModelError(f"{checkpoint_path}: config has no decoding section")
-    if decoding.get("vocabulary") or tokenizer_path is not None:
-        return load_tokenizer(decoding, tokenizer_path)
+    if tokenizer_path is not None:
+        return load_tokenizer({}, tokenizer_path)
     model_path = decoding.get("model_path")
     tried = tokenizer_candidates(checkpoint_path, str(model_path) if model_path else None)
     for candidate in tried:
         if candidate.is_file():
-            return load_tokenizer(decoding, candidate)
+            return load_tokenizer({}, candidate)
     raise TokenizerError(
         f"{checkpoint_path.name} needs its SentencePiece tokenizer; looked for "
         + " and ".join(str(p) for p in tried)
@@ -240,4 +270,15 @@ def _open(
         quantized=quantize_int8,
         num_threads=threads,
         graphs=files if keep else None,
+        languages=_languages(name, tokenizer),
     )
+
+
+def _languages(name: str, tokenizer: Tokenizer) -> tuple[str, ...]:
+    """What the vocabulary can write; for an official model, only what upstream publishes it
+    for (a Russian e2e vocabulary with a few Latin pieces is not an English model)."""
+    written = supported_languages(tokenizer.pieces(list(range(tokenizer.blank_id))))
+    known = CATALOGUE.get(name)
+    if known is None:
+        return written
+    return tuple(code for code in written if code in known.languages)
