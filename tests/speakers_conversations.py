@@ -184,14 +184,16 @@ def diarize(
 def score(conversation: Conversation, result: Diarization) -> Score:
     """DER by pyannote.metrics, collar 0.25 s (±0.25 s around reference boundaries ignored)
     and no collar; overlapped speech is scored (one label there is at best half right)."""
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
+    from pyannote.core import Annotation, Segment, Timeline  # type: ignore[import-untyped]
+    from pyannote.metrics.diarization import (
+        DiarizationErrorRate,
+    )
 
     reference, hypothesis = Annotation(), Annotation()
-    for k, turn in enumerate(conversation.turns):
-        reference[Segment(turn.start, turn.end), k] = turn.speaker
-    for k, turn in enumerate(result.turns):
-        hypothesis[Segment(turn.start, turn.end), k] = turn.speaker
+    for k, said in enumerate(conversation.turns):
+        reference[Segment(said.start, said.end), k] = said.speaker
+    for k, found in enumerate(result.turns):
+        hypothesis[Segment(found.start, found.end), k] = found.speaker
     with_collar = DiarizationErrorRate(collar=0.5)  # pyannote's collar is the total width
     no_collar = DiarizationErrorRate(collar=0.0)
     uem = Timeline([Segment(0.0, conversation.duration)])  # the whole file is scored
