@@ -178,3 +178,27 @@ def test_words_take_the_turn_of_their_midpoint_and_segments_split() -> None:
         (9, "A", "пять", 6.1, 6.5),
     ]
     assert out[0].words[1].speaker == "A"
+
+
+def test_clusterer_state_round_trip_mid_block() -> None:
+    """Stopped after two and a half blocks and rebuilt from its state, the clusterer ends
+    exactly as one that never stopped."""
+    rng = np.random.default_rng(11)
+    centres = _speakers(rng, 3)
+    truth = [int(k) for k in np.repeat(rng.integers(0, 3, size=30), 10)]
+    rows = _windows(rng, centres, truth)
+    whole = SpeakerClusterer(threshold=0.5, block_size=40)
+    whole.add(rows)
+    first = SpeakerClusterer(threshold=0.5, block_size=40)
+    first.add(rows[:100])
+    state = {k: v.copy() for k, v in first.state().items()}
+    resumed = SpeakerClusterer.from_state(state)
+    assert resumed.windows == 100
+    resumed.add(rows[100:])
+    a, b = whole.finish(), resumed.finish()
+    assert np.array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.centroids, b.centroids, atol=1e-6)
+    assert _same_partition(b.labels, truth)
+    broken = dict(state, micro_sizes=state["micro_sizes"][:1])
+    with pytest.raises(ValueError, match="inconsistent"):
+        SpeakerClusterer.from_state(broken)

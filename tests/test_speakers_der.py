@@ -127,3 +127,45 @@ def test_known_speakers_come_out_under_their_names(
     assert checked >= 4
     others = [s for s in result.speakers if s not in truth_of]
     assert others[0] == "A" and len(others) == len(conversation.speakers) - 2
+
+
+def test_a_resumed_diarization_equals_an_uninterrupted_one(
+    embedder: SpeakerEmbedder, conversations: list[Conversation]
+) -> None:
+    """A job killed mid-way keeps a snapshot with its committed chunks; restored, it gives the
+    same speakers and turns as if it had never stopped (so labels already written hold)."""
+    conversation = max(conversations, key=lambda c: c.duration)
+    audio = conversation.audio
+    regions = list(speech_regions([audio]))
+
+    def feed(diarizer: Diarizer, part: list[tuple[float, float]]) -> None:
+        for start, end in part:
+            diarizer.add_region(start, end, audio[round(start * 16000) : round(end * 16000)])
+
+    whole = Diarizer(embedder)
+    feed(whole, regions)
+    expected = whole.finish()
+    first = Diarizer(embedder)
+    feed(first, regions[: len(regions) // 2])
+    snapshot = first.snapshot()
+    del first
+    resumed = Diarizer.restore(embedder, snapshot)
+    feed(resumed, regions[len(regions) // 2 :])
+    result = resumed.finish()
+    assert result == expected
+    assert len(snapshot) < 200_000
+    with pytest.raises(ValueError, match="not a diarization snapshot"):
+        Diarizer.restore(embedder, b"garbage")
+    with pytest.raises(ValueError, match="made with"):
+        Diarizer.restore(_Renamed(embedder), snapshot)
+
+
+class _Renamed:
+    """The same model under another name: a snapshot must not be resumed with it."""
+
+    def __init__(self, inner: SpeakerEmbedder) -> None:
+        self.name = "other"
+        self.dimension = inner.dimension
+        self.window_seconds = inner.window_seconds
+        self.same_speaker_similarity = inner.same_speaker_similarity
+        self.embed = inner.embed

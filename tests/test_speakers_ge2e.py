@@ -8,7 +8,10 @@ front end and ONNX graph run, on the weights read from the real wheel.
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pytest
 from gigaam_api.speakers import ge2e
 from gigaam_api.speakers.embedder import Ge2eEmbedder, SpeakerModelError, load_embedder
 from gigaam_api.speakers.legacy_torch import LegacyTorchError, read_legacy_torch
-from tests.speakers_data import FIXTURES, PARITY_CLIPS, corpus_wav, resemblyzer_wheel
+from tests.speakers_data import FIXTURES, PARITY_CLIPS, REPO_ROOT, corpus_wav, resemblyzer_wheel
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +144,38 @@ def test_load_embedder_explains_bad_paths(tmp_path: Path) -> None:
     not_wheel.write_bytes(b"not a zip")
     with pytest.raises(SpeakerModelError, match="not a Resemblyzer wheel"):
         load_embedder(not_wheel)
+
+
+NO_TORCH = """
+import importlib.abc, json, sys
+
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        root = name.split(".")[0]
+        if root in {"torch", "scipy", "sklearn", "librosa"}:
+            raise ImportError(f"{name} is blocked: the speaker runtime must not need it")
+        return None
+
+sys.meta_path.insert(0, Blocked())
+import numpy as np
+from gigaam_api.speakers import load_embedder
+
+rows = load_embedder(sys.argv[1]).embed([np.zeros(25600, np.float32) + 0.01])
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "scipy", "sklearn", "librosa"})
+print(json.dumps({"shape": list(rows.shape), "loaded": loaded}))
+"""
+
+
+def test_speaker_runtime_needs_no_torch_scipy_or_librosa(wheel: Path) -> None:
+    """The embedders run on numpy and ONNX Runtime alone, even with the references installed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(wheel)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"shape": [1, 256], "loaded": []}

@@ -218,6 +218,52 @@ class SpeakerClusterer:
             self._micro_sizes.append(int(members.sum()))
         self._window_micro.append((labels + offset).astype(np.int32))
 
+    def state(self) -> dict[str, NDArray[Any]]:
+        """Everything added so far as plain arrays (for :meth:`from_state`): the open block's
+        embeddings, the micro-clusters' sums and sizes, each window's micro-cluster."""
+        pending = (
+            np.concatenate(self._pending)
+            if self._pending
+            else np.zeros((0, self._dimension()), np.float32)
+        )
+        return {
+            "threshold": np.array(self.threshold),
+            "block_size": np.array(self.block_size),
+            "pending": pending.astype(np.float32),
+            "micro_sums": (
+                np.stack(self._micro_sums) if self._micro_sums else np.zeros((0, len(pending.T)))
+            ),
+            "micro_sizes": np.array(self._micro_sizes, dtype=np.int64),
+            "window_micro": (
+                np.concatenate(self._window_micro)
+                if self._window_micro
+                else np.zeros(0, dtype=np.int32)
+            ),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, NDArray[Any]]) -> SpeakerClusterer:
+        """A clusterer that goes on exactly where the one that gave ``state`` stopped."""
+        clusterer = cls(threshold=float(state["threshold"]), block_size=int(state["block_size"]))
+        sums = np.asarray(state["micro_sums"], dtype=np.float64)
+        sizes = np.asarray(state["micro_sizes"], dtype=np.int64)
+        micro = np.asarray(state["window_micro"], dtype=np.int32)
+        pending = np.asarray(state["pending"], dtype=np.float32)
+        if len(sums) != len(sizes) or (len(micro) and int(micro.max()) >= len(sums)):
+            raise ValueError("inconsistent clustering state")
+        clusterer._micro_sums = list(sums)
+        clusterer._micro_sizes = [int(n) for n in sizes]
+        clusterer._window_micro = [micro] if len(micro) else []
+        clusterer.windows = len(micro)
+        if len(pending):
+            clusterer.add(pending)
+        return clusterer
+
+    def _dimension(self) -> int:
+        if self._micro_sums:
+            return len(self._micro_sums[0])
+        return 0
+
     def finish(self, count: SpeakerCount | None = None) -> Clustering:
         """Cluster what was added into speakers (see the module doc); call once at the end."""
         fewest, most = (count or SpeakerCount()).bounds()
