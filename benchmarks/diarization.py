@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/diarization.py                  # everything below
     .venv/bin/python benchmarks/diarization.py --skip-der       # cost only
     .venv/bin/python benchmarks/diarization.py --hours 1 10     # bookkeeping at those lengths
+    .venv/bin/python benchmarks/diarization.py --hops 0.75 1.5 3  # accuracy per hop (summary)
 
 1. **Accuracy.** Simulated conversations of distinct corpus voices
    (``tests/speakers_conversations.py``: the plain set — pauses of 0.4–1.2 s between turns —
@@ -11,8 +12,9 @@
    tests use and scored by pyannote.metrics (collar 0.25 s, and none); with the speaker count
    found automatically and with it given.
 2. **Embedding cost.** Seconds of CPU per hour of speech, at the default hop: the GE2E model
-   (front end + ONNX graph) and the Kaldi fbank front end alone (what CAM++/ResNet34 add on
-   top of their network, which cannot be downloaded here), with 1 and 2 threads.
+   (front end + ONNX graph); CAM++ — the default production model — with random weights
+   (the same architecture and cost; ``benchmarks/campplus_random.py`` writes it); and the
+   Kaldi fbank front end alone; with 1 and 2 threads.
 3. **Bookkeeping at length.** A fresh process streams N hours of speech regions through
    :class:`~gigaam_api.speakers.diarizer.Diarizer` with a stand-in embedder (random speaker
    directions plus noise, no network) and reports the peak RSS it adds and the clustering
@@ -37,6 +39,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gigaam_api.speakers.windows import DEFAULT_HOP  # noqa: E402
+
 
 def _vm_hwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -52,7 +56,8 @@ def _vm_rss_mb() -> float:
     return float("nan")
 
 
-def accuracy(seeds: list[int]) -> None:
+def accuracy(seeds: list[int], hops: list[float]) -> None:
+    """DER and counts per conversation (one hop), or a summary line per hop (several)."""
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -70,65 +75,88 @@ def accuracy(seeds: list[int]) -> None:
 
     embedder = load_embedder(resemblyzer_wheel())
     material = voice_material()
+    detailed = len(hops) == 1
     print("## Accuracy (GE2E weights, collar 0.25 s / no collar)\n")
-    for label, pauses in (("plain", PAUSES), ("hard", HARD_PAUSES)):
-        for seed in seeds:
+    for hop in hops:
+        for label, pauses in (("plain", PAUSES), ("hard", HARD_PAUSES)):
             rows = []
-            print(f"### {label} set, seed {seed}\n")
-            print(
-                "| conversation | s | speakers | found | DER | DER no collar | DER, count given |"
-            )
-            print("|---|---|---|---|---|---|---|")
-            for c in build_conversations(seed=seed, pauses=pauses, material=material):
-                auto = score(c, diarize(c, embedder))
-                given = score(c, diarize(c, embedder, SpeakerCount(num_speakers=len(c.speakers))))
-                rows.append((auto, given))
-                print(
-                    f"| {c.name} | {c.duration:.0f} | {auto.speakers_true} | {auto.speakers_found} "
-                    f"| {auto.der_collar:.1%} | {auto.der_no_collar:.1%} | {given.der_collar:.1%} |"
-                )
+            for seed in seeds:
+                if detailed:
+                    print(f"### {label} set, seed {seed}, hop {hop} s\n")
+                    print("| conversation | s | speakers | found | DER | no collar | count given |")
+                    print("|---|---|---|---|---|---|---|")
+                for c in build_conversations(seed=seed, pauses=pauses, material=material):
+                    auto = score(c, diarize(c, embedder, hop=hop))
+                    count = SpeakerCount(num_speakers=len(c.speakers))
+                    given = score(c, diarize(c, embedder, count, hop=hop))
+                    rows.append((auto, given))
+                    if detailed:
+                        print(
+                            f"| {c.name} | {c.duration:.0f} | {auto.speakers_true} "
+                            f"| {auto.speakers_found} | {auto.der_collar:.1%} "
+                            f"| {auto.der_no_collar:.1%} | {given.der_collar:.1%} |"
+                        )
+                if detailed:
+                    print()
             small = [a for a, _ in rows if 2 <= a.speakers_true <= 4]
             right = sum(a.speakers_found == a.speakers_true for a in small)
             print(
-                f"\n2–4 speakers: right count {right}/{len(small)}, DER ≤ 15 % in "
-                f"{sum(a.der_collar <= 0.15 for a in small)}/{len(small)}, mean DER "
-                f"{np.mean([a.der_collar for a in small]):.1%}; all: mean DER "
+                f"hop {hop} s, {label} set, seeds {seeds}: 2–4 speakers: right count "
+                f"{right}/{len(small)}, DER ≤ 15 % in {sum(a.der_collar <= 0.15 for a in small)}"
+                f"/{len(small)}, mean DER {np.mean([a.der_collar for a in small]):.1%} (no "
+                f"collar {np.mean([a.der_no_collar for a in small]):.1%}); all: mean DER "
                 f"{np.mean([a.der_collar for a, _ in rows]):.1%}, count given "
-                f"{np.mean([g.der_collar for _, g in rows]):.1%}\n"
+                f"{np.mean([g.der_collar for _, g in rows]):.1%}; windows "
+                f"{sum(a.windows for a, _ in rows)}\n"
             )
 
 
 def embedding_cost() -> None:
+    """CPU time per window, and per hour of continuous speech at a few hops."""
     from gigaam_api.speakers import fbank
-    from gigaam_api.speakers.embedder import Ge2eEmbedder, load_embedder
-    from gigaam_api.speakers.windows import DEFAULT_HOP
+    from gigaam_api.speakers.embedder import load_embedder
     from tests.speakers_data import corpus_wav, resemblyzer_wheel
 
     speech = corpus_wav("silero_vad/silero_ru.wav")
-    windows_per_hour = 3600 / DEFAULT_HOP
-    print(f"## Embedding cost per hour of speech (hop {DEFAULT_HOP} s)\n")
-    print("| what | threads | windows timed | CPU s per hour of speech | wall s per hour |")
-    print("|---|---|---|---|---|")
-    for threads in (1, 2):
-        embedder = load_embedder(resemblyzer_wheel(), threads=threads)
-        assert isinstance(embedder, Ge2eEmbedder)
-        n = round(embedder.window_seconds * 16000)
-        windows = [speech[k : k + n] for k in range(0, len(speech) - n, 12000)][:256]
-        embedder.embed(windows[:32])  # warm-up
+    hops = (0.75, 1.5, 3.0)
+    print("## Embedding cost (CPU seconds per hour of continuous speech)\n")
+    print(
+        "| what | threads | windows timed | CPU ms / window | wall ms / window | "
+        + " | ".join(f"CPU s/h, hop {h}" for h in hops)
+        + " |"
+    )
+    print("|---|---|---|---|---|" + "---|" * len(hops))
+
+    def report(what: str, threads: int, run: Any, windows: list[Any]) -> None:
+        run(windows[:16])  # warm-up
         cpu, wall = time.process_time(), time.perf_counter()
-        embedder.embed(windows)
+        run(windows)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        scale = windows_per_hour / len(windows)
-        what = "GE2E (mel + LSTM graph)"
-        print(f"| {what} | {threads} | {len(windows)} | {cpu * scale:.0f} | {wall * scale:.0f} |")
-    windows = [speech[k : k + 24000] for k in range(0, len(speech) - 24000, 12000)][:256]
-    cpu, wall = time.process_time(), time.perf_counter()
-    for window in windows:
-        fbank.subtract_mean(fbank.fbank(window))
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    scale = windows_per_hour / len(windows)
-    what = "Kaldi fbank 1.5 s (CAM++ front end)"
-    print(f"| {what} | 1 | {len(windows)} | {cpu * scale:.0f} | {wall * scale:.0f} |")
+        per = cpu / len(windows)
+        hourly = " | ".join(f"{per * 3600 / h:.0f}" for h in hops)
+        print(
+            f"| {what} | {threads} | {len(windows)} | {per * 1000:.1f} "
+            f"| {wall / len(windows) * 1000:.1f} | {hourly} |"
+        )
+
+    ge2e_windows = [speech[k : k + 25600] for k in range(0, len(speech) - 25600, 8000)][:128]
+    windows = [speech[k : k + 24000] for k in range(0, len(speech) - 24000, 8000)][:128]
+    for threads in (1, 2):
+        model = load_embedder(resemblyzer_wheel(), threads=threads)
+        report("GE2E 1.6 s (mel + LSTM graph)", threads, model.embed, ge2e_windows)
+    campplus = ROOT / "benchmarks" / ".cache" / "campplus_random.onnx"
+    if campplus.is_file():
+        for threads in (1, 2):
+            model = load_embedder(campplus, threads=threads)
+            report("CAM++ 1.5 s, random weights (fbank + network)", threads, model.embed, windows)
+    else:
+        print("| CAM++: run benchmarks/campplus_random.py first to time its network |")
+
+    def front_end(batch: list[Any]) -> None:
+        for window in batch:
+            fbank.subtract_mean(fbank.fbank(window))
+
+    report("Kaldi fbank 1.5 s alone (the CAM++ front end)", 1, front_end, windows)
     print()
 
 
@@ -209,6 +237,7 @@ def bookkeeping(hours: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[17])
+    parser.add_argument("--hops", type=float, nargs="+", default=[DEFAULT_HOP])
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--skip-der", action="store_true")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
@@ -217,7 +246,7 @@ def main() -> None:
         print(json.dumps(_bookkeeping_child(args.child)))
         return
     if not args.skip_der:
-        accuracy(args.seeds)
+        accuracy(args.seeds, args.hops)
     embedding_cost()
     bookkeeping(args.hours)
 

@@ -55,8 +55,10 @@ def test_windows_cover_each_region_and_stay_inside() -> None:
     assert inner[0].start == 3.0 and inner[-1].end == 7.0  # the tail is covered
     assert all(w.start >= 3.0 and w.end <= 7.0 and w.end - w.start == 1.5 for w in inner)
     assert [w.start for w in inner[:-1]] == [3.0, 3.75, 4.5, 5.25]
+    sparse = list(plan_windows([(0.0, 10.0)], window=1.5, hop=3.0))
+    assert [w.start for w in sparse] == [0.0, 3.0, 6.0, 8.5]  # gaps between, the end covered
     with pytest.raises(ValueError, match="hop"):
-        list(plan_windows(regions, window=1.5, hop=2.0))
+        list(plan_windows(regions, window=1.5, hop=0.0))
 
 
 # --- clustering ----------------------------------------------------------------------------------
