@@ -169,3 +169,26 @@ class _Renamed:
         self.window_seconds = inner.window_seconds
         self.same_speaker_similarity = inner.same_speaker_similarity
         self.embed = inner.embed
+
+
+def test_int16_regions_equal_float_ones_and_order_is_checked(
+    embedder: SpeakerEmbedder, conversations: list[Conversation]
+) -> None:
+    """The pipeline hands the decoder's int16 blocks; they are scaled like the float path."""
+    audio = conversations[0].audio
+    regions = list(speech_regions([audio]))
+    results = []
+    for as_int16 in (False, True):
+        diarizer = Diarizer(embedder)
+        for start, end in regions:
+            piece = audio[round(start * 16000) : round(end * 16000)]
+            if as_int16:
+                piece = np.clip(np.round(piece * 32768), -32768, 32767).astype(np.int16)
+            diarizer.add_region(start, end, piece)
+        results.append(diarizer.finish())
+    assert results[0].speakers == results[1].speakers
+    assert results[0].turns == results[1].turns
+    diarizer = Diarizer(embedder)
+    diarizer.add_region(5.0, 6.0, audio[:16000])
+    with pytest.raises(ValueError, match="time order"):
+        diarizer.add_region(4.0, 4.5, audio[:8000])
