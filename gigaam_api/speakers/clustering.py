@@ -221,24 +221,21 @@ class SpeakerClusterer:
     def state(self) -> dict[str, NDArray[Any]]:
         """Everything added so far as plain arrays (for :meth:`from_state`): the open block's
         embeddings, the micro-clusters' sums and sizes, each window's micro-cluster."""
+        dimension = self._dimension()
         pending = (
-            np.concatenate(self._pending)
+            np.concatenate(self._pending).astype(np.float32)
             if self._pending
-            else np.zeros((0, self._dimension()), np.float32)
+            else np.zeros((0, dimension), np.float32)
         )
+        sums = np.stack(self._micro_sums) if self._micro_sums else np.zeros((0, dimension))
+        micro = np.concatenate(self._window_micro) if self._window_micro else np.zeros(0, np.int32)
         return {
             "threshold": np.array(self.threshold),
             "block_size": np.array(self.block_size),
-            "pending": pending.astype(np.float32),
-            "micro_sums": (
-                np.stack(self._micro_sums) if self._micro_sums else np.zeros((0, len(pending.T)))
-            ),
+            "pending": pending,
+            "micro_sums": sums,
             "micro_sizes": np.array(self._micro_sizes, dtype=np.int64),
-            "window_micro": (
-                np.concatenate(self._window_micro)
-                if self._window_micro
-                else np.zeros(0, dtype=np.int32)
-            ),
+            "window_micro": micro,
         }
 
     @classmethod
@@ -260,9 +257,9 @@ class SpeakerClusterer:
         return clusterer
 
     def _dimension(self) -> int:
-        if self._micro_sums:
-            return len(self._micro_sums[0])
-        return 0
+        if self._pending:
+            return int(self._pending[0].shape[1])
+        return len(self._micro_sums[0]) if self._micro_sums else 0
 
     def finish(self, count: SpeakerCount | None = None) -> Clustering:
         """Cluster what was added into speakers (see the module doc); call once at the end."""
