@@ -26,10 +26,12 @@ OUTPUT = CACHE / "campplus_random.onnx"
 
 def main() -> None:
     import onnx
-    import torch
+    import torch  # type: ignore[import-not-found,unused-ignore]
 
     sys.path.insert(0, str(CACHE / "3D-Speaker"))
-    from speakerlab.models.campplus.DTDNN import CAMPPlus
+    from speakerlab.models.campplus.DTDNN import (  # type: ignore[import-not-found,unused-ignore]
+        CAMPPlus,
+    )
 
     torch.manual_seed(0)
     model = CAMPPlus(feat_dim=80, embedding_size=512).eval()

@@ -192,3 +192,10 @@ def test_int16_regions_equal_float_ones_and_order_is_checked(
     diarizer.add_region(5.0, 6.0, audio[:16000])
     with pytest.raises(ValueError, match="time order"):
         diarizer.add_region(4.0, 4.5, audio[:8000])
+
+
+def test_no_speech_long_enough_gives_no_speakers(embedder: SpeakerEmbedder) -> None:
+    diarizer = Diarizer(embedder)
+    diarizer.add_region(1.0, 1.3, np.zeros(4800, np.float32))  # shorter than any window
+    result = diarizer.finish()
+    assert (result.turns, result.speakers, result.windows) == ([], [], 0)
