@@ -17,11 +17,12 @@ from gigaam_api.options import SegmentationOptions
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One recognised word with its time span."""
+    """One recognised word with its time span (and its speaker when diarization ran)."""
 
     text: str
     start: float
     end: float
+    speaker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = ()
+    #: The speaker label (``A``, ``B``, … or a known name) when diarization ran.
+    speaker: str | None = None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,86 @@
+"""Test material for speaker diarization: Resemblyzer's real weights and the corpus voices.
+
+The Resemblyzer wheel (Apache-2.0) is fetched once with ``pip download --no-deps`` into
+``tests/.cache/resemblyzer`` (git-ignored) and checked against its pinned SHA-256; later runs
+reuse it. Without the wheel and without network the tests that need it are skipped with the
+reason. The corpus voices are read from ``../shared/corpus`` (16 kHz copies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+# The same rule as tests/conftest.py, repeated so the reference script runs without pytest.
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+CORPUS_DIR: Final = (
+    Path(os.environ.get("GIGAAM_SHARED_DIR", REPO_ROOT.parent / "shared")) / "corpus"
+)
+RESEMBLYZER_VERSION: Final = "0.1.4"
+RESEMBLYZER_WHEEL: Final = f"Resemblyzer-{RESEMBLYZER_VERSION}-py3-none-any.whl"
+RESEMBLYZER_SHA256: Final = "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f"
+CACHE_DIR: Final = REPO_ROOT / "tests" / ".cache" / "resemblyzer"
+FIXTURES: Final = REPO_ROOT / "tests" / "fixtures" / "speakers"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resemblyzer_wheel() -> Path:
+    """The pinned Resemblyzer wheel, downloaded on first use (RuntimeError if it cannot be)."""
+    wheel = CACHE_DIR / RESEMBLYZER_WHEEL
+    if wheel.is_file() and _sha256(wheel) == RESEMBLYZER_SHA256:
+        return wheel
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--dest",
+        str(CACHE_DIR),
+        f"resemblyzer=={RESEMBLYZER_VERSION}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0 or not wheel.is_file():
+        raise RuntimeError(f"pip download resemblyzer failed: {done.stderr.strip()[-500:]}")
+    if _sha256(wheel) != RESEMBLYZER_SHA256:
+        wheel.unlink()
+        raise RuntimeError("the downloaded Resemblyzer wheel does not match its pinned SHA-256")
+    return wheel
+
+
+def read_wav(path: Path) -> NDArray[np.float32]:
+    """A 16 kHz mono PCM16 WAV as float32 in [-1, 1]."""
+    with wave.open(str(path), "rb") as w:
+        if w.getframerate() != 16000 or w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise ValueError(f"{path} is not 16 kHz mono PCM16")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return (data.astype(np.float32) / 32768.0).astype(np.float32)
+
+
+def corpus_wav(relative: str, corpus: Path = CORPUS_DIR) -> NDArray[np.float32]:
+    return read_wav(corpus / relative)
+
+
+#: Clips the GE2E and fbank parity fixtures were recorded on, with the window starts (s).
+PARITY_CLIPS: Final = (
+    ("asterisk_ru/wav16k/prompts/demo-congrats.wav", (0.5, 7.25, 20.0)),
+    ("silero_vad/silero_ru.wav", (1.0, 30.0, 52.5)),
+    ("voicekit/wav16k/stierlitz.wav", (0.0, 4.0)),
+    ("synthetic_espeak/wav16k/espeak_02_f3.wav", (0.3,)),
+    ("speech_to_phrase/stp_ru_gen_02.wav", (0.2,)),
+)
