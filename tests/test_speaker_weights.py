@@ -17,7 +17,7 @@ import pytest
 from gigaam_api.speaker_weights import speaker_model_path
 from gigaam_api.speakers.catalogue import DEFAULT_SPEAKER_MODEL, SPEAKER_MODELS, SpeakerModelInfo
 from gigaam_api.weights import WeightsError
-from tests.test_weights import PREFIX, FileServer
+from tests.file_server import PREFIX, FileServer
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
