@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     wyoming_timeout: float = Field(default=30.0, gt=0)
     wyoming_zeroconf: bool = False
 
+    # -- speaker labelling (gigaam_api/speakers), loaded on the first request that asks --
+    #: A speaker model name from the speaker catalogue (fetched into MODELS_DIR and verified)
+    #: or a local file (.onnx, or Resemblyzer's pretrained.pt or wheel); empty: the default.
+    diarization_model: str = ""
+    #: ONNX Runtime threads of the speaker model (it runs on the request's own thread, beside
+    #: the recogniser's worker).
+    diarization_threads: int = Field(default=1, ge=1, le=64)
+
     # -- durable jobs (gigaam_api/jobs) --
     #: Job database (SQLite), uploads and per-job folders.
     jobs_dir: Path = Path("/data/jobs")

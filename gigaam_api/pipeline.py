@@ -48,7 +48,15 @@ from gigaam_api.options import PipelineOptions
 from gigaam_api.transcript import Segment, build_segments, place_words
 from gigaam_api.vad import WINDOW, SileroVad
 
-__all__ = ["Form", "Infer", "RecognisedChunk", "Transcription", "transcribe", "transcribe_file"]
+__all__ = [
+    "Form",
+    "Infer",
+    "RecognisedChunk",
+    "SpeechObserver",
+    "Transcription",
+    "transcribe",
+    "transcribe_file",
+]
 
 
 #: Silence kept around the speech of a short file (seconds).
@@ -56,6 +64,9 @@ SHORT_AUDIO_MARGIN = 0.3
 
 #: Recognise a batch of waves (float32, 16 kHz mono) and return one result per wave.
 Infer = Callable[[list[NDArray[np.float32]]], Sequence[Result]]
+#: Sees the audio of every recognised chunk (start and end in seconds, float32 16 kHz samples),
+#: in time order, in the same pass: what speaker labelling embeds.
+SpeechObserver = Callable[[float, float, NDArray[np.float32]], None]
 #: ``"auto"``: audio up to ``SHORT_AUDIO_LIMIT`` in one pass, longer audio chunked at pauses;
 #: ``"long"``: always chunked at pauses (a resumed job, a live session's turns).
 Form = Literal["auto", "long"]
@@ -111,17 +122,30 @@ class RecognisedChunk:
 
 
 class _OffsetVad:
-    """The VAD over a stream that starts ``offset`` seconds into the file: absolute times."""
+    """The VAD over a stream that starts ``offset`` seconds into the file: absolute times.
 
-    def __init__(self, vad: SileroVad, offset: float) -> None:
+    Every region it reports is also put in ``seen`` (when given): the speech a
+    :data:`SpeechObserver` is shown, region by region, as chunks over it are recognised.
+    """
+
+    def __init__(
+        self, vad: SileroVad, offset: float, seen: deque[tuple[float, float]] | None = None
+    ) -> None:
         self._vad = vad
         self._offset = offset
+        self._seen = seen
+
+    def _absolute(self, regions: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+        out = [(a + self._offset, b + self._offset) for a, b in regions]
+        if self._seen is not None:
+            self._seen.extend(out)
+        return out
 
     def feed(self, block: NDArray[np.int16]) -> list[tuple[float, float]]:
-        return [(a + self._offset, b + self._offset) for a, b in self._vad.feed(block)]
+        return self._absolute(self._vad.feed(block))
 
     def flush(self) -> list[tuple[float, float]]:
-        return [(a + self._offset, b + self._offset) for a, b in self._vad.flush()]
+        return self._absolute(self._vad.flush())
 
     @property
     def pending_start(self) -> float:
@@ -151,8 +175,12 @@ class Transcription:
         start_seconds: float = 0.0,
         first_segment_id: int = 0,
         form: Form = "auto",
+        on_speech: SpeechObserver | None = None,
     ) -> None:
         self.source = source
+        self._on_speech = on_speech
+        #: Speech regions not yet shown to ``on_speech`` (only kept when there is one).
+        self._speech: deque[tuple[float, float]] | None = deque() if on_speech else None
         self.start_seconds = float(start_seconds)
         self.options = options
         self.form: Form = "long" if self.start_seconds > 0 else form
@@ -208,7 +236,9 @@ class Transcription:
             buffer = _PcmBuffer()
             buffer.start = buffer.end = first_sample
             vad = _OffsetVad(
-                SileroVad(options.vad.threshold, max_speech_s=options.chunking.strict_limit), offset
+                SileroVad(options.vad.threshold, max_speech_s=options.chunking.strict_limit),
+                offset,
+                self._speech,
             )
             # long form (a resumed job, a live turn) is chosen up front; "auto" decides by length
             short_limit = round(SHORT_AUDIO_LIMIT * SAMPLE_RATE) if self.form == "auto" else -1
@@ -320,6 +350,7 @@ class Transcription:
         self._check_cancel()
         for work, result in zip(batch, results, strict=True):
             self.chunks_recognised += 1
+            self._show_speech(work)
             words = place_words(
                 result.words,
                 offset=work.chunk.start,
@@ -339,6 +370,29 @@ class Transcription:
             self._next_id += len(segments)
             yield RecognisedChunk(work.chunk.start, work.chunk.end, segments)
 
+    def _show_speech(self, work: _Work) -> None:
+        """Give ``on_speech`` the speech regions inside a recognised chunk, with their audio.
+
+        Regions, not the chunk: a chunk may hold several speakers' turns and the pauses between
+        them, and a speaker model should hear one speaker's speech at a time. A region that
+        runs past the chunk is shown up to the chunk's end, the rest with the next chunk.
+        """
+        speech = self._speech
+        if self._on_speech is None or speech is None:
+            return
+        chunk = work.chunk
+        while speech and speech[0][0] < chunk.end:
+            start, end = max(speech[0][0], chunk.start), min(speech[0][1], chunk.end)
+            if end > start:
+                first = round((start - chunk.start) * SAMPLE_RATE)
+                last = round((end - chunk.start) * SAMPLE_RATE)
+                self._on_speech(start, end, work.wave[first:last])
+            if speech[0][1] <= chunk.end:
+                speech.popleft()
+            else:
+                speech[0] = (chunk.end, speech[0][1])
+                break
+
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
             raise Cancelled("transcription cancelled")
@@ -353,6 +407,7 @@ def transcribe(
     start_seconds: float = 0.0,
     first_segment_id: int = 0,
     form: Form = "auto",
+    on_speech: SpeechObserver | None = None,
 ) -> Transcription:
     """Start transcribing ``source``; iterate the result for its segments.
 
@@ -361,6 +416,7 @@ def transcribe(
     over-long file has already raised its typed :class:`gigaam_api.audio.AudioError`.
     ``first_segment_id`` numbers the segments on from there (a resumed job continues its ids);
     ``form`` is ``"auto"`` (one pass for audio up to 25 s, like the reference) or ``"long"``.
+    ``on_speech`` sees each recognised chunk's audio (speaker labelling: decoded once).
     """
     return Transcription(
         source,
@@ -370,6 +426,7 @@ def transcribe(
         start_seconds=start_seconds,
         first_segment_id=first_segment_id,
         form=form,
+        on_speech=on_speech,
     )
 
 

@@ -198,7 +198,7 @@ def from_service_error(error: ServiceError) -> ApiError:
     message, code = error.message, error.code
     match error.kind:
         case "invalid_audio":
-            return bad_request(message, param="file", code=code)
+            return bad_request(message, param=error.param or "file", code=code)
         case "not_ready":
             retry = {"Retry-After": str(RETRY_AFTER_LOADING_S)}
             return ApiError(503, message, code=code, headers=retry)

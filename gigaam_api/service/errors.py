@@ -36,12 +36,16 @@ Outcome = Literal["ok", "client_error", "error", "cancelled"]
 class ServiceError(Exception):
     """A failure of the core, for a door to put in its own shape."""
 
-    def __init__(self, kind: Kind, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, kind: Kind, message: str, *, code: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.kind: Kind = kind
         self.message = message
         #: The stable machine-readable name (the OpenAI ``code``, the Wyoming error ``code``).
         self.code = code
+        #: The request field at fault, when it is not the audio file (a speaker reference).
+        self.param = param
 
     @property
     def client_error(self) -> bool:

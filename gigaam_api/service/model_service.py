@@ -33,6 +33,7 @@ from gigaam_api.model.engine import DeviceError, EngineError, resolve_device
 from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
 from gigaam_api.service.errors import not_ready, queue_full, shutting_down
 from gigaam_api.service.metrics import Metrics
+from gigaam_api.service.speakers import SpeakerModel
 from gigaam_api.weights import WeightsError
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,10 @@ class ModelService:
         self.scheduler: Scheduler[Result] | None = None
         self.load_seconds: float | None = None
         self._thread: threading.Thread | None = None
+        #: The speaker-embedding model, loaded on the first request that labels speakers.
+        self.speakers = SpeakerModel(
+            settings.diarization_model, settings.models_dir, threads=settings.diarization_threads
+        )
 
     def start(self) -> None:
         """Begin loading on a background thread (returns immediately)."""

@@ -12,7 +12,9 @@ Every way in — a synchronous or SSE HTTP request, a Wyoming utterance, a durab
    :class:`SessionOptions`;
 3. **report** a stream of typed events: :class:`SegmentEvent` per finished segment,
    :class:`ProgressEvent` when everything before a point is final (the end of a recognised
-   chunk: what a job commits), then :class:`DoneEvent` or :class:`FailedEvent` — a failure
+   chunk: what a job commits), with speaker labelling on a :class:`SpeakersEvent` once the
+   audio is done (who spoke when: the turns the doors give their segments' words to), then
+   :class:`DoneEvent` or :class:`FailedEvent` — a failure
    already read by the core's one classifier (:func:`~gigaam_api.service.errors.failure_of`),
    so every door says the same thing for the same failure;
 4. **release** the place and the source (the upload, the pushed buffer) once the pipeline has
@@ -43,7 +45,12 @@ from gigaam_api.pipeline import Form
 from gigaam_api.service.bridge import ThreadBridge
 from gigaam_api.service.errors import ServiceError, failure_of
 from gigaam_api.service.model_service import ModelService
+from gigaam_api.service.speakers import SpeakerOptions, reference_embeddings
+from gigaam_api.speakers import Diarizer, SpeakerEmbedder, SpeakerTurn
 from gigaam_api.transcript import Segment
+
+#: Gives the speaker-embedding model (loaded on first use), or raises a ``ServiceError``.
+SpeakerModelGetter = Callable[[], SpeakerEmbedder]
 
 __all__ = [
     "Admission",
@@ -84,6 +91,8 @@ class SessionOptions:
     first_segment_id: int = 0
     #: The language the client named (ISO-639-1), ``None`` when not given. Kept with a job.
     language: str | None = None
+    #: Label speakers (who spoke when); ``None``: do not.
+    speakers: SpeakerOptions | None = None
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -96,9 +105,24 @@ class SegmentEvent:
 
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
-    """Everything before ``seconds`` is final: its segments were all sent."""
+    """Everything before ``seconds`` is final: its segments were all sent.
+
+    With speaker labelling and ``SpeakerOptions.keep_state``, ``speaker_state`` is the
+    diarization up to this point, for a job to commit with the segments and resume from.
+    """
 
     seconds: float
+    speaker_state: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakersEvent:
+    """Who spoke when (speaker labelling only), sent once the audio is done, before
+    :class:`DoneEvent`: the turns, and the labels in order of first appearance (``A``, ``B``…
+    or a known speaker's name)."""
+
+    turns: tuple[SpeakerTurn, ...]
+    speakers: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +138,7 @@ class FailedEvent:
     cause: BaseException
 
 
-SessionEvent = SegmentEvent | ProgressEvent | DoneEvent | FailedEvent
+SessionEvent = SegmentEvent | ProgressEvent | SpeakersEvent | DoneEvent | FailedEvent
 
 
 # -- what runs the model -------------------------------------------------------------------------
@@ -149,11 +173,19 @@ class DirectWorker:
 class Admission:
     """A place in the core's queue, held until a :class:`Session` takes it (or :meth:`close`)."""
 
-    def __init__(self, worker: Worker, request_id: str, *, what: str = "request") -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        request_id: str,
+        *,
+        what: str = "request",
+        speaker_model: SpeakerModelGetter | None = None,
+    ) -> None:
         self.worker = worker
         self.request_id = request_id
         #: What the work is called in logs and internal-error messages ("request", "job").
         self.what = what
+        self.speaker_model = speaker_model
         self._taken = False
 
     def session(
@@ -168,7 +200,13 @@ class Admission:
             raise RuntimeError("an admission runs one session")
         self._taken = True
         return Session(
-            source, options, self.worker, self.request_id, what=self.what, on_release=on_release
+            source,
+            options,
+            self.worker,
+            self.request_id,
+            what=self.what,
+            on_release=on_release,
+            speaker_model=self.speaker_model,
         )
 
     def close(self) -> None:
@@ -181,7 +219,8 @@ class Admission:
 def admit(service: ModelService, request_id: str, priority: Priority = "interactive") -> Admission:
     """A place in the queue, or a :class:`ServiceError` saying why not (loading, full, stopping)."""
     ticket = service.admit(request_id, background=priority == "background")
-    return Admission(ticket, request_id, what="job" if priority == "background" else "request")
+    what = "job" if priority == "background" else "request"
+    return Admission(ticket, request_id, what=what, speaker_model=service.speakers.get)
 
 
 # -- the session ---------------------------------------------------------------------------------
@@ -199,8 +238,10 @@ class Session:
         *,
         what: str = "request",
         on_release: Callable[[], None] | None = None,
+        speaker_model: SpeakerModelGetter | None = None,
     ) -> None:
         self.source = source
+        self._speaker_model = speaker_model
         self.options = options
         self.request_id = request_id
         self._worker = worker
@@ -231,6 +272,7 @@ class Session:
         options = self.options
         run: pipeline.Transcription | None = None
         try:
+            labelling = self._speaker_labelling()
             run = pipeline.transcribe(
                 self.source,
                 self._worker.infer,
@@ -239,13 +281,16 @@ class Session:
                 start_seconds=options.start_seconds,
                 first_segment_id=options.first_segment_id,
                 form=options.form,
+                on_speech=labelling.feed if labelling is not None else None,
             )
             self.duration = run.duration
             for chunk in run.chunks():
                 for segment in chunk.segments:
                     yield SegmentEvent(segment)
-                yield ProgressEvent(chunk.end)
+                yield ProgressEvent(chunk.end, labelling.state() if labelling else None)
             self.duration = float(run.duration)
+            if labelling is not None:
+                yield labelling.finish()
         except GeneratorExit:
             raise
         except BaseException as exc:
@@ -255,6 +300,21 @@ class Session:
             if run is not None:
                 run.close()  # stops the decoder now, not at garbage collection
         yield DoneEvent(self.duration)
+
+    def _speaker_labelling(self) -> _Labelling | None:
+        """The diarizer this run feeds, when speakers are to be labelled."""
+        speakers = self.options.speakers
+        if speakers is None:
+            return None
+        if self._speaker_model is None:
+            raise ServiceError("internal", "speaker labelling is not available on this path")
+        embedder = self._speaker_model()
+        known = reference_embeddings(embedder, speakers.known)
+        if speakers.state is not None:
+            diarizer = Diarizer.restore(embedder, speakers.state)
+        else:
+            diarizer = Diarizer(embedder)
+        return _Labelling(diarizer, speakers, known)
 
     def _failed(self, exc: BaseException) -> FailedEvent:
         return FailedEvent(failure_of(exc, self.request_id, what=self._what), exc)
@@ -319,3 +379,34 @@ class Session:
         finally:
             if self._on_release is not None:
                 self._on_release()
+
+
+class _Labelling:
+    """A run's speaker labelling: the diarizer fed each recognised chunk's audio."""
+
+    def __init__(
+        self,
+        diarizer: Diarizer,
+        options: SpeakerOptions,
+        known: list[tuple[str, NDArray[np.float32]]],
+    ) -> None:
+        self.diarizer = diarizer
+        self.options = options
+        self.known = known
+        self._end = 0.0
+
+    def feed(self, start: float, end: float, wave: NDArray[np.float32]) -> None:
+        """A recognised chunk; a chunk that overlaps the previous one gives only what is new."""
+        if start < self._end:
+            wave = wave[round((self._end - start) * 16000) :]
+            start = self._end
+        if end > start and wave.size:
+            self.diarizer.add_region(start, end, wave)
+            self._end = end
+
+    def state(self) -> bytes | None:
+        return self.diarizer.snapshot() if self.options.keep_state else None
+
+    def finish(self) -> SpeakersEvent:
+        result = self.diarizer.finish(self.options.count, self.known)
+        return SpeakersEvent(tuple(result.turns), tuple(result.speakers))
