@@ -205,8 +205,8 @@ def hold_after_commit(app: FastAPI, at_least: float) -> threading.Event:
     commit = runner.store.commit_chunk
     committed = threading.Event()
 
-    def commit_then_hold(job: Any, end: float, segments: Any) -> bool:
-        written: bool = commit(job, end, segments)
+    def commit_then_hold(job: Any, end: float, segments: Any, *state: Any) -> bool:
+        written: bool = commit(job, end, segments, *state)
         if end >= at_least and not committed.is_set():
             committed.set()
             runner._stopping.wait(TIMEOUT)  # the server's shutdown has begun

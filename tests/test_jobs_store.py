@@ -22,7 +22,7 @@ from gigaam_api.transcript import Segment, Word
 from tests.postgres import PostgresServer
 
 #: The newest Alembic revision in gigaam_api/jobs/migrations/versions/.
-LATEST_REVISION = "0003"
+LATEST_REVISION = "0004"
 
 
 class Clock:

@@ -60,6 +60,17 @@ class JobFiles:
         shutil.move(str(upload), target)
         return target
 
+    def reference(self, job_id: str, index: int) -> Path:
+        """A known speaker's reference clip (speaker labelling), ``index`` in the given order."""
+        return self.folder(job_id) / f"speaker-{int(index)}"
+
+    def write_references(self, job_id: str, clips: list[bytes]) -> None:
+        """Keep the known speakers' clips with the job (every attempt reads them again)."""
+        folder = self.folder(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, clip in enumerate(clips):
+            self.reference(job_id, index).write_bytes(clip)
+
     def remove(self, job_id: str) -> None:
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 

@@ -43,6 +43,40 @@ class JobError:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSpeakers:
+    """Speaker labelling asked for at submission: the expected count, the known speakers'
+    names (their reference clips are files in the job's folder, ``JobFiles.reference``)."""
+
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    known_names: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "num_speakers": self.num_speakers,
+            "min_speakers": self.min_speakers,
+            "max_speakers": self.max_speakers,
+            "known_names": list(self.known_names),
+        }
+
+    @staticmethod
+    def from_json(data: Any) -> JobSpeakers | None:
+        if not isinstance(data, dict):
+            return None
+
+        def count(key: str) -> int | None:
+            value = data.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        names = data.get("known_names")
+        known = tuple(str(n) for n in names) if isinstance(names, list) else ()
+        return JobSpeakers(
+            count("num_speakers"), count("min_speakers"), count("max_speakers"), known
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class JobOptions:
     """What the client asked for at submission that changes how the job is run.
 
@@ -54,16 +88,24 @@ class JobOptions:
 
     #: The language the client named (ISO-639-1), ``None`` when not given.
     language: str | None = None
+    #: Label speakers (``None``: do not).
+    speakers: JobSpeakers | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"language": self.language}
+        data: dict[str, Any] = {"language": self.language}
+        if self.speakers is not None:
+            data["speakers"] = self.speakers.to_json()
+        return data
 
     @staticmethod
     def from_json(data: Any) -> JobOptions:
         if not isinstance(data, dict):
             return JobOptions()
         language = data.get("language")
-        return JobOptions(language=language if isinstance(language, str) else None)
+        return JobOptions(
+            language=language if isinstance(language, str) else None,
+            speakers=JobSpeakers.from_json(data.get("speakers")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +132,10 @@ class Job:
     replica: str | None = None
     #: The options given at submission (used again by every attempt).
     options: JobOptions = JobOptions()
+    #: Speaker labels in order of first appearance, once the job is labelled.
+    speakers: tuple[str, ...] = ()
+    #: Names given to speaker labels (``PATCH /v1/jobs/{id}``): every format shows them.
+    speaker_names: dict[str, str] | None = None
 
     @property
     def progress(self) -> float:
@@ -122,21 +168,31 @@ def deleted_object(job_id: str) -> dict[str, Any]:
     return {"id": job_id, "object": JOB_DELETED_OBJECT, "deleted": True}
 
 
-def segment_payload(segment: Segment) -> dict[str, Any]:
-    """A committed segment as JSON (SSE ``job.segment``): times absolute, with its words."""
-    return {
+def segment_payload(segment: Segment, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A committed segment as JSON (SSE ``job.segment``): times absolute, with its words, and
+    its speaker (by the name given to it, if any) once the job is labelled."""
+    payload: dict[str, Any] = {
         "id": segment.id,
         "start": segment.start,
         "end": segment.end,
         "text": segment.text,
         "words": [{"word": w.text, "start": w.start, "end": w.end} for w in segment.words],
     }
+    if segment.speaker is not None:
+        payload["speaker"] = (names or {}).get(segment.speaker, segment.speaker)
+    return payload
 
 
 def words_to_json(words: tuple[Word, ...]) -> list[list[Any]]:
-    """Compact storage of a segment's words: ``[[text, start, end], ...]``."""
-    return [[w.text, w.start, w.end] for w in words]
+    """Compact storage of a segment's words: ``[[text, start, end(, speaker)], ...]``."""
+    return [
+        [w.text, w.start, w.end] if w.speaker is None else [w.text, w.start, w.end, w.speaker]
+        for w in words
+    ]
 
 
 def words_from_json(data: Any) -> tuple[Word, ...]:
-    return tuple(Word(str(t), float(s), float(e)) for t, s, e in data or ())
+    return tuple(
+        Word(str(w[0]), float(w[1]), float(w[2]), speaker=str(w[3]) if len(w) > 3 else None)
+        for w in data or ()
+    )

@@ -45,8 +45,11 @@ from gigaam_api.service.session import (
     SegmentEvent,
     Session,
     SessionOptions,
+    SpeakersEvent,
     admit,
 )
+from gigaam_api.service.speakers import KnownSpeaker, SpeakerOptions
+from gigaam_api.speakers import SpeakerCount, split_segments
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
@@ -254,14 +257,14 @@ class JobRunner:
             job.options.to_json(),
         )
         try:
-            duration = self._transcribe(job, item, start)
+            duration, speakers = self._transcribe(job, item, start)
             truncated = truncation_error(job.duration, duration)
             if truncated is not None:
                 if self.store.fail(job, truncated):
                     self._event(lease.FAILED)
                     log.info("job %s failed: %s", job.id, truncated.message)
                 return
-            if not self.store.complete(job, duration):
+            if not self._complete(job, duration, speakers):
                 item.lost = True
                 self.leases.lost_on_write(job)
                 raise LeaseLost(job.id)
@@ -304,16 +307,46 @@ class JobRunner:
                 raise
             self.availability.failed(exc)
 
-    def _transcribe(self, job: Job, item: _Running, start: float) -> float:
-        """Run the session from ``start``, committing chunk by chunk; returns the duration."""
-        if start > 0 and job.duration is not None and start >= job.duration:
-            return job.duration
+    def _complete(self, job: Job, duration: float, speakers: SpeakersEvent | None) -> bool:
+        """Complete the job; a labelled one gets its segments split and labelled by speaker, in
+        the same transaction (they were committed unlabelled: who is who is known only now)."""
+        if speakers is None:
+            return self.store.complete(job, duration)
+        labelled = split_segments(self.store.segments(job.id), speakers.turns, start_id=0)
+        return self.store.complete_labelled(job, duration, labelled, speakers.speakers)
+
+    def _speaker_options(self, job: Job, start: float) -> SpeakerOptions | None:
+        wanted = job.options.speakers
+        if wanted is None:
+            return None
+        known = tuple(
+            KnownSpeaker(name, self.files.reference(job.id, index).read_bytes())
+            for index, name in enumerate(wanted.known_names)
+        )
+        return SpeakerOptions(
+            count=SpeakerCount(wanted.num_speakers, wanted.min_speakers, wanted.max_speakers),
+            known=known,
+            state=self.store.speaker_state(job.id) if start > 0 else None,
+            keep_state=True,
+        )
+
+    def _transcribe(
+        self, job: Job, item: _Running, start: float
+    ) -> tuple[float, SpeakersEvent | None]:
+        """Run the session from ``start``, committing chunk by chunk; returns the duration and,
+        when labelling speakers, who spoke when."""
+        nothing_left = start > 0 and job.duration is not None and start >= job.duration
+        if nothing_left and job.options.speakers is None:
+            return float(job.duration or start), None
+        # (with speakers, a run with nothing left still finishes the labelling: the session
+        # reads nothing and ends with who spoke when)
         options = SessionOptions(
             pipeline=pipeline_options(self.settings),
             form="long" if start > 0 else "auto",
             start_seconds=start,
             first_segment_id=job.segment_count,
             language=job.options.language,
+            speakers=self._speaker_options(job, start),
         )
         session = item.place.session(audio.FileSource(self.files.audio(job.id)), options)
         item.session = session
@@ -321,13 +354,14 @@ class JobRunner:
             session.cancel()
         committed = start
         pending: list[Segment] = []
+        speakers: SpeakersEvent | None = None
         with contextlib.closing(session.events()) as events:
             for event in events:
                 if isinstance(event, SegmentEvent):
                     pending.append(event.segment)
                 elif isinstance(event, ProgressEvent):
                     end = max(event.seconds, committed)  # never behind what is committed
-                    if not self.store.commit_chunk(job, end, pending):
+                    if not self.store.commit_chunk(job, end, pending, event.speaker_state):
                         item.lost = True
                         self.leases.lost_on_write(job)
                         raise LeaseLost(job.id)
@@ -335,14 +369,16 @@ class JobRunner:
                     if self._on_progress is not None:
                         self._on_progress(end - committed)
                     committed = end
+                elif isinstance(event, SpeakersEvent):
+                    speakers = event
                 elif isinstance(event, DoneEvent):
-                    return event.duration
+                    return event.duration, speakers
                 elif isinstance(event, FailedEvent):
                     if event.error.kind in ("cancelled", "shutting_down"):
                         raise _Stopped(job.id)
                     if start > 0 and isinstance(event.cause, audio.EmptyAudio):
                         # raised when the reader opens: nothing left after the last commit
-                        return job.duration if job.duration is not None else start
+                        return (job.duration if job.duration is not None else start), None
                     raise _Failed(event)
         raise _Stopped(job.id)  # the session ended without a last event: it was stopped
 

@@ -75,7 +75,14 @@ jobs_table = sa.Table(
     sa.Column("resumed_from", sa.Float, nullable=False, default=0.0),
     sa.Column("replica", sa.String(128)),
     sa.Column("options", sa.JSON),
+    sa.Column("speakers", sa.JSON),
+    sa.Column("speaker_names", sa.JSON),
+    sa.Column("speaker_state", sa.LargeBinary),
 )
+
+#: What reading a job loads: every column but the diarization state (a blob only the runner
+#: needs, read with ``speaker_state``).
+JOB_COLUMNS = tuple(column for column in jobs_table.c if column.name != "speaker_state")
 
 segments_table = sa.Table(
     "job_segments",
@@ -88,6 +95,7 @@ segments_table = sa.Table(
     sa.Column("end_s", sa.Float, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("words", sa.JSON, nullable=False),
+    sa.Column("speaker", sa.String(128)),
     # who wrote the segment: with the lease fencing, one attempt's segments never interleave
     # with another's (tests/test_jobs_replicas.py checks it on PostgreSQL)
     sa.Column("attempt", sa.Integer),
@@ -106,9 +114,18 @@ class JobStore(Protocol):
     def claim(self, owner: str, lease_seconds: float) -> Job | None: ...
     def renew(self, job: Job, lease_seconds: float) -> bool: ...
     def commit_chunk(
-        self, job: Job, processed_seconds: float, segments: Sequence[Segment]
+        self,
+        job: Job,
+        processed_seconds: float,
+        segments: Sequence[Segment],
+        speaker_state: bytes | None = None,
     ) -> bool: ...
     def complete(self, job: Job, duration: float) -> bool: ...
+    def complete_labelled(
+        self, job: Job, duration: float, segments: Sequence[Segment], speakers: Sequence[str]
+    ) -> bool: ...
+    def speaker_state(self, job_id: str) -> bytes | None: ...
+    def rename_speakers(self, job_id: str, names: dict[str, str]) -> bool: ...
     def fail(self, job: Job, error: JobError) -> bool: ...
     def release(self, job: Job) -> bool: ...
     def release_all_leases(self) -> int: ...
@@ -119,6 +136,13 @@ class JobStore(Protocol):
     def finished_before(self, cutoff: float) -> list[str]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
+
+
+def _names(data: Any) -> dict[str, str] | None:
+    """Stored speaker names: a JSON object of label → name (anything else: none)."""
+    if not isinstance(data, dict):
+        return None
+    return {str(k): str(v) for k, v in data.items()} or None
 
 
 class LeaseLost(Exception):
@@ -191,17 +215,21 @@ class SqlJobStore:
             resumed_from=row.resumed_from or 0.0,
             replica=row.replica,
             options=JobOptions.from_json(row.options),
+            speakers=tuple(str(s) for s in row.speakers or ()),
+            speaker_names=_names(row.speaker_names),
         )
 
     def get(self, job_id: str) -> Job | None:
         with self.engine.connect() as connection:
-            row = connection.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).first()
+            row = connection.execute(
+                sa.select(*JOB_COLUMNS).where(jobs_table.c.id == job_id)
+            ).first()
         return None if row is None else self._job(row)
 
     def list_jobs(self, limit: int, after: str | None = None) -> tuple[list[Job], bool]:
         """Newest first; ``after`` is the id of the last job of the previous page."""
         c = jobs_table.c
-        query = sa.select(jobs_table).order_by(c.created_at.desc(), c.id.desc())
+        query = sa.select(*JOB_COLUMNS).order_by(c.created_at.desc(), c.id.desc())
         with self.engine.connect() as connection:
             if after is not None:
                 cursor = connection.execute(
@@ -242,7 +270,35 @@ class SqlJobStore:
                 .where(c.job_id == job_id, c.seq >= first_seq)
                 .order_by(c.seq)
             ).all()
-        return [Segment(r.seq, r.start_s, r.end_s, r.text, words_from_json(r.words)) for r in rows]
+        return [
+            Segment(r.seq, r.start_s, r.end_s, r.text, words_from_json(r.words), speaker=r.speaker)
+            for r in rows
+        ]
+
+    def speaker_state(self, job_id: str) -> bytes | None:
+        """The diarization committed with the job's last chunk (speaker labelling only)."""
+        c = jobs_table.c
+        with self.engine.connect() as connection:
+            value = connection.execute(sa.select(c.speaker_state).where(c.id == job_id)).scalar()
+        return bytes(value) if value is not None else None
+
+    def rename_speakers(self, job_id: str, names: dict[str, str]) -> bool:
+        """Set the names of a job's speaker labels (merged with earlier ones). False: no job."""
+        c = jobs_table.c
+        with self._tx() as connection:
+            current = connection.execute(
+                sa.select(c.speaker_names).where(c.id == job_id).with_for_update()
+            ).first()
+            if current is None:
+                return False
+            merged = {**(_names(current.speaker_names) or {}), **names}
+            merged = {label: name for label, name in merged.items() if name and name != label}
+            connection.execute(
+                jobs_table.update()
+                .where(c.id == job_id)
+                .values(speaker_names=merged or None, updated_at=self._clock())
+            )
+        return True
 
     def finished_before(self, cutoff: float) -> list[str]:
         c = jobs_table.c
@@ -339,41 +395,55 @@ class SqlJobStore:
         now = self._clock()
         return self._update_held(job, lease_expires_at=now + lease_seconds, updated_at=now)
 
-    def commit_chunk(self, job: Job, processed_seconds: float, segments: Sequence[Segment]) -> bool:
-        """Store a chunk's segments (their ``id`` is the sequence number) and advance progress,
-        in one transaction, only while holding the lease. False: lease lost, nothing written."""
+    def commit_chunk(
+        self,
+        job: Job,
+        processed_seconds: float,
+        segments: Sequence[Segment],
+        speaker_state: bytes | None = None,
+    ) -> bool:
+        """Store a chunk's segments (their ``id`` is the sequence number) and advance progress
+        (and the diarization so far, when labelling speakers), in one transaction, only while
+        holding the lease. False: lease lost, nothing written."""
         c = jobs_table.c
         now = self._clock()
+        values: dict[str, Any] = {
+            "processed_seconds": processed_seconds,
+            "segment_count": c.segment_count + len(segments),
+            "updated_at": now,
+        }
+        if speaker_state is not None:
+            values["speaker_state"] = speaker_state
         with self._tx() as connection:
             result = connection.execute(
                 jobs_table.update()
                 .where(self._held(job), c.processed_seconds <= processed_seconds)
-                .values(
-                    processed_seconds=processed_seconds,
-                    segment_count=c.segment_count + len(segments),
-                    updated_at=now,
-                )
+                .values(**values)
             )
             if result.rowcount != 1:
                 return False  # nothing was written
-            if segments:
-                connection.execute(
-                    segments_table.insert(),
-                    [
-                        {
-                            "job_id": job.id,
-                            "seq": s.id,
-                            "start_s": s.start,
-                            "end_s": s.end,
-                            "text": s.text,
-                            "words": words_to_json(s.words),
-                            "attempt": job.attempt,
-                            "replica": job.lease_owner,
-                        }
-                        for s in segments
-                    ],
-                )
+            self._insert_segments(connection, job, segments)
         return True
+
+    def _insert_segments(self, connection: Any, job: Job, segments: Sequence[Segment]) -> None:
+        if segments:
+            connection.execute(
+                segments_table.insert(),
+                [
+                    {
+                        "job_id": job.id,
+                        "seq": s.id,
+                        "start_s": s.start,
+                        "end_s": s.end,
+                        "text": s.text,
+                        "words": words_to_json(s.words),
+                        "speaker": s.speaker,
+                        "attempt": job.attempt,
+                        "replica": job.lease_owner,
+                    }
+                    for s in segments
+                ],
+            )
 
     def _finish(self, job: Job, status: str, **values: Any) -> bool:
         """Move a held job to its final ``status`` and drop the lease, in one guarded write."""
@@ -390,6 +460,36 @@ class SqlJobStore:
 
     def complete(self, job: Job, duration: float) -> bool:
         return self._finish(job, "completed", duration=duration, processed_seconds=duration)
+
+    def complete_labelled(
+        self, job: Job, duration: float, segments: Sequence[Segment], speakers: Sequence[str]
+    ) -> bool:
+        """Complete a job whose speakers were labelled: its segments replaced by the labelled
+        ones (split where the speaker changes) in the same transaction, the diarization state
+        dropped. False: lease lost, nothing written."""
+        now = self._clock()
+        with self._tx() as connection:
+            result = connection.execute(
+                jobs_table.update()
+                .where(self._held(job))
+                .values(
+                    status="completed",
+                    completed_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    duration=duration,
+                    processed_seconds=duration,
+                    segment_count=len(segments),
+                    speakers=list(speakers),
+                    speaker_state=None,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            connection.execute(segments_table.delete().where(segments_table.c.job_id == job.id))
+            self._insert_segments(connection, job, segments)
+        return True
 
     def fail(self, job: Job, error: JobError) -> bool:
         return self._finish(
@@ -437,7 +537,7 @@ class SqlJobStore:
         c = jobs_table.c
         now = self._clock()
         with self._tx() as connection:
-            row = connection.execute(sa.select(jobs_table).where(c.id == job_id)).first()
+            row = connection.execute(sa.select(*JOB_COLUMNS).where(c.id == job_id)).first()
             if row is None:
                 return None
             if row.status in ACTIVE:

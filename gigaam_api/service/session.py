@@ -37,7 +37,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from gigaam_api import pipeline
+from gigaam_api import audio, pipeline
 from gigaam_api.audio import PcmSource
 from gigaam_api.model import Result
 from gigaam_api.options import PipelineOptions
@@ -271,6 +271,7 @@ class Session:
     def _run(self) -> Iterator[SessionEvent]:
         options = self.options
         run: pipeline.Transcription | None = None
+        labelling: _Labelling | None = None
         try:
             labelling = self._speaker_labelling()
             run = pipeline.transcribe(
@@ -293,6 +294,14 @@ class Session:
                 yield labelling.finish()
         except GeneratorExit:
             raise
+        except audio.EmptyAudio as exc:
+            if options.start_seconds <= 0:
+                yield self._failed(exc)
+                return
+            # a resumed run with nothing left after its start: done, labelling included
+            self.duration = options.start_seconds
+            if labelling is not None:
+                yield labelling.finish()
         except BaseException as exc:
             yield self._failed(exc)
             return
