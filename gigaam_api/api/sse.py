@@ -6,6 +6,12 @@ which clients skip. A delta goes out per finished segment; the space that separa
 segments starts the *next* delta, so the concatenated deltas equal the done event's text and
 the non-streaming ``text`` exactly — :class:`gigaam_api.formats.DeltaJoiner` keeps that
 bookkeeping in one place (beside the join it must equal, and shared with the Wyoming door).
+
+Diarized streams (``response_format=diarized_json``) are OpenAI's: each delta also names its
+segment (``segment_id``, openai-python ≥ 2.4), and each finished segment is a
+``transcript.text.segment`` event whose body is exactly the ``diarized_json`` segment
+(:func:`gigaam_api.formats.diarized_segment`), so streamed and non-streamed ids, times, texts
+and speakers agree.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gigaam_api.formats import usage
+from gigaam_api.formats import SpeakerNames, diarized_segment, usage
+from gigaam_api.transcript import Segment
 
 SSE_MEDIA_TYPE = "text/event-stream"
 #: Headers for the streaming response: no caching, and no buffering by nginx-style proxies.
@@ -29,9 +36,25 @@ def sse_event(payload: Mapping[str, Any]) -> str:
     return f"data: {data}\n\n"
 
 
-def sse_delta(text: str) -> str:
-    """``transcript.text.delta`` carrying one increment of the transcript."""
-    return sse_event({"type": "transcript.text.delta", "delta": text})
+def sse_delta(text: str, *, segment_id: str | None = None) -> str:
+    """``transcript.text.delta`` carrying one increment of the transcript.
+
+    ``segment_id`` (a diarized stream) is the id of the segment the text belongs to, from
+    :func:`gigaam_api.formats.diarized_segment_id`; without it the block is unchanged.
+    """
+    payload = {"type": "transcript.text.delta", "delta": text}
+    if segment_id is not None:
+        payload["segment_id"] = segment_id
+    return sse_event(payload)
+
+
+def sse_segment(index: int, segment: Segment, *, names: SpeakerNames | None = None) -> str:
+    """``transcript.text.segment``: one finished segment with its speaker (diarized streams).
+
+    ``index`` is the segment's place among the segments *with text* sent so far (from 0), as
+    ``diarized_json`` numbers them; ``names`` maps speaker labels to display names.
+    """
+    return sse_event(diarized_segment(index, segment, names))
 
 
 def sse_done(text: str, seconds: float | None) -> str:
