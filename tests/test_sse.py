@@ -21,6 +21,7 @@ from gigaam_api.api.sse import (
     SSE_HEADERS,
     SSE_KEEPALIVE,
     SSE_MEDIA_TYPE,
+    DiarizedStream,
     sse_delta,
     sse_done,
     sse_error,
@@ -30,7 +31,6 @@ from gigaam_api.api.sse import (
 from gigaam_api.formats import (
     DeltaJoiner,
     delta_text,
-    diarized_segment_id,
     render_diarized_json,
     render_json,
     transcript_text,
@@ -229,18 +229,27 @@ def test_segment_event_is_the_diarized_json_segment() -> None:
 
 
 def diarized_stream(transcript: Transcript) -> Iterator[str]:
-    """What a diarized stream sends: per segment with text, its delta then its segment."""
-    joiner = DeltaJoiner()
-    index = 0
+    stream = DiarizedStream()
     for segment in transcript.segments:
-        delta = joiner.delta(segment.text)
-        if not delta:
-            continue
-        yield sse_delta(delta, segment_id=diarized_segment_id(index))
-        yield sse_segment(index, segment)
+        yield from stream.blocks(segment)
         yield SSE_KEEPALIVE
-        index += 1
-    yield sse_done(joiner.text, None)
+    yield sse_done(stream.text, None)
+
+
+def test_diarized_stream_sends_delta_then_segment_and_skips_blank_segments() -> None:
+    stream = DiarizedStream(names={"A": "Анна"})
+    blocks = [stream.blocks(s) for s in diarized().segments]
+    assert [len(b) for b in blocks] == [2, 0, 2, 2]
+    first_delta, first_segment = (data_of(b) for b in blocks[0])
+    assert first_delta == {
+        "type": "transcript.text.delta",
+        "delta": "Здравствуйте.",
+        "segment_id": "seg_001",
+    }
+    assert first_segment["id"] == "seg_001" and first_segment["speaker"] == "Анна"
+    assert [data_of(b[0])["segment_id"] for b in blocks if b] == ["seg_001", "seg_002", "seg_003"]
+    assert data_of(blocks[2][0])["delta"] == " Добрый день!"
+    assert stream.text == transcript_text(diarized())
 
 
 @pytest.mark.parametrize("strict", [False, True])

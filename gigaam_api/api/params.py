@@ -173,7 +173,9 @@ def check_model(requested: str, settings: Settings) -> None:
         return
     if requested in settings.model_aliases:
         return
-    known = ", ".join([*settings.allowed_models, *settings.model_aliases])
+    known = ", ".join(
+        dict.fromkeys([*settings.allowed_models, *settings.model_aliases, DIARIZE_MODEL_ALIAS])
+    )
     raise bad_request(
         f"The model '{requested}' does not exist or is not served here (available: {known})",
         param="model",

@@ -20,7 +20,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gigaam_api.formats import SpeakerNames, diarized_segment, usage
+from gigaam_api.formats import (
+    DeltaJoiner,
+    SpeakerNames,
+    diarized_segment,
+    diarized_segment_id,
+    usage,
+)
 from gigaam_api.transcript import Segment
 
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -81,3 +87,36 @@ def sse_error(envelope: Mapping[str, Any]) -> str:
     if not isinstance(inner, Mapping) or not isinstance(inner.get("message"), str):
         raise ValueError(f"not an OpenAI error envelope: {envelope!r}")
     return sse_event({"type": "error", "error": dict(inner)})
+
+
+class DiarizedStream:
+    """The blocks of a diarized stream, one finished segment at a time.
+
+    Per segment with text: its delta (carrying ``segment_id``), then its
+    ``transcript.text.segment`` event; a segment without text sends nothing and uses no id,
+    so the ids are the non-streaming ``diarized_json``'s. The deltas are
+    :class:`DeltaJoiner`'s, so :attr:`text` (the done event's) is their concatenation and the
+    ``json`` format's ``text``: the plain transcript, not the ``Speaker:`` lines.
+    """
+
+    def __init__(self, names: SpeakerNames | None = None) -> None:
+        self._joiner = DeltaJoiner()
+        self._names = names
+        self._sent = 0
+
+    def blocks(self, segment: Segment) -> list[str]:
+        """The SSE blocks to send for this segment (none for a segment without text)."""
+        delta = self._joiner.delta(segment.text)
+        if not delta:
+            return []
+        index = self._sent
+        self._sent += 1
+        return [
+            sse_delta(delta, segment_id=diarized_segment_id(index)),
+            sse_segment(index, segment, names=self._names),
+        ]
+
+    @property
+    def text(self) -> str:
+        """Everything sent so far, joined: the final text (the done event's)."""
+        return self._joiner.text
