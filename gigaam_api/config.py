@@ -23,6 +23,10 @@ from gigaam_api.options import (
 
 CsvList = Annotated[list[str], NoDecode]
 
+#: OpenAI's diarizing model id: accepted as ``model`` always, meaning "the loaded model, with
+#: speaker diarization on" (``api/params.py``); listed by ``/v1/models`` as a default alias.
+DIARIZE_MODEL_ALIAS = "gpt-4o-transcribe-diarize"
+
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names the variable."""
@@ -68,7 +72,12 @@ class Settings(BaseSettings):
     log_json: bool = False
     default_response_format: ResponseFormat = "json"
     allowed_models: CsvList = list(RUNNABLE_MODELS)
-    model_aliases: CsvList = ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]
+    model_aliases: CsvList = [
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        DIARIZE_MODEL_ALIAS,
+    ]
     #: Use this local checkpoint instead of downloading `MODEL` (fine-tunes, air-gapped, tests).
     checkpoint_path: Path | None = None
     #: SentencePiece tokenizer for an e2e `CHECKPOINT_PATH` (default: `<stem>_tokenizer.model`).

@@ -1,4 +1,4 @@
-"""The five ``response_format`` bodies, as pure functions over a :class:`Transcript`.
+"""The six ``response_format`` bodies, as pure functions over a :class:`Transcript`.
 
 The one home of the format names, their media types and file extensions: the API routes and
 the CLI both render through :func:`render`, and only wrap or write the :class:`Rendered` body.
@@ -19,6 +19,21 @@ Exact layouts are OpenAI's (``docs/api.md``). Choices the contract leaves open:
 * Streamed text (SSE deltas, Wyoming transcript chunks) is :class:`DeltaJoiner`'s, built
   segment by segment so that it always adds up to the ``json`` format's ``text``.
 
+Speakers (``docs/api.md``, "Speakers"). A transcript is *diarized* when any segment or word
+carries a speaker (:func:`is_diarized`); without one every body is byte for byte what it was
+before diarization existed. With speakers:
+
+* ``diarized_json`` is OpenAI's ``TranscriptionDiarized``; its ``text`` is ``Speaker: text``
+  lines, one per speaker turn (consecutive segments of one speaker), joined by ``\n``.
+* ``text`` is the same lines plus the final newline; SRT cues start ``A: ``; VTT cues are
+  WebVTT voice spans (``<v A>text``); ``verbose_json`` segments and words get ``speaker``.
+* ``json`` and ``verbose_json``'s top-level ``text`` stay the plain transcript: clients read
+  them as *the* transcript (dictation, search, LLM input), and the streamed deltas, which
+  cannot know the turns ahead, must add up to ``json``'s ``text``.
+* A speaker label is shown through ``names`` (label → display name: a job's renamed speakers)
+  when given; a segment without a speaker in a diarized transcript (or any segment of one
+  rendered as ``diarized_json`` without diarization) shows :data:`UNKNOWN_SPEAKER`.
+
 Bodies are ``str``; the caller encodes them as UTF-8 (the media types say so).
 """
 
@@ -27,16 +42,18 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, NamedTuple, get_args
 
 from gigaam_api.transcript import Segment, Transcript, Word
 
-ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
 #: Every ``response_format``, in the order error messages and ``--help`` list them.
 RESPONSE_FORMATS: Final[tuple[ResponseFormat, ...]] = get_args(ResponseFormat)
 #: Formats that stream as SSE; the others return the full response even with stream=true.
-STREAMABLE_FORMATS: Final[tuple[ResponseFormat, ...]] = ("json", "text")
+#: ``json``/``text`` stream text deltas; ``diarized_json`` streams OpenAI's
+#: ``transcript.text.segment`` events as well (``api/sse.py``).
+STREAMABLE_FORMATS: Final[tuple[ResponseFormat, ...]] = ("json", "text", "diarized_json")
 #: File extension per format, for the files the CLI writes (``--output DIR``).
 FILE_EXTENSIONS: Final[dict[str, str]] = {
     "json": "json",
@@ -44,7 +61,14 @@ FILE_EXTENSIONS: Final[dict[str, str]] = {
     "verbose_json": "json",
     "srt": "srt",
     "vtt": "vtt",
+    "diarized_json": "json",
 }
+#: The label shown for a segment that has no speaker where a speaker must be shown.
+UNKNOWN_SPEAKER: Final = "unknown"
+#: ``type`` of a ``diarized_json`` segment and of the SSE event that carries one.
+SEGMENT_EVENT_TYPE: Final = "transcript.text.segment"
+#: Display names: speaker label (``A``, ``B``, … or a known name) → the name to show.
+SpeakerNames = Mapping[str, str]
 GRANULARITIES = ("segment", "word")
 JSON_MEDIA_TYPE = "application/json"
 #: text, srt and vtt: never a JSON type, or the Node SDK parses the body as JSON.
@@ -171,6 +195,99 @@ class DeltaJoiner:
         return "".join(self._parts)
 
 
+# --- speakers ------------------------------------------------------------------------------------
+
+
+def is_diarized(transcript: Transcript) -> bool:
+    """Whether any segment or word has a speaker: only then do the formats show speakers."""
+    return any(
+        s.speaker is not None or any(w.speaker is not None for w in s.words)
+        for s in transcript.segments
+    )
+
+
+def speaker_name(label: str | None, names: SpeakerNames | None = None) -> str:
+    """The name shown for a speaker label: ``names[label]`` when given, else the label.
+
+    ``None`` (no speaker) is :data:`UNKNOWN_SPEAKER`. Whitespace runs and control characters
+    become single spaces, so a name can never break a text line, an SRT cue or a VTT span; a
+    name that is blank after that falls back to the label.
+    """
+    key = UNKNOWN_SPEAKER if label is None else label
+    shown = _one_line(names.get(key, "")) if names else ""
+    return shown or _one_line(key) or UNKNOWN_SPEAKER
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _segment_speaker(segment: Segment, names: SpeakerNames | None) -> str:
+    label = segment.speaker
+    if label is None:  # a hand-made segment whose words alone carry the speaker
+        label = next((w.speaker for w in segment.words if w.speaker is not None), None)
+    return speaker_name(label, names)
+
+
+def speaker_turns(
+    transcript: Transcript, names: SpeakerNames | None = None
+) -> list[tuple[str, str]]:
+    """``(speaker, text)`` per turn: consecutive visible segments of one (shown) speaker.
+
+    Texts are trimmed and joined by single spaces, as in :func:`transcript_text`; two labels
+    renamed to the same name make one turn, as a reader would expect.
+    """
+    turns: list[tuple[str, list[str]]] = []
+    for segment in _visible(transcript):
+        speaker = _segment_speaker(segment, names)
+        if turns and turns[-1][0] == speaker:
+            turns[-1][1].append(segment.text.strip())
+        else:
+            turns.append((speaker, [segment.text.strip()]))
+    return [(speaker, " ".join(texts)) for speaker, texts in turns]
+
+
+def diarized_text(transcript: Transcript, names: SpeakerNames | None = None) -> str:
+    """``Speaker: text`` lines, one per turn, joined by ``\n`` (no final newline)."""
+    return "\n".join(f"{speaker}: {text}" for speaker, text in speaker_turns(transcript, names))
+
+
+def diarized_segment_id(index: int) -> str:
+    """The id of the ``index``-th (from 0) visible segment: ``seg_001``, ``seg_002``, …
+
+    OpenAI's ids are opaque strings; this shape matches its examples. The ``diarized_json``
+    body and the streamed ``transcript.text.segment`` events and deltas all use it, so a
+    client can tie a delta to its segment. More than 999 segments simply get more digits.
+    """
+    if index < 0:
+        raise ValueError(f"segment index must be >= 0, got {index}")
+    return f"seg_{index + 1:03d}"
+
+
+def diarized_segment(
+    index: int, segment: Segment, names: SpeakerNames | None = None
+) -> dict[str, Any]:
+    """One ``diarized_json`` segment, which is also the SSE ``transcript.text.segment`` event.
+
+    ``index`` is the segment's place among the visible segments (from 0), as ``verbose_json``
+    numbers them.
+    """
+    start, end = _cue_times(segment)
+    return {
+        "type": SEGMENT_EVENT_TYPE,
+        "id": diarized_segment_id(index),
+        "start": start / 1000,
+        "end": end / 1000,
+        "text": segment.text.strip(),
+        "speaker": _segment_speaker(segment, names),
+    }
+
+
+def _vtt_escape(text: str) -> str:
+    # A voice annotation ends at ">" and may hold character references (WebVTT §4.2.2).
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cue_text(segment: Segment) -> str:
     # A line break inside a cue would end it early (or make an empty line end the cue).
     return " ".join(segment.text.split())
@@ -187,8 +304,13 @@ def render_json(transcript: Transcript) -> Rendered:
     return Rendered(_dumps(body), JSON_MEDIA_TYPE)
 
 
-def render_text(transcript: Transcript) -> Rendered:
-    """The transcript and one newline, unquoted (the SDKs return it as ``str``)."""
+def render_text(transcript: Transcript, *, names: SpeakerNames | None = None) -> Rendered:
+    """The transcript and one newline, unquoted (the SDKs return it as ``str``).
+
+    Diarized: one ``Speaker: text`` line per turn (:func:`diarized_text`), then the newline.
+    """
+    if is_diarized(transcript):
+        return Rendered(diarized_text(transcript, names) + "\n", TEXT_MEDIA_TYPE)
     return Rendered(transcript_text(transcript) + "\n", TEXT_MEDIA_TYPE)
 
 
@@ -202,10 +324,12 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
-def _segment_json(index: int, segment: Segment) -> dict[str, Any]:
+def _segment_json(
+    index: int, segment: Segment, speakers: bool, names: SpeakerNames | None
+) -> dict[str, Any]:
     start, end = _cue_times(segment)
     text = " " + segment.text.strip()
-    return {
+    body = {
         "id": index,
         "seek": 0,
         "start": start / 1000,
@@ -217,12 +341,25 @@ def _segment_json(index: int, segment: Segment) -> dict[str, Any]:
         "compression_ratio": compression_ratio(text),
         "no_speech_prob": 0.0,
     }
+    if speakers:
+        body["speaker"] = _segment_speaker(segment, names)
+    return body
 
 
-def _word_json(word: Word) -> dict[str, Any]:
+def _word_json(
+    word: Word, segment: Segment, speakers: bool, names: SpeakerNames | None
+) -> dict[str, Any]:
     start = milliseconds(word.start)
     end = max(start, milliseconds(word.end))
-    return {"word": word.text, "start": start / 1000, "end": end / 1000}
+    body: dict[str, Any] = {"word": word.text, "start": start / 1000, "end": end / 1000}
+    if speakers:
+        # A word without its own speaker is its segment's (the pipeline sets both).
+        body["speaker"] = (
+            speaker_name(word.speaker, names)
+            if word.speaker is not None
+            else _segment_speaker(segment, names)
+        )
+    return body
 
 
 def parse_granularities(values: Iterable[str] | None) -> frozenset[str]:
@@ -239,13 +376,18 @@ def parse_granularities(values: Iterable[str] | None) -> frozenset[str]:
 
 
 def render_verbose_json(
-    transcript: Transcript, granularities: Iterable[str] | None = None
+    transcript: Transcript,
+    granularities: Iterable[str] | None = None,
+    *,
+    names: SpeakerNames | None = None,
 ) -> Rendered:
     """Whisper's ``verbose_json``: ``segments`` and/or ``words`` as requested (default segments).
 
     ``tokens`` is ``[]`` and ``temperature``/``avg_logprob``/``no_speech_prob`` are ``0.0``,
-    values that pass Whisper clients' quality thresholds; ``seek`` is 0.
+    values that pass Whisper clients' quality thresholds; ``seek`` is 0. Diarized, every
+    segment and word also has ``speaker`` (an extension: the SDKs' types keep extra fields).
     """
+    speakers = is_diarized(transcript)
     wanted = parse_granularities(granularities)
     body: dict[str, Any] = {
         "task": "transcribe",
@@ -255,50 +397,89 @@ def render_verbose_json(
     }
     segments = _visible(transcript)
     if "word" in wanted:
-        body["words"] = [_word_json(w) for s in segments for w in s.words if w.text.strip()]
+        body["words"] = [
+            _word_json(w, s, speakers, names) for s in segments for w in s.words if w.text.strip()
+        ]
     if "segment" in wanted:
-        body["segments"] = [_segment_json(i, s) for i, s in enumerate(segments)]
+        body["segments"] = [_segment_json(i, s, speakers, names) for i, s in enumerate(segments)]
     body["usage"] = usage(transcript.duration)
     return Rendered(_dumps(body), JSON_MEDIA_TYPE)
 
 
-def render_srt(transcript: Transcript) -> Rendered:
-    """SubRip: cues numbered from 1, ``HH:MM:SS,mmm``, a blank line after every cue, LF only."""
+def render_srt(transcript: Transcript, *, names: SpeakerNames | None = None) -> Rendered:
+    """SubRip: cues numbered from 1, ``HH:MM:SS,mmm``, a blank line after every cue, LF only.
+
+    Diarized, each cue's text starts with ``Speaker: `` (SRT has no speaker markup).
+    """
+    speakers = is_diarized(transcript)
     cues = []
     for number, segment in enumerate(_visible(transcript), start=1):
         start, end = _cue_times(segment)
-        cues.append(
-            f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{_cue_text(segment)}\n\n"
-        )
+        text = _cue_text(segment)
+        if speakers:
+            text = f"{_segment_speaker(segment, names)}: {text}"
+        cues.append(f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{text}\n\n")
     return Rendered("".join(cues), TEXT_MEDIA_TYPE)
 
 
-def render_vtt(transcript: Transcript) -> Rendered:
-    """WebVTT: the ``WEBVTT`` header, then cues without ids, ``HH:MM:SS.mmm``."""
+def render_vtt(transcript: Transcript, *, names: SpeakerNames | None = None) -> Rendered:
+    """WebVTT: the ``WEBVTT`` header, then cues without ids, ``HH:MM:SS.mmm``.
+
+    Diarized, each cue is a voice span, ``<v Speaker>text``, which players show or style.
+    """
+    speakers = is_diarized(transcript)
     cues = ["WEBVTT\n\n"]
     for segment in _visible(transcript):
         start, end = _cue_times(segment)
-        cues.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{_cue_text(segment)}\n\n")
+        text = _cue_text(segment)
+        if speakers:
+            text = f"<v {_vtt_escape(_segment_speaker(segment, names))}>{text}"
+        cues.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{text}\n\n")
     return Rendered("".join(cues), TEXT_MEDIA_TYPE)
 
 
+def render_diarized_json(transcript: Transcript, *, names: SpeakerNames | None = None) -> Rendered:
+    """OpenAI's ``TranscriptionDiarized``: ``task``, ``duration``, ``text``, ``segments``,
+    ``usage``.
+
+    ``text`` is :func:`diarized_text`; segments are :func:`diarized_segment`, numbered over
+    the visible segments like ``verbose_json``'s. A transcript without speakers (diarization
+    did not run) still renders, every segment under :data:`UNKNOWN_SPEAKER`.
+    """
+    body = {
+        "task": "transcribe",
+        "duration": _seconds("duration", transcript.duration),
+        "text": diarized_text(transcript, names),
+        "segments": [diarized_segment(i, s, names) for i, s in enumerate(_visible(transcript))],
+        "usage": usage(transcript.duration),
+    }
+    return Rendered(_dumps(body), JSON_MEDIA_TYPE)
+
+
 def render(
-    transcript: Transcript, response_format: str, granularities: Iterable[str] | None = None
+    transcript: Transcript,
+    response_format: str,
+    granularities: Iterable[str] | None = None,
+    *,
+    names: SpeakerNames | None = None,
 ) -> Rendered:
     """Dispatch on ``response_format``; ``granularities`` matter only for ``verbose_json``.
 
+    ``names`` maps speaker labels to the names to show (every format that shows speakers).
     Raises :class:`FormatError` (``param="response_format"``) for an unknown format.
     """
     if response_format == "json":
         return render_json(transcript)
     if response_format == "text":
-        return render_text(transcript)
+        return render_text(transcript, names=names)
     if response_format == "verbose_json":
-        return render_verbose_json(transcript, granularities)
+        return render_verbose_json(transcript, granularities, names=names)
     if response_format == "srt":
-        return render_srt(transcript)
+        return render_srt(transcript, names=names)
     if response_format == "vtt":
-        return render_vtt(transcript)
+        return render_vtt(transcript, names=names)
+    if response_format == "diarized_json":
+        return render_diarized_json(transcript, names=names)
     raise FormatError(
         f"Invalid response_format {response_format!r}; expected one of "
         f"{', '.join(RESPONSE_FORMATS)}.",

@@ -7,6 +7,7 @@ route uses, without needing a model.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from gigaam_api.api.errors import install_error_handlers
+from gigaam_api.api.params import MAX_KNOWN_SPEAKERS, parse_known_speakers
 from gigaam_api.api.uploads import FIELD_LIMIT_BYTES, FLUSH_BYTES, MAX_PARTS, read_form
 from tests.api_server import serve
 from tests.helpers import wait_until
@@ -231,6 +233,21 @@ def test_long_fields_are_cut_not_buffered(client: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.json()["fields"]["prompt"] == ["a" * FIELD_LIMIT_BYTES]
     assert response.json()["file"] is None
+
+
+def test_speaker_reference_data_urls_are_kept_whole(client: httpx.Client) -> None:
+    """A 10 s WAV clip as a data URL is ~430 kB: far past the ordinary field limit."""
+    clip = bytes(range(256)) * 800  # 200 kB (six of them stay under the test's 2 MiB)
+    url = "data:audio/wav;base64," + base64.b64encode(clip).decode("ascii")
+    assert len(url) > FIELD_LIMIT_BYTES * 4
+    parts: list[Part] = [('name="known_speaker_names[]"', b"Ann", {})]
+    parts += [('name="known_speaker_references[]"', url.encode(), {})] * (MAX_KNOWN_SPEAKERS + 2)
+    response = client.post("/upload", content=multipart(parts), headers=CT)
+    assert response.status_code == 200
+    kept = response.json()["fields"]["known_speaker_references[]"]
+    # The first four whole; any beyond (a 400 for their number) only up to the usual limit.
+    assert [len(v) for v in kept] == [len(url)] * MAX_KNOWN_SPEAKERS + [FIELD_LIMIT_BYTES] * 2
+    assert parse_known_speakers(["Ann"], kept[:1])[0].audio == clip
 
 
 def test_client_vanishing_mid_upload_leaves_no_temp_file(base_url: str, tmp_dir: Path) -> None:

@@ -1,7 +1,8 @@
-"""The five response formats, byte for byte as ``docs/api.md`` describes them."""
+"""The six response formats, byte for byte as ``docs/api.md`` describes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zlib
@@ -11,18 +12,25 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from openai.types.audio import Transcription, TranscriptionVerbose
+from openai.types.audio import Transcription, TranscriptionDiarized, TranscriptionVerbose
 
 from gigaam_api.formats import (
     GRANULARITIES,
     JSON_MEDIA_TYPE,
     RESPONSE_FORMATS,
+    STREAMABLE_FORMATS,
     TEXT_MEDIA_TYPE,
+    UNKNOWN_SPEAKER,
     FormatError,
     Rendered,
     compression_ratio,
+    diarized_segment,
+    diarized_segment_id,
+    diarized_text,
+    is_diarized,
     milliseconds,
     render,
+    render_diarized_json,
     render_json,
     render_srt,
     render_text,
@@ -359,6 +367,7 @@ def test_render_dispatches_every_format() -> None:
         "verbose_json": render_verbose_json,
         "srt": render_srt,
         "vtt": render_vtt,
+        "diarized_json": render_diarized_json,
     }
     assert set(renderers) == set(RESPONSE_FORMATS)
     for fmt, renderer in renderers.items():
@@ -367,9 +376,9 @@ def test_render_dispatches_every_format() -> None:
 
 def test_unknown_format_and_granularity_are_typed_errors() -> None:
     with pytest.raises(FormatError) as format_error:
-        render(sample(), "diarized_json")
+        render(sample(), "diarized")
     assert format_error.value.param == "response_format"
-    assert "diarized_json" in format_error.value.message
+    assert "'diarized'" in format_error.value.message
     with pytest.raises(FormatError) as granularity_error:
         render(sample(), "verbose_json", ["sentence"])
     assert granularity_error.value.param == "timestamp_granularities[]"
@@ -408,9 +417,8 @@ def transcribe_via_sdk(rendered: Rendered, fmt: str, **extra: Any) -> Any:
     client = sdk_client(rendered, strict=True)
     return client.audio.transcriptions.create(  # type: ignore[call-overload]
         file=("a.wav", b"RIFF", "audio/wav"),
-        model="whisper-1",
         response_format=fmt,
-        **extra,
+        **{"model": "whisper-1", **extra},
     )
 
 
@@ -432,3 +440,234 @@ def test_official_sdk_parses_every_format_with_strict_validation() -> None:
         rendered = render(transcript, fmt)
         assert transcribe_via_sdk(rendered, fmt) == rendered.body
     assert transcribe_via_sdk(render(transcript, "text"), "text") == parsed.text + "\n"
+
+
+# --- speakers (diarization) ---------------------------------------------------------------------
+
+
+def said(speaker: str | None, text: str, start: float, end: float) -> list[Word]:
+    tokens = text.split()
+    step = (end - start) / len(tokens)
+    return [
+        Word(token, start + i * step, start + (i + 1) * step, speaker)
+        for i, token in enumerate(tokens)
+    ]
+
+
+def dialogue() -> Transcript:
+    """A, A, B, (blank), A: two consecutive segments of A make one turn."""
+    turns = [
+        ("A", "Добрый день.", 0.0, 2.5),
+        ("A", "Как вы?", 2.5, 4.0),
+        ("B", "Отлично, спасибо.", 4.2, 6.0),
+        ("B", "  ", 6.0, 6.5),
+        ("A", "А вы?", 6.5, 8.0),
+    ]
+    segments = [
+        Segment(
+            i, start, end, text, tuple(said(who, text, start, end)) if text.strip() else (), who
+        )
+        for i, (who, text, start, end) in enumerate(turns)
+    ]
+    return Transcript(segments=segments, duration=8.0)
+
+
+def without_speakers(transcript: Transcript) -> Transcript:
+    return Transcript(
+        segments=[
+            dataclasses.replace(
+                s,
+                speaker=None,
+                words=tuple(dataclasses.replace(w, speaker=None) for w in s.words),
+            )
+            for s in transcript.segments
+        ],
+        duration=transcript.duration,
+    )
+
+
+DIALOGUE_TEXT = "A: Добрый день. Как вы?\nB: Отлично, спасибо.\nA: А вы?"
+
+
+def test_diarized_json_is_openais_shape_byte_for_byte() -> None:
+    rendered = render(dialogue(), "diarized_json")
+    assert rendered.media_type == JSON_MEDIA_TYPE
+    assert rendered.body == (
+        '{"task":"transcribe","duration":8.0,"text":"A: Добрый день. Как вы?\\nB: Отлично, '
+        'спасибо.\\nA: А вы?","segments":['
+        '{"type":"transcript.text.segment","id":"seg_001","start":0.0,"end":2.5,'
+        '"text":"Добрый день.","speaker":"A"},'
+        '{"type":"transcript.text.segment","id":"seg_002","start":2.5,"end":4.0,'
+        '"text":"Как вы?","speaker":"A"},'
+        '{"type":"transcript.text.segment","id":"seg_003","start":4.2,"end":6.0,'
+        '"text":"Отлично, спасибо.","speaker":"B"},'
+        '{"type":"transcript.text.segment","id":"seg_004","start":6.5,"end":8.0,'
+        '"text":"А вы?","speaker":"A"}],'
+        '"usage":{"type":"duration","seconds":8}}'
+    )
+    body = json.loads(rendered.body)
+    assert body["usage"] == json.loads(render_json(dialogue()).body)["usage"]
+    assert body["text"] == DIALOGUE_TEXT == diarized_text(dialogue())
+
+
+def test_official_sdk_parses_diarized_json_into_its_own_type() -> None:
+    parsed = transcribe_via_sdk(
+        render(dialogue(), "diarized_json"), "diarized_json", model="gpt-4o-transcribe-diarize"
+    )
+    assert isinstance(parsed, TranscriptionDiarized)
+    assert parsed.text == DIALOGUE_TEXT and parsed.duration == 8.0
+    assert [(s.id, s.speaker, s.text) for s in parsed.segments] == [
+        ("seg_001", "A", "Добрый день."),
+        ("seg_002", "A", "Как вы?"),
+        ("seg_003", "B", "Отлично, спасибо."),
+        ("seg_004", "A", "А вы?"),
+    ]
+    assert parsed.usage is not None and parsed.usage.type == "duration"
+    empty_body = transcribe_via_sdk(
+        render(empty(), "diarized_json"), "diarized_json", model="gpt-4o-transcribe-diarize"
+    )
+    assert isinstance(empty_body, TranscriptionDiarized)
+    assert empty_body.text == "" and empty_body.segments == []
+
+
+def test_segment_ids_are_seg_and_the_number_from_one() -> None:
+    assert [diarized_segment_id(i) for i in (0, 1, 9, 998, 999)] == [
+        "seg_001",
+        "seg_002",
+        "seg_010",
+        "seg_999",
+        "seg_1000",
+    ]
+    with pytest.raises(ValueError):
+        diarized_segment_id(-1)
+    segment = dialogue().segments[2]
+    assert diarized_segment(2, segment) == {
+        "type": "transcript.text.segment",
+        "id": "seg_003",
+        "start": 4.2,
+        "end": 6.0,
+        "text": "Отлично, спасибо.",
+        "speaker": "B",
+    }
+
+
+def test_diarized_text_srt_and_vtt_show_the_speaker() -> None:
+    transcript = dialogue()
+    assert render_text(transcript).body == DIALOGUE_TEXT + "\n"
+    assert render_srt(transcript).body == (
+        "1\n00:00:00,000 --> 00:00:02,500\nA: Добрый день.\n\n"
+        "2\n00:00:02,500 --> 00:00:04,000\nA: Как вы?\n\n"
+        "3\n00:00:04,200 --> 00:00:06,000\nB: Отлично, спасибо.\n\n"
+        "4\n00:00:06,500 --> 00:00:08,000\nA: А вы?\n\n"
+    )
+    assert render_vtt(transcript).body == (
+        "WEBVTT\n\n"
+        "00:00:00.000 --> 00:00:02.500\n<v A>Добрый день.\n\n"
+        "00:00:02.500 --> 00:00:04.000\n<v A>Как вы?\n\n"
+        "00:00:04.200 --> 00:00:06.000\n<v B>Отлично, спасибо.\n\n"
+        "00:00:06.500 --> 00:00:08.000\n<v A>А вы?\n\n"
+    )
+
+
+def test_json_text_stays_the_plain_transcript_when_diarized() -> None:
+    transcript = dialogue()
+    assert render_json(transcript) == render_json(without_speakers(transcript))
+    parsed = json.loads(render_json(transcript).body)
+    assert parsed["text"] == "Добрый день. Как вы? Отлично, спасибо. А вы?"
+
+
+def test_verbose_json_segments_and_words_carry_the_speaker() -> None:
+    transcript = dialogue()
+    rendered = render_verbose_json(transcript, ["word", "segment"])
+    body = json.loads(rendered.body)
+    assert body["text"] == transcript_text(transcript)  # plain, no "A: "
+    assert [s["speaker"] for s in body["segments"]] == ["A", "A", "B", "A"]
+    assert [(w["word"], w["speaker"]) for w in body["words"]][:3] == [
+        ("Добрый", "A"),
+        ("день.", "A"),
+        ("Как", "A"),
+    ]
+    assert {w["speaker"] for w in body["words"]} == {"A", "B"}
+    # Apart from "speaker", every segment and word is exactly the undiarized one.
+    plain = json.loads(render_verbose_json(without_speakers(transcript), ["word", "segment"]).body)
+    for key in ("segments", "words"):
+        assert [{k: v for k, v in item.items() if k != "speaker"} for item in body[key]] == plain[
+            key
+        ]
+    verbose = transcribe_via_sdk(
+        rendered, "verbose_json", timestamp_granularities=["word", "segment"]
+    )
+    assert isinstance(verbose, TranscriptionVerbose)
+    assert verbose.segments is not None and len(verbose.segments) == 4
+
+
+def test_without_speakers_no_format_shows_any() -> None:
+    transcript = sample()
+    assert not is_diarized(transcript) and is_diarized(dialogue())
+    for fmt in ("json", "text", "verbose_json", "srt", "vtt"):
+        body = render(transcript, fmt, ["word", "segment"]).body
+        assert "speaker" not in body and "<v " not in body and "A: " not in body
+    # The same dialogue stripped of its speakers renders as before diarization existed.
+    plain = without_speakers(dialogue())
+    assert render_text(plain).body == "Добрый день. Как вы? Отлично, спасибо. А вы?\n"
+    assert "A:" not in render_srt(plain).body and "<v" not in render_vtt(plain).body
+
+
+def test_names_rename_the_speakers_in_every_format() -> None:
+    transcript = dialogue()
+    names = {"A": "Анна", "B": "Борис Петров"}
+    assert render(transcript, "text", names=names).body == (
+        "Анна: Добрый день. Как вы?\nБорис Петров: Отлично, спасибо.\nАнна: А вы?\n"
+    )
+    assert "\nАнна: Как вы?\n" in render(transcript, "srt", names=names).body
+    assert "\n<v Борис Петров>Отлично, спасибо.\n" in render(transcript, "vtt", names=names).body
+    verbose = json.loads(render(transcript, "verbose_json", ["word", "segment"], names=names).body)
+    assert [s["speaker"] for s in verbose["segments"]] == ["Анна", "Анна", "Борис Петров", "Анна"]
+    assert {w["speaker"] for w in verbose["words"]} == {"Анна", "Борис Петров"}
+    diarized = json.loads(render(transcript, "diarized_json", names=names).body)
+    assert [s["speaker"] for s in diarized["segments"]] == ["Анна", "Анна", "Борис Петров", "Анна"]
+    assert diarized["text"].splitlines()[1] == "Борис Петров: Отлично, спасибо."
+    assert render(transcript, "json", names=names) == render_json(transcript)
+    # Labels not in the mapping keep their label; a partial mapping is fine.
+    assert render(transcript, "text", names={"B": "Борис"}).body.startswith("A: Добрый")
+
+
+def test_names_are_one_line_and_escaped_where_markup_needs_it() -> None:
+    transcript = dialogue()
+    names = {"A": "Ann\n & <Bob>", "B": "   "}  # a blank name falls back to the label
+    assert render(transcript, "text", names=names).body.splitlines()[0] == (
+        "Ann & <Bob>: Добрый день. Как вы?"
+    )
+    vtt = render(transcript, "vtt", names=names).body
+    assert "\n<v Ann &amp; &lt;Bob&gt;>Добрый день.\n" in vtt
+    assert "\n<v B>Отлично, спасибо.\n" in vtt
+    # Two labels renamed to one person make a single turn.
+    merged = render(transcript, "diarized_json", names={"A": "Иван", "B": "Иван"})
+    assert json.loads(merged.body)["text"] == "Иван: Добрый день. Как вы? Отлично, спасибо. А вы?"
+
+
+def test_missing_speaker_shows_as_unknown() -> None:
+    body = json.loads(render(sample(), "diarized_json").body)
+    assert {s["speaker"] for s in body["segments"]} == {UNKNOWN_SPEAKER}
+    assert body["text"] == f"{UNKNOWN_SPEAKER}: {sample().text}"
+    mixed = dialogue()
+    mixed.segments[4] = dataclasses.replace(
+        mixed.segments[4],
+        speaker=None,
+        words=tuple(dataclasses.replace(w, speaker=None) for w in mixed.segments[4].words),
+    )
+    assert render(mixed, "text").body.endswith(f"\n{UNKNOWN_SPEAKER}: А вы?\n")
+    # Words alone may carry the speaker (a hand-made segment): the segment takes theirs.
+    words_only = Transcript(
+        segments=[Segment(0, 0.0, 1.0, "Да.", tuple(said("C", "Да.", 0.0, 1.0)))], duration=1.0
+    )
+    assert is_diarized(words_only)
+    assert render(words_only, "srt").body == "1\n00:00:00,000 --> 00:00:01,000\nC: Да.\n\n"
+
+
+def test_diarized_json_streams_and_has_a_file_extension() -> None:
+    assert "diarized_json" in STREAMABLE_FORMATS
+    assert render(empty(), "diarized_json").body == (
+        '{"task":"transcribe","duration":3.0,"text":"","segments":[],'
+        '"usage":{"type":"duration","seconds":3}}'
+    )

@@ -9,7 +9,11 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from openai.types.audio import TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
+from openai.types.audio import (
+    TranscriptionTextDeltaEvent,
+    TranscriptionTextDoneEvent,
+    TranscriptionTextSegmentEvent,
+)
 
 from gigaam_api.api.errors import error_body
 from gigaam_api.api.sse import (
@@ -17,12 +21,20 @@ from gigaam_api.api.sse import (
     SSE_HEADERS,
     SSE_KEEPALIVE,
     SSE_MEDIA_TYPE,
+    DiarizedStream,
     sse_delta,
     sse_done,
     sse_error,
     sse_event,
+    sse_segment,
 )
-from gigaam_api.formats import DeltaJoiner, delta_text, render_json
+from gigaam_api.formats import (
+    DeltaJoiner,
+    delta_text,
+    render_diarized_json,
+    render_json,
+    transcript_text,
+)
 from gigaam_api.transcript import Segment, Transcript, Word, build_segments
 
 
@@ -139,7 +151,7 @@ def stream_body(transcript: Transcript, *, usage: bool) -> Iterator[str]:
     yield SSE_DONE
 
 
-def sdk_stream(body: str, *, strict: bool) -> Any:
+def sdk_stream(body: str, *, strict: bool, model: str = "whisper-1") -> Any:
     def answer(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(
             200,
@@ -155,7 +167,7 @@ def sdk_stream(body: str, *, strict: bool) -> Any:
         _strict_response_validation=strict,
     )
     return client.audio.transcriptions.create(
-        file=("a.wav", b"RIFF", "audio/wav"), model="whisper-1", stream=True
+        file=("a.wav", b"RIFF", "audio/wav"), model=model, stream=True
     )
 
 
@@ -178,3 +190,89 @@ def test_official_sdk_raises_on_a_mid_stream_error() -> None:
         for event in stream:
             received.append(event)
     assert [e.delta for e in received] == ["Привет."]
+
+
+# --- diarized streams ----------------------------------------------------------------------------
+
+
+def diarized() -> Transcript:
+    return Transcript(
+        segments=[
+            Segment(0, 0.0, 1.5, "Здравствуйте.", speaker="A"),
+            Segment(1, 1.5, 1.6, "  ", speaker="A"),  # no text: no event, no id used
+            Segment(2, 1.8, 3.25, "Добрый день!", speaker="B"),
+            Segment(3, 3.3, 4.0, "Как дела?", speaker="A"),
+        ],
+        duration=4.2,
+    )
+
+
+def test_delta_with_segment_id_and_without_is_unchanged() -> None:
+    assert data_of(sse_delta("Да.", segment_id="seg_002")) == {
+        "type": "transcript.text.delta",
+        "delta": "Да.",
+        "segment_id": "seg_002",
+    }
+    assert sse_delta("Да.") == sse_delta("Да.", segment_id=None)
+    assert "segment_id" not in data_of(sse_delta("Да."))
+
+
+def test_segment_event_is_the_diarized_json_segment() -> None:
+    segment = diarized().segments[2]
+    assert sse_segment(1, segment) == (
+        'data: {"type":"transcript.text.segment","id":"seg_002","start":1.8,"end":3.25,'
+        '"text":"Добрый день!","speaker":"B"}\n\n'
+    )
+    assert data_of(sse_segment(1, segment, names={"B": "Борис"}))["speaker"] == "Борис"
+    body = json.loads(render_diarized_json(diarized()).body)
+    assert data_of(sse_segment(1, segment)) == body["segments"][1]
+
+
+def diarized_stream(transcript: Transcript) -> Iterator[str]:
+    stream = DiarizedStream()
+    for segment in transcript.segments:
+        yield from stream.blocks(segment)
+        yield SSE_KEEPALIVE
+    yield sse_done(stream.text, None)
+
+
+def test_diarized_stream_sends_delta_then_segment_and_skips_blank_segments() -> None:
+    stream = DiarizedStream(names={"A": "Анна"})
+    blocks = [stream.blocks(s) for s in diarized().segments]
+    assert [len(b) for b in blocks] == [2, 0, 2, 2]
+    first_delta, first_segment = (data_of(b) for b in blocks[0])
+    assert first_delta == {
+        "type": "transcript.text.delta",
+        "delta": "Здравствуйте.",
+        "segment_id": "seg_001",
+    }
+    assert first_segment["id"] == "seg_001" and first_segment["speaker"] == "Анна"
+    assert [data_of(b[0])["segment_id"] for b in blocks if b] == ["seg_001", "seg_002", "seg_003"]
+    assert data_of(blocks[2][0])["delta"] == " Добрый день!"
+    assert stream.text == transcript_text(diarized())
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_official_sdk_parses_segment_events_and_segment_ids(strict: bool) -> None:
+    transcript = diarized()
+    events = list(
+        sdk_stream(
+            "".join(diarized_stream(transcript)), strict=strict, model="gpt-4o-transcribe-diarize"
+        )
+    )
+    *pieces, done = events
+    deltas = [e for e in pieces if isinstance(e, TranscriptionTextDeltaEvent)]
+    segments = [e for e in pieces if isinstance(e, TranscriptionTextSegmentEvent)]
+    assert len(deltas) == len(segments) == 3 == len(pieces) / 2
+    assert [d.segment_id for d in deltas] == [s.id for s in segments]
+    assert [(s.id, s.speaker, s.text) for s in segments] == [
+        ("seg_001", "A", "Здравствуйте."),
+        ("seg_002", "B", "Добрый день!"),
+        ("seg_003", "A", "Как дела?"),
+    ]
+    assert (segments[1].start, segments[1].end) == (1.8, 3.25)
+    assert isinstance(done, TranscriptionTextDoneEvent)
+    assert "".join(d.delta for d in deltas) == done.text == transcript_text(transcript)
+    # The streamed segments are the non-streaming diarized_json's, field for field.
+    body = json.loads(render_diarized_json(transcript).body)
+    assert [s.model_dump() for s in segments] == body["segments"]

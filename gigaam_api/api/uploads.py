@@ -34,9 +34,16 @@ from gigaam_api.api.errors import (
     too_large,
     upload_stalled,
 )
+from gigaam_api.api.params import MAX_KNOWN_SPEAKERS, MAX_REFERENCE_FIELD_CHARS
 
 #: Bytes kept per ordinary (non-file) field; longer values are cut (no field we read is long).
 FIELD_LIMIT_BYTES = 64 * 1024
+#: The one long text field: a known speaker's reference clip as a base64 data URL. The first
+#: MAX_KNOWN_SPEAKERS such parts keep one byte more than a valid one can have, so params
+#: answers "too large" instead of decoding a cut clip; later ones (a 400 for their count
+#: anyway) get the ordinary limit, so repeating the field cannot pile up memory.
+REFERENCE_FIELDS = frozenset({"known_speaker_references", "known_speaker_references[]"})
+REFERENCE_FIELD_LIMIT_BYTES = MAX_REFERENCE_FIELD_CHARS + 1
 #: Parts per request; a form with more is malformed or hostile.
 MAX_PARTS = 200
 #: Buffered file bytes written to disk in one go (bounded memory per upload).
@@ -99,6 +106,8 @@ class _Collector:
         self._name: str | None = None
         self._sink: str = "discard"  # "field" | "file" | "discard"
         self._value = bytearray()
+        self._limit = FIELD_LIMIT_BYTES  # of the field part being read
+        self._long_fields = 0  # reference parts given the long limit so far
         self._file_meta: tuple[str | None, str | None] | None = None
         self.file_handle: IO[bytes] | None = None
         self.file_path: Path | None = None
@@ -152,13 +161,17 @@ class _Collector:
             self._sink = "file"
         elif self._name is not None and self._name != FILE_FIELD:
             self._sink = "field"
+            self._limit = FIELD_LIMIT_BYTES
+            if self._name in REFERENCE_FIELDS and self._long_fields < MAX_KNOWN_SPEAKERS:
+                self._long_fields += 1
+                self._limit = REFERENCE_FIELD_LIMIT_BYTES
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._sink == "file":
             self.pending += data[start:end]
             self.file_size += end - start
         elif self._sink == "field":
-            room = FIELD_LIMIT_BYTES - len(self._value)
+            room = self._limit - len(self._value)
             if room > 0:
                 self._value += data[start : min(end, start + room)]
 
