@@ -31,6 +31,7 @@ from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
+    DiarizationParams,
     TranscriptionParams,
     parse_transcription_params,
     translation_unsupported,
@@ -50,8 +51,11 @@ from gigaam_api.service.session import (
     Session,
     SessionEvent,
     SessionOptions,
+    SpeakersEvent,
     admit,
 )
+from gigaam_api.service.speakers import KnownSpeaker, SpeakerOptions
+from gigaam_api.speakers import split_segments
 from gigaam_api.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -192,7 +196,7 @@ async def transcriptions(request: Request) -> Response:
     started = time.perf_counter()
     try:
         if params.wants_sse:
-            return await _stream(request, ctx, session, started)
+            return await _stream(request, ctx, session, params, started)
         return await _respond(request, ctx, session, params, started)
     except BaseException:
         session.cancel()
@@ -201,7 +205,19 @@ async def transcriptions(request: Request) -> Response:
 
 def session_options(params: TranscriptionParams, settings: Settings) -> SessionOptions:
     """The core's options for one request: the server's pipeline settings + what it asked."""
-    return SessionOptions(pipeline=pipeline_options(settings), language=params.language)
+    return SessionOptions(
+        pipeline=pipeline_options(settings),
+        language=params.language,
+        speakers=speaker_options(params.diarization),
+    )
+
+
+def speaker_options(diarization: DiarizationParams | None) -> SpeakerOptions | None:
+    """Speaker labelling as the core takes it (``None``: not asked for)."""
+    if diarization is None:
+        return None
+    known = tuple(KnownSpeaker(k.name, k.audio) for k in diarization.known_speakers)
+    return SpeakerOptions(count=diarization.count, known=known)
 
 
 async def _next_event(request: Request, session: Session, timeout: float) -> SessionEvent | None:
@@ -266,6 +282,8 @@ async def _respond(
                 continue
             if isinstance(event, SegmentEvent):
                 segments.append(event.segment)
+            elif isinstance(event, SpeakersEvent):  # who spoke when: label and split
+                segments = split_segments(segments, event.turns, start_id=0)
             elif isinstance(event, DoneEvent):
                 duration = event.duration
                 break
@@ -279,7 +297,13 @@ async def _respond(
     return Response(rendered.body, media_type=rendered.media_type)
 
 
-async def _stream(request: Request, ctx: AppContext, session: Session, started: float) -> Response:
+async def _stream(
+    request: Request,
+    ctx: AppContext,
+    session: Session,
+    params: TranscriptionParams,
+    started: float,
+) -> Response:
     """SSE response. Waits (up to one keep-alive interval) for the first event first, so an
     input that fails at once (not audio, too long) still gets a plain 4xx envelope."""
     try:
@@ -296,7 +320,7 @@ async def _stream(request: Request, ctx: AppContext, session: Session, started: 
         session.cancel()
 
     return _ClosingStreamingResponse(
-        _sse_events(request, ctx, session, first, started, outcome),
+        _sse_events(request, ctx, session, first, started, outcome, params),
         on_close=close,
         media_type=sse.SSE_MEDIA_TYPE,
         headers=sse.SSE_HEADERS,
@@ -336,9 +360,17 @@ async def _sse_events(
     first: SessionEvent | None,
     started: float,
     outcome: _SseOutcome,
+    params: TranscriptionParams,
 ) -> AsyncIterator[str]:
-    """The SSE body; the response's ``on_close`` (not this generator) cancels the session."""
+    """The SSE body; the response's ``on_close`` (not this generator) cancels the session.
+
+    ``json``/``text``: a delta per recognised segment as it comes. ``diarized_json``: the
+    speakers are known only once the audio is done, so the deltas (with their ``segment_id``)
+    and the ``transcript.text.segment`` events all follow the labelling, keep-alives before.
+    """
     joiner = DeltaJoiner()
+    diarized = sse.DiarizedStream() if params.response_format == "diarized_json" else None
+    held: list[Segment] = []
     sent_delta = False
     pending = first
     while True:
@@ -348,14 +380,24 @@ async def _sse_events(
         if event is None:
             yield sse.SSE_KEEPALIVE
         elif isinstance(event, SegmentEvent):
+            if diarized is not None:
+                held.append(event.segment)
+                continue
             delta = joiner.delta(event.segment.text)
             if delta:
                 sent_delta = True
                 yield sse.sse_delta(delta)
+        elif isinstance(event, SpeakersEvent):
+            if diarized is not None:
+                for segment in split_segments(held, event.turns, start_id=0):
+                    for block in diarized.blocks(segment):
+                        sent_delta = True
+                        yield block
         elif isinstance(event, DoneEvent):
             if not sent_delta:  # no speech: still one delta before done (some clients wait for one)
                 yield sse.sse_delta("")
-            yield sse.sse_done(joiner.text, event.duration)
+            text = diarized.text if diarized is not None else joiner.text
+            yield sse.sse_done(text, event.duration)
             yield sse.SSE_DONE
             outcome.ended = True
             _finish(request, ctx, event.duration, started)
