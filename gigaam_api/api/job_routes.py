@@ -50,6 +50,7 @@ from gigaam_api.api.errors import (
     too_many_jobs,
 )
 from gigaam_api.api.params import (
+    TranscriptionParams,
     parse_bool,
     parse_granularities,
     parse_response_format,
@@ -66,6 +67,7 @@ from gigaam_api.jobs.model import (
     FINISHED,
     Job,
     JobOptions,
+    JobSpeakers,
     deleted_object,
     job_object,
     segment_payload,
@@ -161,8 +163,8 @@ async def submit_job(request: Request) -> Response:
             raise map_pipeline_error(exc, request_id) from None
         filename = upload.filename or "audio"
         try:
-            options = JobOptions(language=params.language)
-            job = await _db(service.submit, upload.path, filename, duration, options)
+            options, references = _job_options(params)
+            job = await _db(service.submit, upload.path, filename, duration, options, references)
         except JobLimit as exc:
             raise _limit_error(exc) from None
     except ClientDisconnect:
@@ -231,8 +233,83 @@ async def job_result(request: Request, job_id: str) -> Response:
     if job.status != "completed" and not (partial and job.status != "cancelled"):
         raise job_not_completed(job_id, job.status)
     transcript = await _db(service.transcript, job)
-    rendered = render(transcript, response_format, granularities)
+    rendered = render(transcript, response_format, granularities, names=job.speaker_names)
     return Response(rendered.body, media_type=rendered.media_type)
+
+
+#: Longest name a speaker may be given.
+MAX_SPEAKER_NAME = 64
+
+
+@job_router.patch("/jobs/{job_id}")
+async def update_job(request: Request, job_id: str) -> JSONResponse:
+    """Rename a job's speakers: ``{"speakers": {"A": "Анна", "B": "Борис"}}``.
+
+    Names are a view: the stored labels do not change, every format and event shows the names
+    (an empty name gives the label back). Unknown labels, a job without speaker labelling, or a
+    body of another shape are 400s naming the field.
+    """
+    _, service = _jobs(request)
+    job = await _job(service, job_id)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("The body must be a JSON object", code="invalid_json") from None
+    names = _speaker_names(body, job)
+    if not await _db(service.store.rename_speakers, job_id, names):
+        raise job_not_found(job_id)
+    return JSONResponse(job_object(await _job(service, job_id)))
+
+
+def _speaker_names(body: Any, job: Job) -> dict[str, str]:
+    if not isinstance(body, dict) or set(body) != {"speakers"}:
+        raise bad_request(
+            'The body must be {"speakers": {"<label>": "<name>", ...}}', param="speakers"
+        )
+    given = body["speakers"]
+    if not isinstance(given, dict) or not given:
+        raise bad_request("'speakers' must be an object of label to name", param="speakers")
+    if job.options.speakers is None:
+        raise bad_request(
+            f"Job '{job.id}' was not submitted with speaker labelling", param="speakers"
+        )
+    if not job.speakers:
+        raise bad_request(
+            f"Job '{job.id}' has no speaker labels yet (it is {job.status})", param="speakers"
+        )
+    names: dict[str, str] = {}
+    for label, name in given.items():
+        if label not in job.speakers:
+            raise bad_request(
+                f"Job '{job.id}' has no speaker {str(label)[:32]!r} "
+                f"(its speakers: {', '.join(job.speakers)})",
+                param=f"speakers.{str(label)[:32]}",
+            )
+        if not isinstance(name, str) or len(name.strip()) > MAX_SPEAKER_NAME:
+            raise bad_request(
+                f"A speaker's name must be a string of at most {MAX_SPEAKER_NAME} characters",
+                param=f"speakers.{label}",
+            )
+        cleaned = " ".join(name.split())
+        if any(not ch.isprintable() for ch in cleaned):
+            raise bad_request("A speaker's name must be printable", param=f"speakers.{label}")
+        names[label] = cleaned
+    return names
+
+
+def _job_options(params: TranscriptionParams) -> tuple[JobOptions, list[bytes]]:
+    """What a job keeps of its request: the options, and the known speakers' clips (files)."""
+    diarization = params.diarization
+    if diarization is None:
+        return JobOptions(language=params.language), []
+    speakers = JobSpeakers(
+        diarization.num_speakers,
+        diarization.min_speakers,
+        diarization.max_speakers,
+        tuple(k.name for k in diarization.known_speakers),
+    )
+    clips = [k.audio for k in diarization.known_speakers]
+    return JobOptions(language=params.language, speakers=speakers), clips
 
 
 # -- events --------------------------------------------------------------------------------
@@ -369,7 +446,8 @@ async def _event_stream(
             unavailable = False
         for segment in segments:
             cursor = segment.id + 1
-            yield job_event(cursor, "job.segment", {"job_id": job_id, **segment_payload(segment)})
+            payload = segment_payload(segment, job.speaker_names if job else None)
+            yield job_event(cursor, "job.segment", {"job_id": job_id, **payload})
             last_write = time.monotonic()
         if job is not None and (job.status, job.processed_seconds) != last_progress:
             last_progress = (job.status, job.processed_seconds)

@@ -161,6 +161,13 @@ def job_object(job: Job) -> dict[str, Any]:
         "completed_at": None if job.completed_at is None else int(job.completed_at),
         "error": None if job.error is None else job.error.to_dict(),
         "replica": job.replica,
+        # speaker labelling: the labels (once known) and the names given to them
+        "speakers": [
+            {"label": label, "name": (job.speaker_names or {}).get(label, label)}
+            for label in job.speakers
+        ]
+        if job.options.speakers is not None
+        else None,
     }
 
 

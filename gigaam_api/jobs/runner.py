@@ -49,7 +49,7 @@ from gigaam_api.service.session import (
     admit,
 )
 from gigaam_api.service.speakers import KnownSpeaker, SpeakerOptions
-from gigaam_api.speakers import SpeakerCount, split_segments
+from gigaam_api.speakers import SpeakerCount, label_segments
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
@@ -308,11 +308,12 @@ class JobRunner:
             self.availability.failed(exc)
 
     def _complete(self, job: Job, duration: float, speakers: SpeakersEvent | None) -> bool:
-        """Complete the job; a labelled one gets its segments split and labelled by speaker, in
-        the same transaction (they were committed unlabelled: who is who is known only now)."""
+        """Complete the job; a labelled one gets its segments' speakers in the same transaction
+        (they were committed unlabelled: who is who is known only now). Ids stay, so a client
+        that followed the events keeps its place; the outputs split where the speaker changes."""
         if speakers is None:
             return self.store.complete(job, duration)
-        labelled = split_segments(self.store.segments(job.id), speakers.turns, start_id=0)
+        labelled = label_segments(self.store.segments(job.id), speakers.turns)
         return self.store.complete_labelled(job, duration, labelled, speakers.speakers)
 
     def _speaker_options(self, job: Job, start: float) -> SpeakerOptions | None:

@@ -18,6 +18,7 @@ from gigaam_api.jobs.model import ACTIVE, Job, JobOptions, new_job_id
 from gigaam_api.jobs.runner import JobRunner, apply_retention
 from gigaam_api.jobs.store import SqlJobStore, open_store, sqlite_url
 from gigaam_api.service.model_service import ModelService
+from gigaam_api.speakers import split_labelled
 from gigaam_api.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,10 @@ class JobService:
         filename: str,
         duration: float | None,
         options: JobOptions | None = None,
+        references: list[bytes] | None = None,
     ) -> Job:
-        """Store the upload with a new queued job (and its options) and wake the runner."""
+        """Store the upload with a new queued job (its options, the known speakers' clips) and
+        wake the runner."""
         self.check_capacity()
         job = Job(
             id=new_job_id(),
@@ -140,6 +143,8 @@ class JobService:
         )
         self.files.adopt_upload(job.id, upload)
         try:
+            if references:
+                self.files.write_references(job.id, references)
             self.store.create(job)
         except BaseException:
             self.files.remove(job.id)
@@ -156,8 +161,11 @@ class JobService:
         return self.store.list_jobs(limit, after)
 
     def transcript(self, job: Job) -> Transcript:
-        """The committed segments as a :class:`Transcript` (the formatters' input)."""
+        """The committed segments as a :class:`Transcript` (the formatters' input); a labelled
+        job's split where the speaker changes, as the synchronous endpoint answers."""
         segments = self.store.segments(job.id)
+        if job.speakers:
+            segments = split_labelled(segments)
         duration = job.duration if job.status == "completed" else job.processed_seconds
         return Transcript(segments=segments, duration=float(duration or 0.0))
 

@@ -465,8 +465,8 @@ class SqlJobStore:
         self, job: Job, duration: float, segments: Sequence[Segment], speakers: Sequence[str]
     ) -> bool:
         """Complete a job whose speakers were labelled: its segments replaced by the labelled
-        ones (split where the speaker changes) in the same transaction, the diarization state
-        dropped. False: lease lost, nothing written."""
+        ones (the same ids) in the same transaction, the diarization state dropped. False:
+        lease lost, nothing written."""
         now = self._clock()
         with self._tx() as connection:
             result = connection.execute(

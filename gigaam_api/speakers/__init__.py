@@ -4,7 +4,13 @@ The public face the pipeline and the doors use; the modules say why each piece i
 it is, and ``docs/speakers.md`` gives the whole picture with the measurements.
 """
 
-from gigaam_api.speakers.attribution import speaker_at, split_segments, with_speakers
+from gigaam_api.speakers.attribution import (
+    label_segments,
+    speaker_at,
+    split_labelled,
+    split_segments,
+    with_speakers,
+)
 from gigaam_api.speakers.catalogue import DEFAULT_SPEAKER_MODEL, SPEAKER_MODELS, SpeakerModelInfo
 from gigaam_api.speakers.clustering import (
     MAX_SPEAKERS,
@@ -45,12 +51,14 @@ __all__ = [
     "SpeechWindow",
     "build_turns",
     "cluster_embeddings",
+    "label_segments",
     "load_embedder",
     "name_speakers",
     "plan_windows",
     "reference_embedding",
     "speaker_at",
     "speaker_labels",
+    "split_labelled",
     "split_segments",
     "with_speakers",
 ]

@@ -82,6 +82,45 @@ def split_segments(
     return out
 
 
+def label_segments(segments: Sequence[Segment], turns: Sequence[SpeakerTurn]) -> list[Segment]:
+    """Segments as they are (same ids, same count), their words given their speakers and each
+    segment the speaker of its first word: what a durable job stores, so the segments its
+    clients already received keep their ids; :func:`split_labelled` splits them for output."""
+    starts = [t.start for t in turns]
+    out = []
+    for segment in segments:
+        if not segment.words:
+            speaker = speaker_at(turns, (segment.start + segment.end) / 2, starts)
+            out.append(dataclasses.replace(segment, speaker=speaker))
+            continue
+        words = with_speakers(segment.words, turns)
+        out.append(dataclasses.replace(segment, words=tuple(words), speaker=words[0].speaker))
+    return out
+
+
+def split_labelled(segments: Sequence[Segment], *, start_id: int = 0) -> list[Segment]:
+    """Segments whose words carry speakers (:func:`label_segments`), split where the speaker
+    changes, ids renumbered from ``start_id``: the same pieces :func:`split_segments` makes."""
+    out: list[Segment] = []
+    next_id = start_id
+    for segment in segments:
+        words = list(segment.words)
+        if not words or all(w.speaker == words[0].speaker for w in words):
+            out.append(dataclasses.replace(segment, id=next_id))
+            next_id += 1
+            continue
+        group: list[Word] = [words[0]]
+        for word in words[1:]:
+            if word.speaker != group[-1].speaker:
+                out.append(_piece(segment, group, next_id))
+                next_id += 1
+                group = []
+            group.append(word)
+        out.append(_piece(segment, group, next_id))
+        next_id += 1
+    return out
+
+
 def _piece(segment: Segment, words: list[Word], segment_id: int) -> Segment:
     if len(words) == len(segment.words):
         return dataclasses.replace(
