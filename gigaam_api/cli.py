@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "models", nargs="*", metavar="MODEL", help=f"model names ({', '.join(RUNNABLE_MODELS)})"
     )
     download.add_argument("--models-dir", type=Path, help="target folder (default: MODELS_DIR)")
+    download.add_argument(
+        "--speakers",
+        action="store_true",
+        help="also the speaker model for labelling speakers (DIARIZATION_MODEL, or the default)",
+    )
 
     transcribe = commands.add_parser(
         "transcribe",
@@ -113,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument(
         "--tokenizer", type=Path, metavar="PATH", help="tokenizer for an e2e --checkpoint"
+    )
+    transcribe.add_argument(
+        "--diarize",
+        action="store_true",
+        help="label speakers (who spoke when): speaker names in every format "
+        "(the speaker model is DIARIZATION_MODEL, fetched on first use)",
+    )
+    transcribe.add_argument(
+        "--num-speakers",
+        type=int,
+        metavar="N",
+        help="with --diarize: the number of speakers, when known (default: found automatically)",
     )
     add_jobs_parser(commands)  # durable jobs on a running server (gigaam_api/jobs_cli.py)
     return parser
@@ -209,6 +226,18 @@ def _download(args: argparse.Namespace) -> int:
         for path in (checkpoint, tokenizer):
             if path is not None:
                 print(path)
+    if args.speakers:
+        from gigaam_api.speaker_weights import speaker_model_path
+        from gigaam_api.speakers import DEFAULT_SPEAKER_MODEL
+
+        try:
+            print(
+                speaker_model_path(
+                    settings.diarization_model or DEFAULT_SPEAKER_MODEL, settings.models_dir
+                )
+            )
+        except WeightsError as exc:
+            raise CliError(str(exc)) from None
     return EXIT_OK
 
 
@@ -227,12 +256,21 @@ def _transcribe(args: argparse.Namespace) -> int:
     if missing:
         raise CliError(f"no such file: {', '.join(missing)}", EXIT_USAGE)
 
+    if args.num_speakers is not None and not args.diarize:
+        raise CliError("--num-speakers needs --diarize", EXIT_USAGE)
+    if args.num_speakers is not None and not 1 <= args.num_speakers <= 32:
+        raise CliError("--num-speakers must be between 1 and 32", EXIT_USAGE)
+    if args.format == "diarized_json" and not args.diarize:
+        raise CliError("--format diarized_json needs --diarize", EXIT_USAGE)
     model = _load_model(settings)
     failures = 0
     written: set[Path] = set()
+    speakers = _speakers(args, settings) if args.diarize else None
     for path in args.files:
         try:
-            body = transcribe_to_text(path, model.transcribe, settings, args.format, args.words)
+            body = transcribe_to_text(
+                path, model.transcribe, settings, args.format, args.words, speakers=speakers
+            )
         except CliError as exc:
             print(f"gigaam-api: error: {path}: {exc.message}", file=sys.stderr)
             failures += 1
@@ -257,6 +295,22 @@ def _load_model(settings: Settings) -> Any:
         raise CliError(f"cannot load the model: {exc}") from None
 
 
+def _speakers(args: argparse.Namespace, settings: Settings) -> Any:
+    """Speaker labelling for this run: the options and the model (loaded now, once)."""
+    from gigaam_api.service.errors import ServiceError
+    from gigaam_api.service.speakers import SpeakerModel, SpeakerOptions
+    from gigaam_api.speakers import SpeakerCount
+
+    model = SpeakerModel(
+        settings.diarization_model, settings.models_dir, threads=settings.diarization_threads
+    )
+    try:
+        model.get()
+    except ServiceError as exc:
+        raise CliError(exc.message) from None
+    return SpeakerOptions(count=SpeakerCount(num_speakers=args.num_speakers)), model.get
+
+
 def transcribe_to_text(
     path: Path,
     infer: Any,
@@ -265,12 +319,14 @@ def transcribe_to_text(
     words: bool = False,
     *,
     progress: bool | None = None,
+    speakers: Any = None,
 ) -> str:
     """Run one file through a core session and render it like the HTTP API would.
 
     ``infer`` is ``model.transcribe``, called directly (no scheduler: one file at a time).
     Audio problems (not audio, no stream, too long, decoder unavailable) come back as
     :class:`CliError` with the core's message — the one the HTTP API would answer.
+    ``speakers`` (from :func:`_speakers`) labels speakers as ``diarize=true`` does over HTTP.
     """
     from gigaam_api import audio
     from gigaam_api.config import pipeline_options
@@ -282,7 +338,9 @@ def transcribe_to_text(
         SegmentEvent,
         Session,
         SessionOptions,
+        SpeakersEvent,
     )
+    from gigaam_api.speakers import split_segments
     from gigaam_api.transcript import Segment, Transcript
 
     source = audio.FileSource(path)
@@ -290,13 +348,16 @@ def transcribe_to_text(
         total = source.duration or 0.0  # probes here: a bad file fails before the model runs
     except audio.AudioError as exc:
         raise CliError(exc.message) from None
-    options = SessionOptions(pipeline=pipeline_options(settings))
-    session = Session(source, options, DirectWorker(infer), path.name)
+    labelling, speaker_model = speakers if speakers is not None else (None, None)
+    options = SessionOptions(pipeline=pipeline_options(settings), speakers=labelling)
+    session = Session(source, options, DirectWorker(infer), path.name, speaker_model=speaker_model)
     segments: list[Segment] = []
     duration = 0.0
     for event in _with_progress(session.events(), total, path.name, progress):
         if isinstance(event, SegmentEvent):
             segments.append(event.segment)
+        elif isinstance(event, SpeakersEvent):
+            segments = split_segments(segments, event.turns, start_id=0)
         elif isinstance(event, DoneEvent):
             duration = event.duration  # exact decoded duration (the probe may not know it)
         elif isinstance(event, FailedEvent):

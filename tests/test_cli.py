@@ -16,17 +16,21 @@ import socket
 import subprocess
 import sys
 import tomllib
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from gigaam_api import __version__, cli, weights
 from gigaam_api.config import Settings
 from tests.file_server import PREFIX, FileServer
 from tests.helpers import wait_until
+from tests.speakers_conversations import build_conversations
+from tests.speakers_data import resemblyzer_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEECH = "constructed_digits/digits_temperature_8k.wav"  # 6.8 s, 8 kHz telephony prompt
@@ -357,3 +361,61 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --- speakers ---------------------------------------------------------------------------------
+
+
+def test_transcribe_diarize_labels_real_voices(fixture_env: dict[str, str], tmp_path: Path) -> None:
+    """``--diarize`` with Resemblyzer's real GE2E weights on a conversation of three real
+    voices: SRT cues carry ``A: ``…``C: ``, diarized_json the same speakers."""
+    conversation = next(c for c in build_conversations() if len(c.speakers) == 3)
+    path = tmp_path / "meeting.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(conversation.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    env = {**fixture_env, "DIARIZATION_MODEL": str(resemblyzer_wheel())}
+    srt = run_cli("transcribe", str(path), "--diarize", "-f", "srt", env=env, cwd=tmp_path)
+    assert srt.returncode == 0, srt.stderr
+    labels = {text.split(": ", 1)[0] for _, _, text in _srt_cues(srt.stdout)}
+    assert labels == {"A", "B", "C"}
+    diarized = run_cli(
+        "transcribe",
+        str(path),
+        "--diarize",
+        "--num-speakers",
+        "3",
+        "-f",
+        "diarized_json",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert diarized.returncode == 0, diarized.stderr
+    body = json.loads(diarized.stdout)
+    assert {s["speaker"] for s in body["segments"]} == {"A", "B", "C"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--num-speakers", "2"], "--num-speakers needs --diarize"),
+        (["--diarize", "--num-speakers", "0"], "between 1 and 32"),
+        (["-f", "diarized_json"], "needs --diarize"),
+    ],
+)
+def test_transcribe_speaker_flags_are_checked(
+    corpus_dir: Path, fixture_env: dict[str, str], tmp_path: Path, flags: list[str], message: str
+) -> None:
+    result = run_cli("transcribe", str(corpus_dir / SPEECH), *flags, env=fixture_env, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_diarize_with_an_unusable_speaker_model_is_a_clear_error(
+    corpus_dir: Path, fixture_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fixture_env, "DIARIZATION_MODEL": str(tmp_path / "missing.onnx")}
+    result = run_cli("transcribe", str(corpus_dir / SPEECH), "--diarize", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "speaker model is not available" in result.stderr and "Traceback" not in result.stderr
