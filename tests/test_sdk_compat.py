@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve
 from tests.conftest import CORPUS_DIR
+from tests.speakers_data import resemblyzer_wheel
 
 #: The first run installs five SDK versions (minutes, needs the package registries): a developer
 #: can leave these out with ``pytest -m "not sdk"``; ``make test`` runs them.
@@ -163,7 +164,12 @@ def server(
     golden_dir: Path, corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """The real server on the tiny golden v3_ctc checkpoint (as in ``test_api_e2e.py``)."""
-    settings = real_model_settings(golden_dir, tmp_path_factory.mktemp("models"), api_key=KEY)
+    settings = real_model_settings(
+        golden_dir,
+        tmp_path_factory.mktemp("models"),
+        api_key=KEY,
+        diarization_model=str(resemblyzer_wheel()),  # real GE2E weights for diarized_json
+    )
     app = create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp_path_factory.mktemp("uploads"))
     log = HeaderLog(app)
     with serve(log) as url:
@@ -313,6 +319,27 @@ def test_python_stream_iterates_to_done(py: dict[str, Any], raw: dict[str, Any])
     assert {e["class"] for e in deltas} == {"TranscriptionTextDeltaEvent"}
     assert done["type"] == "transcript.text.done" and done["class"] == "TranscriptionTextDoneEvent"
     assert "".join(e["delta"] for e in deltas) == done["text"] == raw["json"]["text"]
+
+
+def test_python_2x_parses_diarized_json_into_its_own_types(py: dict[str, Any]) -> None:
+    """openai-python 2.x (diarized_json arrived there): ``TranscriptionDiarized`` and the
+    stream's ``transcript.text.segment`` events, built by the SDK itself from our bodies."""
+    if "diarized" not in py:
+        assert py["version"].startswith("1.")  # 1.x has no diarized_json
+        return
+    diarized = py["diarized"]
+    assert diarized["class"] == "TranscriptionDiarized"
+    body = diarized["value"]
+    assert body["task"] == "transcribe" and body["segments"]
+    assert {s["speaker"] for s in body["segments"]} == {"A"}  # one voice in the clip
+    assert all(s["type"] == "transcript.text.segment" for s in body["segments"])
+    events = py["diarized_stream"]
+    classes = {e["type"]: e["class"] for e in events}
+    assert classes["transcript.text.segment"] == "TranscriptionTextSegmentEvent"
+    assert classes["transcript.text.delta"] == "TranscriptionTextDeltaEvent"
+    assert events[-1]["type"] == "transcript.text.done"
+    segments = [e for e in events if e["type"] == "transcript.text.segment"]
+    assert [s["text"] for s in segments] == [s["text"] for s in body["segments"]]
 
 
 def test_python_error_classes(py: dict[str, Any]) -> None:

@@ -73,6 +73,17 @@ def main(base_url: str, api_key: str, audio: Path) -> dict[str, Any]:
         summary["bad_format"] = error_of(
             client, file=audio, model="whisper-1", response_format="xml"
         )
+        if int(openai.__version__.split(".")[0]) >= 2:  # diarized_json arrived in 2.x
+            diarize = "gpt-4o-transcribe-diarize"
+            summary["diarized"] = seen(
+                create(file=audio, model=diarize, response_format="diarized_json")
+            )
+            summary["diarized_stream"] = [
+                {"class": type(event).__name__, **event.model_dump()}
+                for event in create(
+                    file=audio, model=diarize, response_format="diarized_json", stream=True
+                )
+            ]
     with OpenAI(base_url=base_url, api_key=api_key + "-wrong", max_retries=0) as wrong:
         summary["bad_key"] = error_of(wrong, file=audio, model="whisper-1")
     return summary
