@@ -138,6 +138,8 @@ def test_known_speakers_are_named_and_the_rest_lettered() -> None:
     assert names == {2: "Анна", 0: "Борис"}  # nobody here sounds like the third reference
     assert speaker_labels(3, names) == ["Борис", "A", "Анна"]
     assert speaker_labels(28)[25:] == ["Z", "AA", "AB"]
+    # a known speaker called like a letter: the letters skip it, no two speakers share a label
+    assert speaker_labels(3, {1: "A"}) == ["B", "A", "C"]
     with pytest.raises(ValueError, match="distinct"):
         name_speakers(centres, [("X", centres[0]), ("X", centres[1])], threshold=0.5)
 

@@ -408,14 +408,19 @@ def name_speakers(
 
 def speaker_labels(speakers: int, names: dict[int, str] | None = None) -> list[str]:
     """Labels for speakers 0..n-1 (already in order of first appearance): known names where
-    given, else ``A``, ``B``, … ``Z``, ``AA``, ``AB``… in order among the unnamed."""
+    given, else ``A``, ``B``, … ``Z``, ``AA``, ``AB``… in order among the unnamed. A letter a
+    known speaker is already called (someone named ``B``) is skipped, so two speakers never
+    share a label."""
     names = names or {}
+    taken = set(names.values())
     labels: list[str] = []
     letter = 0
     for index in range(speakers):
         if index in names:
             labels.append(names[index])
             continue
+        while _letters(letter) in taken:
+            letter += 1
         labels.append(_letters(letter))
         letter += 1
     return labels
