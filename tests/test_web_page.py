@@ -876,7 +876,11 @@ def test_speakers_labelled_coloured_renamed_downloaded_and_filtered(
     expect(page.locator("#num-speakers")).to_be_disabled()
     page.check("#diarize")
     page.fill("#num-speakers", "3")
-    _, job_id = _upload_and_open(page, meeting, "completed")
+    page.set_input_files("#file-input", str(meeting))
+    row = _row(page, meeting.name)
+    row.locator(".job-open").click()  # opened at once: live text first, then the labelled one
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id")
     job = http.get(f"/v1/jobs/{job_id}").json()
     labels = [s["label"] for s in job["speakers"]]
     assert labels == ["A", "B", "C"]  # the page asked for labels, and for three
