@@ -7,8 +7,10 @@ Starts the real server on loopback (default: the tiny golden checkpoint from ../
 random weights give nonsense text; pass ``--checkpoint`` with real weights for a real
 transcript) with an API key set, and shoots, in English and Russian, on a desktop and a phone
 viewport: the key prompt, the empty page, the job list with a finished recording open (when
-the server has the job API) and a file that is not audio. Files go to ``--out`` (git-ignored);
-``--docs`` also copies the English desktop job view to ``docs/web-page.png`` for the README.
+the server has the job API), a conversation of three real voices with its speakers labelled
+(Resemblyzer's trained weights, as in the tests; one speaker renamed) and a file that is not
+audio. Files go to ``--out`` (git-ignored); ``--docs`` also copies the English desktop job view
+to ``docs/web-page.png`` and the labelled one to ``docs/web-page-speakers.png`` for the README.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import argparse
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from gigaam_api.config import Settings  # noqa: E402
@@ -30,6 +34,9 @@ from gigaam_api.server import create_app  # noqa: E402
 from tests.api_server import real_model_settings, serve  # noqa: E402
 from tests.browser import DESKTOP, PHONE, launch, wait_until  # noqa: E402
 from tests.conftest import CORPUS_DIR, GOLDEN_DIR  # noqa: E402
+from tests.media import encode  # noqa: E402
+from tests.speakers_conversations import build_conversations  # noqa: E402
+from tests.speakers_data import resemblyzer_wheel  # noqa: E402
 
 KEY = "screenshot-key"
 # Uploaded in this order, so the last (several segments long) is the newest, opened one.
@@ -38,10 +45,11 @@ DEFAULT_AUDIO = [
     CORPUS_DIR / "longform" / "longform_espeak_ru.wav",
 ]
 TIMEOUT_MS = 180_000
+MEETING = "meeting.flac"
 
 
 def _settings(work: Path, checkpoint: Path | None) -> Settings:
-    overrides: dict[str, object] = {"api_key": KEY}
+    overrides: dict[str, object] = {"api_key": KEY, "diarization_model": str(resemblyzer_wheel())}
     if "jobs_dir" in Settings.model_fields:
         overrides["jobs_dir"] = work / "jobs"
     settings = real_model_settings(GOLDEN_DIR, work / "models", **overrides)
@@ -63,6 +71,37 @@ def _shoot(page: Page, out: Path, name: str) -> Path:
     return path
 
 
+def _meeting(work: Path) -> Path:
+    """Three real voices taking turns (the tests' conversation set), as a FLAC file."""
+    conversation = next(c for c in build_conversations() if len(c.speakers) == 3)
+    samples = (np.clip(conversation.audio, -1, 1) * 32767).astype(np.int16)
+    return encode(work / MEETING, samples)
+
+
+def _post(url: str, audio: Path, data: dict[str, str] | None = None) -> str:
+    with audio.open("rb") as handle:
+        response = httpx.post(
+            f"{url}/v1/jobs",
+            headers={"Authorization": f"Bearer {KEY}"},
+            files={"file": (audio.name, handle)},
+            data=data or {},
+            timeout=60,
+        )
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def _rename(url: str, job_id: str) -> None:
+    """Name the first speaker once the job is done, as a person would on the page."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    for _ in range(TIMEOUT_MS // 500):
+        if httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()["status"] == "completed":
+            break
+        time.sleep(0.5)
+    body = {"speakers": {"A": "Анна"}}
+    httpx.patch(f"{url}/v1/jobs/{job_id}", headers=headers, json=body).raise_for_status()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "screenshots")
@@ -81,17 +120,14 @@ def main() -> int:
             has_jobs = probe.status_code != 404
             if not has_jobs:
                 print("the server has no job API: only the key prompt and the empty page")
-            if has_jobs:  # the same recordings in every shot, uploaded once
+            if has_jobs:  # the same recordings in every shot, uploaded once (oldest first)
+                meeting = _post(url, _meeting(work), {"diarize": "true", "num_speakers": "3"})
                 for audio in args.audio:
-                    with audio.open("rb") as handle:
-                        httpx.post(
-                            f"{url}/v1/jobs",
-                            headers={"Authorization": f"Bearer {KEY}"},
-                            files={"file": (audio.name, handle)},
-                            timeout=60,
-                        ).raise_for_status()
+                    _post(url, audio)
+                _rename(url, meeting)
             browser = launch(playwright)
             job_view: Path | None = None
+            speakers_view: Path | None = None
             for lang in ("en", "ru"):
                 for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
                     context = browser.new_context(locale=lang, viewport=viewport)
@@ -109,7 +145,7 @@ def main() -> int:
                         context.close()
                         continue
                     rows = page.locator("#jobs li.job[data-status='completed']")
-                    expect(rows).to_have_count(len(args.audio))
+                    expect(rows).to_have_count(len(args.audio) + 1)
                     rows.first.locator(".job-open").click()
                     expect(page.locator("#transcript .seg").first).to_be_visible()
                     wait_until(page, "document.getElementById('player').readyState >= 1")
@@ -127,15 +163,22 @@ def main() -> int:
                     )
                     expect(page.locator("li.job .error").first).to_be_visible()
                     _shoot(page, args.out, f"{prefix}-4-not-audio")
+                    page.fill("#search", "")
+                    rows.filter(has_text=MEETING).locator(".job-open").click()
+                    expect(page.locator("#transcript .spk").first).to_be_visible()
+                    shot = _shoot(page, args.out, f"{prefix}-5-speakers")
+                    if lang == "en" and label == "desktop":
+                        speakers_view = shot
                     context.close()
             browser.close()
     if args.docs:
-        if job_view is None:
-            print("no job view was shot (no job API): docs/web-page.png left as it is")
+        if job_view is None or speakers_view is None:
+            print("no job view was shot (no job API): docs/web-page*.png left as they are")
             return 1
-        target = REPO_ROOT / "docs" / "web-page.png"
-        shutil.copyfile(job_view, target)
-        print(target)
+        for shot, name in ((job_view, "web-page.png"), (speakers_view, "web-page-speakers.png")):
+            target = REPO_ROOT / "docs" / name
+            shutil.copyfile(shot, target)
+            print(target)
     return 0
 
 

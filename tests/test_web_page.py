@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -45,6 +46,8 @@ from tests.api_server import real_model_settings, serve, tiled_wav
 from tests.browser import DESKTOP, PHONE, launch, wait_until
 from tests.helpers import wait_until as wait_for
 from tests.media import encode
+from tests.speakers_conversations import build_conversations
+from tests.speakers_data import resemblyzer_wheel
 
 KEY = "web-secret"
 TIMEOUT_MS = 120_000
@@ -798,3 +801,172 @@ def test_limits_are_explained_next_to_the_file(
     page.set_input_files("#file-input", str(audio))
     error = page.locator("li.job", has_text=audio.name).locator(".error")
     expect(error).to_contain_text(expected, timeout=TIMEOUT_MS)
+
+
+# -- speakers -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def speakers_server(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server that labels speakers with Resemblyzer's trained GE2E weights (real voices)."""
+    model = str(resemblyzer_wheel())
+    yield from _serve(
+        _settings(golden_dir, tmp_path_factory, diarization_model=model), tmp_path_factory
+    )
+
+
+@pytest.fixture(scope="module")
+def meeting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three real voices taking turns (tests/speakers_conversations.py), as a FLAC file."""
+    conversation = next(c for c in build_conversations() if len(c.speakers) == 3)
+    samples = (np.clip(conversation.audio, -1, 1) * 32767).astype(np.int16)
+    return encode(tmp_path_factory.mktemp("meeting") / "meeting.flac", samples)
+
+
+def _rgb(css: str) -> tuple[int, ...]:
+    match = re.fullmatch(r"rgba?\((\d+), (\d+), (\d+)(?:, [\d.]+)?\)", css)
+    assert match, css
+    return tuple(int(v) for v in match.groups())
+
+
+def _contrast(one: str, two: str) -> float:
+    """WCAG contrast ratio of two CSS ``rgb()`` colours."""
+
+    def luminance(css: str) -> float:
+        linear = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+            for c in (v / 255 for v in _rgb(css))
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(one), luminance(two)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+_SPEAKER_COLOURS = """() => {
+    const panel = getComputedStyle(document.getElementById("view")).backgroundColor;
+    const colours = {};
+    for (const el of document.querySelectorAll("#transcript .spk")) {
+        colours[el.dataset.label] ??= getComputedStyle(el).color;
+    }
+    return { panel, colours };
+}"""
+
+
+def _check_colours(page: Page, labels: set[str]) -> dict[str, str]:
+    """Each speaker's colour: one per speaker, all different, each readable on the panel."""
+    seen = page.evaluate(_SPEAKER_COLOURS)
+    colours: dict[str, str] = seen["colours"]
+    assert set(colours) == labels
+    assert len(set(colours.values())) == len(labels), colours
+    for label, colour in colours.items():
+        assert _contrast(colour, seen["panel"]) >= 4.5, (label, colour, seen["panel"])
+    return colours
+
+
+def test_speakers_labelled_coloured_renamed_downloaded_and_filtered(
+    speakers_server: Server, session_factory: Any, meeting: Path
+) -> None:
+    """A three-person conversation uploaded with "label speakers": each segment shows its
+    speaker in the speaker's colour; a click on a name renames the speaker (the page, the
+    server and a downloaded SRT then say the new name); the toggles show one speaker only."""
+    http = httpx.Client(base_url=speakers_server.url, timeout=60)
+    session = session_factory()
+    page = session.open(speakers_server.url + "/")
+    expect(page.locator("#num-speakers")).to_be_disabled()
+    page.check("#diarize")
+    page.fill("#num-speakers", "3")
+    page.set_input_files("#file-input", str(meeting))
+    row = _row(page, meeting.name)
+    row.locator(".job-open").click()  # opened at once: live text first, then the labelled one
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id")
+    job = http.get(f"/v1/jobs/{job_id}").json()
+    labels = [s["label"] for s in job["speakers"]]
+    assert labels == ["A", "B", "C"]  # the page asked for labels, and for three
+    verbose = http.get(
+        f"/v1/jobs/{job_id}/result",
+        params={"response_format": "verbose_json", "timestamp_granularities[]": "segment"},
+    ).json()
+    said = [s["speaker"] for s in verbose["segments"]]
+
+    segments = page.locator("#transcript .seg")
+    expect(segments).to_have_count(len(said))
+    assert page.locator("#transcript .seg .spk").all_text_contents() == said
+    expect(page.locator("#speakers")).to_be_visible()
+    expect(page.locator("#speaker-chips .spk-chip")).to_have_text(labels)
+    light = _check_colours(page, set(labels))
+
+    # rename A from the keyboard: its name in the text opens the dialog
+    first_a = page.locator("#transcript .spk[data-label='A']").first
+    first_a.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#speaker-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#speaker-name")).to_be_focused()
+    page.fill("#speaker-name", "Анна\u200b")  # not printable: the server refuses it
+    page.keyboard.press("Enter")
+    expect(page.locator("#speaker-error")).to_contain_text("This name cannot be used")
+    expect(dialog).to_be_visible()
+    page.fill("#speaker-name", "Анна")
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(first_a).to_be_focused()  # back where the person was
+    names = [{"A": "Анна"}.get(label, label) for label in said]
+    expect(page.locator("#transcript .seg .spk")).to_have_text(names)
+    expect(page.locator("#speaker-chips .spk-chip")).to_have_text(["Анна", "B", "C"])
+    assert http.get(f"/v1/jobs/{job_id}").json()["speakers"][0] == {"label": "A", "name": "Анна"}
+    assert _check_colours(page, set(labels)) == light  # a new name keeps its colour
+
+    # a downloaded SRT says the new name, exactly as the server's result does
+    with page.expect_download() as download:
+        page.click(".dl[data-format='srt']")
+    saved = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "Анна: " in saved
+    assert saved == http.get(f"/v1/jobs/{job_id}/result", params={"response_format": "srt"}).text
+
+    # show only B: press the toggles of the others
+    page.locator("#speaker-chips .spk-chip", has_text="Анна").click()
+    page.locator("#speaker-chips .spk-chip", has_text="C").press("Space")
+    expect(page.locator("#speaker-chips .spk-chip[aria-pressed='true']")).to_have_text(["B"])
+    expect(page.locator("#transcript .seg:visible")).to_have_count(said.count("B"))
+    expect(page.locator("#transcript .seg:visible .spk")).to_have_text(["B"] * said.count("B"))
+    page.locator("#speaker-chips .spk-chip", has_text="C").click()
+    expect(page.locator("#transcript .seg:visible")).to_have_count(
+        said.count("B") + said.count("C")
+    )
+    assert session.errors == []
+
+    # the same job in Russian, dark, on a phone: distinct readable colours, nothing too wide
+    phone = session_factory(locale="ru-RU", color_scheme="dark", viewport=PHONE)
+    other = phone.open(f"{speakers_server.url}/#job={job_id}")
+    expect(other.locator("#speakers-heading")).to_have_text("Говорящие")
+    expect(other.locator("#transcript .seg .spk")).to_have_text(names)
+    dark = _check_colours(other, set(labels))
+    assert dark != light
+    assert other.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert phone.errors == []
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("en", "from 1 to 32"), ("ru", "от 1 до 32")])
+def test_a_wrong_speaker_count_is_explained_next_to_the_file(
+    speakers_server: Server, session_factory: Any, corpus_dir: Path, lang: str, expected: str
+) -> None:
+    page = session_factory(locale=lang).open(speakers_server.url + "/")
+    page.check("#diarize")
+    page.fill("#num-speakers", "40")
+    page.set_input_files("#file-input", str(corpus_dir / SPEECH))
+    row = page.locator("#uploads li.upload", has_text=Path(SPEECH).name)
+    expect(row.locator(".error")).to_contain_text(expected)
+    refused = [s for s in speakers_server.seen("POST", "/v1/jobs") if s.status == 400]
+    assert refused  # the server's answer, said in the page's words
+    page.uncheck("#diarize")  # the retry sends what was chosen for the file, not the form now
+    row.get_by_role("button", name=re.compile("Try again|Повторить")).click()
+    wait_for(
+        lambda: (
+            len([s for s in speakers_server.seen("POST", "/v1/jobs") if s.status == 400])
+            == len(refused) + 1
+        ),
+        "the retry to be refused for the same count",
+    )
+    expect(row.locator(".error")).to_contain_text(expected)

@@ -97,10 +97,11 @@ export function audioLink(jobId) {
 }
 
 /**
- * POST a file as a new job (multipart `file`). XMLHttpRequest rather than fetch because only it
- * reports upload progress. Returns {promise, abort}; onProgress gets a fraction 0..1.
+ * POST a file as a new job (multipart `file`, then the [name, value] pairs of `fields`, e.g.
+ * diarize). XMLHttpRequest rather than fetch because only it reports upload progress. Returns
+ * {promise, abort}; onProgress gets a fraction 0..1.
  */
-export function uploadJob(file, onProgress) {
+export function uploadJob(file, onProgress, fields = []) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     xhr.open("POST", "/v1/jobs");
@@ -133,6 +134,7 @@ export function uploadJob(file, onProgress) {
     xhr.onabort = () => reject(new DOMException("aborted", "AbortError"));
     const form = new FormData();
     form.append("file", file, file.name);
+    for (const [name, value] of fields) form.append(name, value);
     xhr.send(form);
   });
   return { promise, abort: () => xhr.abort() };

@@ -10,8 +10,9 @@ import { apply, language, setLanguage, t } from "./i18n.js";
 import { loadJobs, renderJobs, wireJobs } from "./jobs.js";
 import { keyAccepted, wireKey } from "./key.js";
 import { wirePlayer } from "./player.js";
+import { renderSpeakers, wireSpeakers } from "./speakers.js";
 import { TERMINAL, setOffline, state } from "./state.js";
-import { applySearch, wireTranscript } from "./transcript.js";
+import { applySearch, renameShown, wireTranscript } from "./transcript.js";
 import { $, notify, wireNotices } from "./ui.js";
 import { renderUploads, wireUploads } from "./upload.js";
 import { openView, renderViewHead, wireView } from "./view.js";
@@ -29,6 +30,8 @@ function rerender() {
   renderJobs();
   if (state.openId) {
     renderViewHead();
+    renderSpeakers();
+    renameShown();
     applySearch();
   }
   if (state.jobApi === false) notify(t("noJobApi"));
@@ -66,6 +69,7 @@ wireJobs(openView);
 wireUploads();
 wireView();
 wireTranscript();
+wireSpeakers();
 wirePlayer();
 wireDownloads();
 $("lang").addEventListener("change", (event) => {

@@ -9,6 +9,7 @@
 //   "segments" — a job's live text: {id, segment} appended, or {id, segment: null} replaced
 //   "uploads"  — the uploads in flight changed (none)
 //   "open"     — a job was opened, or the view closed (none)
+//   "speakers" — a job's speaker names changed, or which speakers the view shows: {id}
 //   "offline"  — the server stopped or started answering (none)
 //
 // Parts that are one module's business stay in that module (event streams, rows, the word
@@ -22,9 +23,10 @@ const data = {
   jobs: new Map(), // id -> job object as the server sent it (progress updated from events)
   order: [], // job ids, newest first
   hasMore: false,
-  uploads: [], // {localId, file, progress, status: waiting|uploading|failed, error}
+  uploads: [], // {localId, file, fields, progress, status: waiting|uploading|failed, error}
   segments: new Map(), // job id -> [{start, end, text, words: [{text, start, end}]}]
   openId: null,
+  hiddenSpeakers: new Set(), // labels of the open job's speakers filtered out of the view
   jobApi: null, // null until known; false when the server has no /v1/jobs
   offline: false,
 };
@@ -61,14 +63,22 @@ function merge(job) {
     job = { ...job, progress: Math.max(job.progress ?? 0, known.progress ?? 0) };
   }
   data.jobs.set(job.id, { ...known, ...job });
+  const renamed = "speakers" in job && JSON.stringify(job.speakers) !== JSON.stringify(known?.speakers);
+  return renamed ? job.id : null;
+}
+
+/** Tell the "speakers" listeners about the jobs whose speakers merge() found changed. */
+function emitSpeakers(ids) {
+  for (const id of ids) if (id) emit("speakers", { id });
 }
 
 /** A page of GET /v1/jobs: the first page replaces the head of the list, `more` appends. */
 export function applyPage(jobs, { more, hasMore }) {
   const ids = [];
+  const renamed = [];
   for (const job of jobs) {
     if (!job || !job.id) continue;
-    merge(job);
+    renamed.push(merge(job));
     ids.push(job.id);
   }
   if (more) {
@@ -82,14 +92,16 @@ export function applyPage(jobs, { more, hasMore }) {
     data.hasMore = hasMore || data.hasMore;
   }
   emit("jobs");
+  emitSpeakers(renamed);
 }
 
 /** One job as the server sent it; `first` lists a job not yet listed on top (a new upload). */
 export function putJob(job, { first = false } = {}) {
   if (!job || !job.id) return;
-  merge(job);
+  const renamed = merge(job);
   if (first && !data.order.includes(job.id)) data.order.unshift(job.id);
   emit("jobs");
+  emitSpeakers([renamed]);
 }
 
 /** The fields an event of the job's stream changed; `event` is that event's name. */
@@ -142,14 +154,23 @@ export function addSegment(id, segment) {
 
 export function setOpen(id) {
   data.openId = id;
+  data.hiddenSpeakers = new Set(); // every speaker shows again in the next job opened
   emit("open");
+}
+
+/** Show or hide the open job's speaker `label` in the view (the speaker filter). */
+export function setSpeakerShown(label, shown) {
+  if (shown) data.hiddenSpeakers.delete(label);
+  else data.hiddenSpeakers.add(label);
+  emit("speakers", { id: data.openId });
 }
 
 let uploadSeq = 0;
 
-export function addUploads(files) {
+/** Files to upload, each with the form `fields` chosen for it ([[name, value], …]). */
+export function addUploads(files, fields = []) {
   for (const file of files) {
-    data.uploads.push({ localId: ++uploadSeq, file, progress: 0, status: "waiting", error: null });
+    data.uploads.push({ localId: ++uploadSeq, file, fields, progress: 0, status: "waiting", error: null });
   }
   emit("uploads");
 }

@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { t } from "./i18n.js";
 import { ensureStreams } from "./jobs.js";
+import { uploadFields } from "./speakers.js";
 import { addUploads, putJob, removeUpload, state, subscribe, updateUpload } from "./state.js";
 import { $, describe, notify } from "./ui.js";
 
@@ -12,7 +13,7 @@ function addFiles(files) {
     notify(t("noJobApi"));
     return;
   }
-  addUploads(files);
+  addUploads(files, uploadFields());
   pumpUploads();
 }
 
@@ -21,7 +22,7 @@ function pumpUploads() {
   const next = state.uploads.find((u) => u.status === "waiting");
   if (!next) return;
   updateUpload(next, { status: "uploading" });
-  const handle = api.uploadJob(next.file, (fraction) => updateUpload(next, { progress: fraction }));
+  const handle = api.uploadJob(next.file, (fraction) => updateUpload(next, { progress: fraction }), next.fields);
   handle.promise
     .then((job) => {
       putJob(job, { first: true });

@@ -6,7 +6,8 @@ import * as api from "./api.js";
 import { t } from "./i18n.js";
 import { ensureStreams, forget, refreshJob, stopFollowing } from "./jobs.js";
 import { setupAudio, stopAudio } from "./player.js";
-import { TERMINAL, replaceSegments, setOpen, state, subscribe } from "./state.js";
+import { labelFor } from "./speakers.js";
+import { TERMINAL, putJob, replaceSegments, setOpen, state, subscribe } from "./state.js";
 import { appendSegment, normalizeSegment, renderTranscript } from "./transcript.js";
 import { $, clock, describe, notify, statusText } from "./ui.js";
 
@@ -66,16 +67,26 @@ export function renderViewHead() {
 async function loadResult(id) {
   let body;
   try {
-    body = await api.getJson(
-      `/v1/jobs/${encodeURIComponent(id)}/result?response_format=verbose_json` +
-        "&timestamp_granularities[]=word&timestamp_granularities[]=segment",
-    );
+    const path = `/v1/jobs/${encodeURIComponent(id)}`;
+    // A job that labels speakers names them only once done: its object as of now says how
+    // the names in the result map back to labels (the event that said "done" did not).
+    const labelled = Array.isArray(state.jobs.get(id)?.speakers);
+    const [result, job] = await Promise.all([
+      api.getJson(`${path}/result?response_format=verbose_json&timestamp_granularities[]=word&timestamp_granularities[]=segment`),
+      labelled ? api.getJson(path) : null,
+    ]);
+    body = result;
+    if (job) putJob(job);
   } catch (error) {
     if (state.openId === id) notify(describe(error));
     return;
   }
   if (state.openId !== id) return;
-  const segments = (body.segments || []).map((s) => normalizeSegment(s));
+  const job = state.jobs.get(id);
+  const segments = (body.segments || []).map((s) => {
+    const segment = normalizeSegment(s);
+    return { ...segment, speaker: labelFor(job, segment.speaker) };
+  });
   let index = 0;
   for (const raw of body.words || []) {
     const word = normalizeSegment({ words: [raw] }).words[0];
