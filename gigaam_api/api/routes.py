@@ -33,6 +33,7 @@ from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
     DiarizationParams,
     TranscriptionParams,
+    check_language,
     parse_transcription_params,
     translation_unsupported,
 )
@@ -42,6 +43,7 @@ from gigaam_api.audio import FileSource
 from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.jobs.lifecycle import JobsState
+from gigaam_api.model import transcript_language
 from gigaam_api.service.errors import ServiceError
 from gigaam_api.service.session import (
     DoneEvent,
@@ -177,6 +179,7 @@ async def transcriptions(request: Request) -> Response:
             request, max_bytes=ctx.settings.max_upload_bytes, tmp_dir=ctx.tmp_dir
         )
         params = parse_transcription_params(form.fields, ctx.settings)
+        check_language(params.language, ctx.service.languages, ctx.settings.model)
         record.response_format = params.response_format
         record.stream = params.wants_sse
         upload = form.audio_file()
@@ -292,6 +295,8 @@ async def _respond(
     except ClientDisconnect:
         return _client_left(request, ctx)
     transcript = Transcript(segments=segments, duration=duration)
+    languages = ctx.service.languages or ()
+    transcript.language = transcript_language(params.language, transcript.text, languages)
     rendered = render(transcript, params.response_format, params.granularities)
     _finish(request, ctx, duration, started)
     return Response(rendered.body, media_type=rendered.media_type)
