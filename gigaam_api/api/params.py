@@ -29,6 +29,7 @@ from gigaam_api import formats
 from gigaam_api.api.errors import ApiError, bad_request
 from gigaam_api.config import DIARIZE_MODEL_ALIAS, Settings
 from gigaam_api.formats import RESPONSE_FORMATS, STREAMABLE_FORMATS, ResponseFormat
+from gigaam_api.service.languages import normalise_language as normalise_language
 from gigaam_api.speakers.clustering import SpeakerCount
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -181,18 +182,6 @@ def check_model(requested: str, settings: Settings) -> None:
         param="model",
         code="model_not_found",
     )
-
-
-def normalise_language(value: str | None) -> str | None:
-    """``ru-RU`` → ``ru``, ``EN`` → ``en``; empty and ``auto`` mean "not given".
-
-    Whether the loaded model serves it is :func:`check_language`'s question (the model is
-    known only once the request is admitted).
-    """
-    if value is None:
-        return None
-    primary = value.strip().lower().replace("_", "-").split("-")[0]
-    return None if primary in ("", "auto") else primary
 
 
 def check_language(language: str | None, supported: Sequence[str] | None, model: str) -> None:

@@ -87,14 +87,25 @@ def _model_ids(settings: Settings) -> list[str]:
     return list(dict.fromkeys([*settings.allowed_models, *settings.model_aliases]))
 
 
-def _model_card(model_id: str, created: int) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": "gigaam"}
+def _model_card(model_id: str, ctx: AppContext) -> dict[str, Any]:
+    """OpenAI's model object, plus the ``language`` values a request may name (ISO 639-1):
+    every id is served by the one loaded model, so all cards carry its languages."""
+    card: dict[str, Any] = {
+        "id": model_id,
+        "object": "model",
+        "created": ctx.created,
+        "owned_by": "gigaam",
+    }
+    languages = ctx.service.languages
+    if languages is not None:
+        card["languages"] = list(languages)
+    return card
 
 
 @router.get("/models")
 async def list_models(request: Request) -> JSONResponse:
     ctx = _authenticate(request)
-    data = [_model_card(m, ctx.created) for m in _model_ids(ctx.settings)]
+    data = [_model_card(m, ctx) for m in _model_ids(ctx.settings)]
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -105,7 +116,7 @@ async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
         raise not_found(
             f"The model '{model_id}' does not exist", param="model", code="model_not_found"
         )
-    return JSONResponse(_model_card(model_id, ctx.created))
+    return JSONResponse(_model_card(model_id, ctx))
 
 
 # -- health and metrics (no auth: Docker HEALTHCHECK and Prometheus scrape them) -------------
