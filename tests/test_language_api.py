@@ -283,6 +283,17 @@ def test_cli_language_flag(
     assert "--language 'xx'" in capsys.readouterr().err
 
 
+def test_jobs_cli_submit_language(
+    server: Server, http: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = ["jobs", "--url", server.url, "--api-key", KEY, "submit", "--wait", "-f", "text"]
+    assert cli.main([*jobs, "--language", "kk", str(SPEECH)]) == 0
+    text = capsys.readouterr().out.strip()
+    assert text == post(http, language="kk").json()["text"] and in_alphabet(text, "kk")
+    assert cli.main([*jobs, "--language", "xx", str(SPEECH)]) != 0
+    assert "language" in capsys.readouterr().err
+
+
 # -- the pieces ------------------------------------------------------------------------------
 
 
