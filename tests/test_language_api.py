@@ -33,7 +33,7 @@ from gigaam_api.catalogue import MULTILINGUAL_LANGUAGES
 from gigaam_api.model import LANGUAGES, detect_language, transcript_language
 from gigaam_api.server import create_app
 from gigaam_api.service.languages import normalise_language
-from tests.api_server import free_port, real_model_settings, scheduler, serve
+from tests.api_server import free_port, real_model_settings, scheduler, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
 from tests.gated_server import Gate, gated_app, served
 from tests.helpers import records_of, wait_until
@@ -235,6 +235,65 @@ def test_a_job_stores_its_language_and_runs_with_it(
     assert wait_job(http, plain["id"])["status"] == "completed"
     text = http.get(f"/v1/jobs/{plain['id']}/result", params={"response_format": "text"}).text
     assert text.strip() == unrestricted
+
+
+def test_a_job_resumed_after_a_restart_runs_with_its_language_again(
+    golden_dir: Path, tmp_path: Path
+) -> None:
+    """A job with ``language=kk`` stopped mid-way (after a committed chunk) resumes at the next
+    start from its stored options: the chunks of the second attempt stay Kazakh too."""
+    long_wav = tiled_wav(SPEECH, tmp_path / "long.wav", 60.0)
+    jobs_dir = tmp_path / "jobs"
+
+    def make_app() -> FastAPI:
+        settings = real_model_settings(
+            golden_dir,
+            tmp_path / "models",
+            model=ML_NAME,
+            checkpoint_path=ML_CHECKPOINT,
+            jobs_dir=jobs_dir,
+            batch_size=1,  # one chunk per model call: the stop lands between chunks
+        )
+        return create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp_path / "uploads")
+
+    first = make_app()
+    with serve(first) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as client:
+        assert first.state.ctx.service.wait_loaded(TIMEOUT)
+        runner = first.state.jobs.service.runner
+        commit = runner.store.commit_chunk
+        committed = threading.Event()
+
+        def commit_then_hold(job: Any, end: float, segments: Any) -> bool:
+            """The real commit; the first one then holds the runner until the stop begins,
+            so the stop lands mid-job however fast the fixture model is."""
+            written: bool = commit(job, end, segments)
+            if not committed.is_set():
+                committed.set()
+                runner._stopping.wait(TIMEOUT)
+            return written
+
+        runner.store.commit_chunk = commit_then_hold
+        job = submit_ok(client, long_wav, language="kk")
+        assert committed.wait(TIMEOUT)
+
+    second = make_app()
+    with serve(second) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as client:
+        assert second.state.ctx.service.wait_loaded(TIMEOUT)
+        done = wait_job(client, job["id"])
+        assert done["status"] == "completed", done
+        starts = [
+            s for s in second.state.jobs.service.runner.decode_starts if s.job_id == job["id"]
+        ]
+        assert [s.attempt for s in starts] == [2] and 0 < starts[0].start_seconds < 60
+        stored = second.state.jobs.service.get(job["id"])
+        assert stored.options.language == "kk"
+        verbose = client.get(
+            f"/v1/jobs/{job['id']}/result",
+            params={"response_format": "verbose_json"},
+        ).json()
+        resumed = [s["text"] for s in verbose["segments"] if s["start"] >= starts[0].start_seconds]
+        assert resumed and all(in_alphabet(text, "kk") for text in resumed), resumed
+        assert verbose["language"] == "kazakh"
 
 
 def test_a_job_with_an_unsupported_language_is_refused(http: httpx.Client) -> None:
