@@ -30,9 +30,13 @@ from gigaam_api import cli
 from gigaam_api.api.errors import ApiError
 from gigaam_api.api.params import check_language
 from gigaam_api.catalogue import MULTILINGUAL_LANGUAGES
-from gigaam_api.model import LANGUAGES, detect_language, transcript_language
+from gigaam_api.config import load_settings
+from gigaam_api.model import LANGUAGES, LanguageError, detect_language, transcript_language
 from gigaam_api.server import create_app
+from gigaam_api.service.errors import failure_of
 from gigaam_api.service.languages import normalise_language
+from gigaam_api.service.metrics import Metrics
+from gigaam_api.service.model_service import ModelService
 from tests.api_server import free_port, real_model_settings, scheduler, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
 from tests.gated_server import Gate, gated_app, served
@@ -372,3 +376,25 @@ def test_transcript_language_names() -> None:
     assert transcript_language(None, "сәлем", MULTILINGUAL_LANGUAGES) == "kazakh"
     assert transcript_language(None, "hello", MULTILINGUAL_LANGUAGES) == "english"
     assert transcript_language("ky", "hello", MULTILINGUAL_LANGUAGES) == "kyrgyz"
+
+
+def test_languages_before_the_model_is_loaded(tmp_path: Path) -> None:
+    """What a job submitted during start-up is checked against: the catalogue's languages for
+    ``MODEL``; nothing for a local checkpoint, whose vocabulary decides once loaded."""
+
+    def languages(**values: Any) -> tuple[str, ...] | None:
+        settings = load_settings(_env_file=None, models_dir=tmp_path, **values)
+        return ModelService(settings, Metrics()).languages
+
+    assert languages(model=ML_NAME) == MULTILINGUAL_LANGUAGES
+    assert languages(model="v3_rnnt") == ("ru",)
+    assert languages(model=ML_NAME, checkpoint_path=ML_CHECKPOINT) is None
+
+
+def test_a_stored_language_the_model_lacks_fails_the_run_clearly() -> None:
+    """A job resumed after ``MODEL`` changed to one without its language: the run's failure
+    names ``language`` (a client error), not an internal error."""
+    error = failure_of(LanguageError("kk", ("ru",), "v3_ctc"), "job_1", what="job")
+    assert error.kind == "invalid_audio" and error.client_error
+    assert error.param == "language" and error.code == "unsupported_value"
+    assert "'kk'" in error.message and "ru" in error.message
