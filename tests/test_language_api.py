@@ -267,10 +267,10 @@ def test_a_job_resumed_after_a_restart_runs_with_its_language_again(
         commit = runner.store.commit_chunk
         committed = threading.Event()
 
-        def commit_then_hold(job: Any, end: float, segments: Any) -> bool:
+        def commit_then_hold(job: Any, end: float, segments: Any, *state: Any) -> bool:
             """The real commit; the first one then holds the runner until the stop begins,
             so the stop lands mid-job however fast the fixture model is."""
-            written: bool = commit(job, end, segments)
+            written: bool = commit(job, end, segments, *state)
             if not committed.is_set():
                 committed.set()
                 runner._stopping.wait(TIMEOUT)
