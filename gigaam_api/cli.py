@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include word timestamps (verbose_json)",
     )
+    transcribe.add_argument(
+        "--language",
+        metavar="CODE",
+        help=(
+            "ISO 639-1 code (ru, en, kk, ky, uz) of a language the model serves: the output is "
+            "restricted to its alphabet (multilingual models); default: the model chooses"
+        ),
+    )
     which = transcribe.add_mutually_exclusive_group()
     which.add_argument(
         "--model", choices=RUNNABLE_MODELS, help="model to use (default: MODEL setting)"
@@ -263,13 +271,21 @@ def _transcribe(args: argparse.Namespace) -> int:
     if args.format == "diarized_json" and not args.diarize:
         raise CliError("--format diarized_json needs --diarize", EXIT_USAGE)
     model = _load_model(settings)
+    language = _language(args.language, model)
     failures = 0
     written: set[Path] = set()
     speakers = _speakers(args, settings) if args.diarize else None
     for path in args.files:
         try:
             body = transcribe_to_text(
-                path, model.transcribe, settings, args.format, args.words, speakers=speakers
+                path,
+                model.transcribe,
+                settings,
+                args.format,
+                args.words,
+                speakers=speakers,
+                language=language,
+                languages=model.languages,
             )
         except CliError as exc:
             print(f"gigaam-api: error: {path}: {exc.message}", file=sys.stderr)
@@ -282,6 +298,20 @@ def _transcribe(args: argparse.Namespace) -> int:
             target.write_text(body if body.endswith("\n") or not body else body + "\n", "utf-8")
             log.info("wrote %s", target)
     return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _language(requested: str | None, model: Any) -> str | None:
+    """``--language`` as the API reads ``language`` (``ru-RU`` → ``ru``; ``auto``, empty: not
+    given), checked against the loaded model's languages (a usage error otherwise)."""
+    from gigaam_api.service.languages import normalise_language  # as every door reads it
+
+    language = normalise_language(requested)
+    if language is not None and language not in model.languages:
+        served = ", ".join(model.languages)
+        raise CliError(
+            f"--language {requested!r}: the model {model.name} transcribes {served}", EXIT_USAGE
+        )
+    return language
 
 
 def _load_model(settings: Settings) -> Any:
@@ -320,6 +350,8 @@ def transcribe_to_text(
     *,
     progress: bool | None = None,
     speakers: Any = None,
+    language: str | None = None,
+    languages: Sequence[str] = (),
 ) -> str:
     """Run one file through a core session and render it like the HTTP API would.
 
@@ -331,6 +363,7 @@ def transcribe_to_text(
     from gigaam_api import audio
     from gigaam_api.config import pipeline_options
     from gigaam_api.formats import render
+    from gigaam_api.model.language import transcript_language
     from gigaam_api.service.session import (
         DirectWorker,
         DoneEvent,
@@ -349,7 +382,9 @@ def transcribe_to_text(
     except audio.AudioError as exc:
         raise CliError(exc.message) from None
     labelling, speaker_model = speakers if speakers is not None else (None, None)
-    options = SessionOptions(pipeline=pipeline_options(settings), speakers=labelling)
+    options = SessionOptions(
+        pipeline=pipeline_options(settings), speakers=labelling, language=language
+    )
     session = Session(source, options, DirectWorker(infer), path.name, speaker_model=speaker_model)
     segments: list[Segment] = []
     duration = 0.0
@@ -363,6 +398,7 @@ def transcribe_to_text(
         elif isinstance(event, FailedEvent):
             raise CliError(event.error.message)
     transcript = Transcript(segments=segments, duration=duration)
+    transcript.language = transcript_language(language, transcript.text, languages)
     granularities = ("segment", "word") if words else ("segment",)
     return render(transcript, response_format, granularities).body
 

@@ -51,6 +51,12 @@ def add_jobs_parser(commands: Any) -> None:
     submit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     submit.add_argument("--wait", action="store_true", help="wait and print each result")
     submit.add_argument("-f", "--format", choices=RESPONSE_FORMATS, default="text")
+    submit.add_argument(
+        "--language",
+        metavar="CODE",
+        help="ISO 639-1 language the server's model transcribes (restricts a multilingual "
+        "model's output to its alphabet)",
+    )
 
     status = actions.add_parser("status", help="print the job object")
     status.add_argument("job_id", metavar="ID")
@@ -131,7 +137,10 @@ def _run(http: httpx.Client, args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise JobsCliError(f"{path}: no such file")
             with path.open("rb") as fh:
-                job = _check(http.post("/v1/jobs", files={"file": (path.name, fh)})).json()
+                fields = {"language": args.language} if args.language else {}
+                job = _check(
+                    http.post("/v1/jobs", files={"file": (path.name, fh)}, data=fields)
+                ).json()
             ids.append(job["id"])
             if not args.wait:
                 _print(job["id"])

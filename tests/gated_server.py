@@ -50,16 +50,19 @@ class Gate:
         self.open = threading.Event()
         self.open.set()
         self.entered = threading.Semaphore(0)
+        #: The ``language`` argument of every model call (per-wave lists when any was asked).
+        self.languages: list[Any] = []
 
     def loader(self) -> Callable[[Settings], AsrModel]:
         def load(settings: Settings) -> AsrModel:
             model = load_model_from_settings(settings)
             real = model.transcribe
 
-            def transcribe(waves: Any) -> list[Result]:
+            def transcribe(waves: Any, language: Any = None) -> list[Result]:
                 self.entered.release()
                 assert self.open.wait(TIMEOUT), "the test never opened the gate"
-                return real(waves)
+                self.languages.append(language)
+                return real(waves, language)
 
             model.transcribe = transcribe  # type: ignore[method-assign]
             return model

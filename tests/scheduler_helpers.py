@@ -32,17 +32,23 @@ def wait_pending(scheduler: Scheduler[float], count: int) -> None:
 
 
 class GatedModel:
-    """Deterministic batch function: each wave → its first sample; each call waits for a permit."""
+    """Deterministic batch function: each wave → its first sample; each call waits for a permit.
+
+    ``tags`` records, per call, the tag the scheduler passed with each wave.
+    """
 
     def __init__(self, gated: bool = True) -> None:
         self.gated = gated
         self.permits = threading.Semaphore(0)
         self.calls: list[list[float]] = []
+        self.tags: list[list[object]] = []
         self.entered = threading.Semaphore(0)
         self.fail_on: float | None = None
 
-    def __call__(self, batch: list[np.ndarray]) -> list[float]:
+    def __call__(self, batch: list[np.ndarray], tags: list[object]) -> list[float]:
+        assert len(tags) == len(batch), "one tag per wave"
         self.calls.append([float(w[0]) for w in batch])
+        self.tags.append(list(tags))
         self.entered.release()
         if self.gated and not self.permits.acquire(timeout=WAIT):
             raise TimeoutError("test never released this batch")
@@ -66,15 +72,19 @@ def wave(value: float, length: int = 4) -> np.ndarray:
 class Caller:
     """Runs ticket.infer on its own thread (as a pipeline thread would) and keeps the outcome."""
 
-    def __init__(self, ticket: Ticket[float], values: list[float], length: int = 4) -> None:
+    def __init__(
+        self, ticket: Ticket[float], values: list[float], length: int = 4, tag: object = None
+    ) -> None:
         self.result: list[float] | None = None
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(ticket, values, length), daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, args=(ticket, values, length, tag), daemon=True
+        )
         self.thread.start()
 
-    def _run(self, ticket: Ticket[float], values: list[float], length: int) -> None:
+    def _run(self, ticket: Ticket[float], values: list[float], length: int, tag: object) -> None:
         try:
-            self.result = ticket.infer([wave(v, length) for v in values])
+            self.result = ticket.infer([wave(v, length) for v in values], tag)
         except BaseException as exc:
             self.error = exc
 

@@ -7,8 +7,10 @@ Follows the wire contract in ``docs/api.md``. Not covered here:
   which installs those SDKs into git-ignored caches.
 * ``include[]=logprobs``: GigaAM's greedy decoders produce no token log-probabilities;
   ``include[]`` is accepted and ignored, so there are no logprobs to check.
-* Language detection: GigaAM is Russian-only; we check that ``language`` values are
-  accepted (200) and that ``verbose_json.language`` is always ``"russian"``.
+* Languages: the v3 model here is Russian-only; we check that ``language=ru`` (any case,
+  with a region) is accepted, that another language is a 400 naming ``language``, and that
+  ``verbose_json.language`` is ``"russian"``. What ``language`` does on a multilingual model
+  is in ``tests/test_language_api.py``.
 
 The golden model has random weights, so transcripts are nonsense — but deterministic, which
 is what lets these tests compare formats, part orders and streaming against each other.
@@ -233,10 +235,9 @@ def test_chunked_upload_without_content_length(
         {"temperature": "1e-05"},
         {"prompt": "", "language": ""},  # 10
         {"language": "auto"},
-        {"language": "en-US"},  # 11
-        {"language": "EN"},
+        {"language": "ru-RU"},  # 11
+        {"language": "RU"},
         {"language": "ru"},
-        {"language": "russian"},
         {"vad_filter": "true", "foo[]": "x", "include[]": "logprobs"},  # 12
         {"model": "whisper-1"},  # 13
         {"model": "gpt-4o-transcribe"},
@@ -250,6 +251,19 @@ def test_accepted_field_variants(
     http: httpx.Client, reference: dict[str, Any], fields: dict[str, Any]
 ) -> None:
     assert post(http, **fields).json() == reference
+
+
+@pytest.mark.parametrize("language", ["en", "en-US", "kk", "russian"])
+def test_a_language_the_russian_model_lacks_is_a_400_naming_it(
+    http: httpx.Client, language: str
+) -> None:
+    """The v3 models transcribe Russian only: another language (or a name, not an ISO 639-1
+    code, as OpenAI also refuses) cannot be honoured, so it is refused rather than ignored."""
+    response = post(http, language=language)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "language" and error["code"] == "unsupported_value"
+    assert "transcribes ru" in error["message"]
 
 
 def test_unknown_query_parameters_are_ignored(

@@ -141,7 +141,8 @@ def test_kill_9_mid_job_resumes_after_the_last_committed_chunk(
     first = ServerProcess(golden_dir, tmp_path, jobs_dir, "first.log")
     try:
         with httpx.Client(base_url=first.url, timeout=TIMEOUT) as http:
-            job = submit_ok(http, long_wav, language="kk-KZ")  # options stored with the job
+            # options stored with the job (ru: the language the Russian fixture model serves)
+            job = submit_ok(http, long_wav, language="ru-RU")
             # Frozen first, so what is read is exactly what the killed process leaves behind.
             killed, before = freeze_mid_job(
                 first.proc.pid, lambda: read_store(jobs_dir, job["id"]), STOP_AFTER_SECONDS
@@ -149,7 +150,7 @@ def test_kill_9_mid_job_resumes_after_the_last_committed_chunk(
     finally:
         first.kill()
     assert killed.status == "running" and killed.attempt == 1
-    assert killed.options == JobOptions(language="kk")  # committed at submission
+    assert killed.options == JobOptions(language="ru")  # committed at submission
     resumed_at = killed.processed_seconds
     assert 0 < resumed_at < LONG_SECONDS - 60 and len(before) == killed.segment_count > 0
 
@@ -165,12 +166,12 @@ def test_kill_9_mid_job_resumes_after_the_last_committed_chunk(
         second.stop()
     resumed, segments = read_store(jobs_dir, job["id"])
     assert resumed.attempt == 2 and resumed.resumed_from == resumed_at
-    assert resumed.options == JobOptions(language="kk")
+    assert resumed.options == JobOptions(language="ru")
     log = second.log_path.read_text()
     # the resumed attempt ran with the stored options, its segment ids going on from the last
     assert (
         f"job {job['id']} attempt 2: decoding from {resumed_at:.3f} s (resumed), "
-        f"segments from {killed.segment_count}, options {{'language': 'kk'}}"
+        f"segments from {killed.segment_count}, options {{'language': 'ru'}}"
     ) in log
     _, reference = read_store(jobs_dir, reference_job["id"])
     check_resumed(segments, before, reference, resumed_at)

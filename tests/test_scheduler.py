@@ -299,6 +299,65 @@ def test_waiting_interactive_batches_share_one_model_call(
     assert combining.calls_total == 2 and records_total(combining) == 4
 
 
+def test_a_combined_call_gives_each_wave_its_own_requests_tag(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    """Requests that asked for different things (the server: languages) share one call, and
+    each wave arrives with its own request's tag, also when the call regroups waves by
+    length (next test) and when a failed combined call is run again per owner (the one
+    after)."""
+    blocker = Caller(combining.admit("blocker"), [0.0], tag="first")
+    model.wait_entered()
+    kk = Caller(combining.admit("kk"), [1.0, 2.0], tag="kk")
+    wait_pending(combining, 1)
+    untagged = Caller(combining.admit("none"), [3.0])
+    wait_pending(combining, 2)
+    en = Caller(combining.admit("en"), [4.0], tag="en")
+    wait_pending(combining, 3)
+    model.open_gate()
+    assert blocker.join().result == [0.0]
+    assert [c.join().result for c in (kk, untagged, en)] == [[1.0, 2.0], [3.0], [4.0]]
+    assert model.calls == [[0.0], [1.0, 2.0, 3.0, 4.0]]
+    assert model.tags == [["first"], ["kk", "kk", None, "en"]]
+
+
+def test_a_failed_combined_call_is_retried_per_owner_with_its_tag(
+    combining: Scheduler[float], model: GatedModel
+) -> None:
+    blocker = Caller(combining.admit("blocker"), [0.0])
+    model.wait_entered()
+    bad = Caller(combining.admit("bad"), [9.0], tag="uz")
+    wait_pending(combining, 1)
+    good = Caller(combining.admit("good"), [5.0, 6.0], tag="ru")
+    wait_pending(combining, 2)
+    model.fail_on = 9.0
+    model.open_gate()
+    assert blocker.join().result == [0.0]
+    assert isinstance(bad.join().error, ValueError)
+    assert good.join().result == [5.0, 6.0]
+    assert model.calls == [[0.0], [9.0, 5.0, 6.0], [9.0], [5.0, 6.0]]
+    assert model.tags == [[None], ["uz", "ru", "ru"], ["uz"], ["ru", "ru"]]
+
+
+def test_waves_regrouped_by_length_keep_their_tags(model: GatedModel) -> None:
+    """Length-aware splitting reorders waves into calls; every wave keeps its batch's tag."""
+    with running(Scheduler(model, max_active=8, combine_samples=256), model) as sched:
+        blocker, _, _ = queue_behind_blocker(sched, model, [])
+        long = Caller(sched.admit("long"), [1.0], length=64, tag="kk")
+        wait_pending(sched, 1)
+        short = Caller(sched.admit("short"), [2.0, 3.0], length=4, tag="en")
+        wait_pending(sched, 2)
+        model.open_gate()
+        assert blocker.join().result == [0.0]
+        assert long.join().result == [1.0] and short.join().result == [2.0, 3.0]
+        tagged = {
+            v: t
+            for call, tags in zip(model.calls, model.tags, strict=True)
+            for v, t in zip(call, tags, strict=True)
+        }
+        assert tagged == {0.0: None, 1.0: "kk", 2.0: "en", 3.0: "en"}
+
+
 def test_without_request_combining_each_call_holds_one_requests_waves(
     model: GatedModel,
 ) -> None:

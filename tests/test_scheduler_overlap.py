@@ -32,10 +32,10 @@ class LaneModel(GatedModel):
         super().__init__()
         self.lanes: dict[float, str] = {}
 
-    def __call__(self, batch: list[np.ndarray]) -> list[float]:
+    def __call__(self, batch: list[np.ndarray], tags: list[object]) -> list[float]:
         for w in batch:
             self.lanes[float(w[0])] = threading.current_thread().name
-        return super().__call__(batch)
+        return super().__call__(batch, tags)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.api import audio_links
 from gigaam_api.config import Settings
+from gigaam_api.model import LANGUAGES
 from gigaam_api.server import create_app
 from gigaam_api.web import CONTENT_SECURITY_POLICY
 from tests.api_server import real_model_settings, serve, tiled_wav
@@ -474,6 +475,53 @@ def test_a_recording_from_drop_to_delete(
     expect(page.locator("#view")).to_be_hidden()
     assert http.get(f"/v1/jobs/{job_id}").status_code == 404
     assert session.errors == []
+
+
+def test_the_spoken_language_is_offered_when_the_model_has_several(
+    golden_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    server: Server,
+    session_factory: Any,
+    corpus_dir: Path,
+) -> None:
+    """A Russian model: no choice shown (nothing to choose). A multilingual model: the page
+    reads its languages from ``/v1/models``, offers them, and a file dropped after choosing
+    Kazakh becomes a job with ``language=kk`` whose text stays in the Kazakh alphabet."""
+    page = session_factory().open(server.url + "/")
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#speech-lang-row")).to_be_hidden()
+
+    name = "multilingual_ctc"
+    checkpoint = Path(__file__).parent / "fixtures" / "generations" / name / f"{name}.ckpt"
+    settings = _settings(golden_dir, tmp_path_factory, model=name, checkpoint_path=checkpoint)
+    for multilingual in _serve(settings, tmp_path_factory):
+        if not multilingual.has_jobs():
+            pytest.skip(NO_JOBS)
+        page = session_factory(locale="ru-RU").open(multilingual.url + "/")
+        choice = page.locator("#speech-lang")
+        expect(page.locator("#speech-lang-row")).to_be_visible()
+        expect(choice.locator("option")).to_have_text(
+            ["Определить", "Русский", "Английский", "Казахский", "Киргизский", "Узбекский"]
+        )
+        choice.select_option("kk")
+        audio = corpus_dir / SPEECH
+        _drop(page, audio)
+        row = _row(page, audio.name)
+        expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+        job_id = row.get_attribute("data-id")
+        assert job_id
+        job = multilingual.app.state.jobs.service.get(job_id)
+        assert job.options.language == "kk"
+        verbose = httpx.get(
+            f"{multilingual.url}/v1/jobs/{job_id}/result",
+            params={"response_format": "verbose_json"},
+            timeout=60,
+        ).json()
+        assert verbose["language"] == "kazakh"
+        assert {ch for ch in verbose["text"] if ch.isalpha()} <= LANGUAGES["kk"].letters
+        page.locator("#lang").select_option("en")  # the names follow the page's language
+        expect(choice.locator("option").nth(3)).to_have_text("Kazakh")
+        expect(choice).to_have_value("kk")
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])

@@ -410,10 +410,10 @@ class GatedModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def transcribe(self, waves: Any) -> Any:
+    def transcribe(self, waves: Any, language: Any = None) -> Any:
         self.entered.set()
         self.gate.wait(TIMEOUT)
-        return self._model.transcribe(waves)
+        return self._model.transcribe(waves, language)
 
 
 def test_shutdown_cancels_an_utterance_being_transcribed(

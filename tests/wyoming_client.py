@@ -74,11 +74,13 @@ def resampled_wav(source: Path, target: Path, rate: int, channels: int) -> Path:
     return target
 
 
-async def utterance_events(path: Path, samples_per_chunk: int = SAMPLES_PER_CHUNK) -> list[Event]:
+async def utterance_events(
+    path: Path, samples_per_chunk: int = SAMPLES_PER_CHUNK, language: str = "ru"
+) -> list[Event]:
     rate, width, channels, frames = pcm_of(path)
     step = samples_per_chunk * width * channels
     events = [
-        Transcribe(language="ru").event(),
+        Transcribe(language=language).event(),
         AudioStart(rate=rate, width=width, channels=channels).event(),
     ]
     for at in range(0, len(frames), step):
@@ -103,10 +105,10 @@ async def read_reply(client: AsyncTcpClient, streaming: bool = True) -> Reply:
             return reply
 
 
-async def transcribe(port: int, path: Path) -> Reply:
+async def transcribe(port: int, path: Path, language: str = "ru") -> Reply:
     """Send ``path`` as one utterance the way Home Assistant does; the server's reply."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
-        for event in await utterance_events(path):
+        for event in await utterance_events(path, language=language):
             await client.write_event(event)
         return await read_reply(client)
 

@@ -51,6 +51,7 @@ from gigaam_api.api.errors import (
 )
 from gigaam_api.api.params import (
     TranscriptionParams,
+    check_language,
     parse_bool,
     parse_granularities,
     parse_response_format,
@@ -73,6 +74,7 @@ from gigaam_api.jobs.model import (
     segment_payload,
 )
 from gigaam_api.jobs.service import JobLimit, JobService
+from gigaam_api.model import transcript_language
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,12 @@ async def _job(service: JobService, job_id: str) -> Job:
     return job
 
 
+def _languages(request: Request) -> tuple[str, ...] | None:
+    """The languages a job may name: the served model's (``None``: not known yet)."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx.service.languages
+
+
 def _audio_gone(job_id: str) -> ApiError:
     """404 for the audio of a job that no longer keeps it (cancelled, being deleted)."""
     return not_found(
@@ -156,6 +164,7 @@ async def submit_job(request: Request) -> Response:
         # the same checks as the synchronous endpoint; the format is chosen at /result, the
         # options that change the run are stored with the job
         params = parse_transcription_params(form.fields, settings)
+        check_language(params.language, _languages(request), settings.model)
         upload = form.audio_file()
         try:
             duration = await anyio.to_thread.run_sync(_check_upload, upload.path, settings)
@@ -233,6 +242,8 @@ async def job_result(request: Request, job_id: str) -> Response:
     if job.status != "completed" and not (partial and job.status != "cancelled"):
         raise job_not_completed(job_id, job.status)
     transcript = await _db(service.transcript, job)
+    languages = _languages(request) or ()
+    transcript.language = transcript_language(job.options.language, transcript.text, languages)
     rendered = render(transcript, response_format, granularities, names=job.speaker_names)
     return Response(rendered.body, media_type=rendered.media_type)
 

@@ -29,6 +29,7 @@ from gigaam_api import formats
 from gigaam_api.api.errors import ApiError, bad_request
 from gigaam_api.config import DIARIZE_MODEL_ALIAS, Settings
 from gigaam_api.formats import RESPONSE_FORMATS, STREAMABLE_FORMATS, ResponseFormat
+from gigaam_api.service.languages import normalise_language as normalise_language
 from gigaam_api.speakers.clustering import SpeakerCount
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -183,16 +184,21 @@ def check_model(requested: str, settings: Settings) -> None:
     )
 
 
-def normalise_language(value: str | None) -> str | None:
-    """``ru-RU`` → ``ru``, ``EN`` → ``en``; empty and ``auto`` mean "not given".
+def check_language(language: str | None, supported: Sequence[str] | None, model: str) -> None:
+    """A 400 naming ``language`` unless the model serves it (``None``: not given, any model).
 
-    GigaAM recognises Russian only, so the value never changes the result; it is parsed so
-    logs show what clients ask for.
+    ``supported`` is the model's languages (``ru`` for the Russian models, ``ru en kk ky uz``
+    for the multilingual ones); ``None`` when not known yet (a job submitted while a local
+    checkpoint loads: its run then fails with the same message).
     """
-    if value is None:
-        return None
-    primary = value.strip().lower().replace("_", "-").split("-")[0]
-    return None if primary in ("", "auto") else primary
+    if language is None or supported is None or language in supported:
+        return
+    raise bad_request(
+        f"Unsupported value for 'language': {language!r}; the model {model} "
+        f"transcribes {', '.join(supported) or 'no language'} (ISO 639-1 codes)",
+        param="language",
+        code="unsupported_value",
+    )
 
 
 def parse_response_format(value: str | None, settings: Settings) -> ResponseFormat:

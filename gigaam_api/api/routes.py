@@ -33,6 +33,7 @@ from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
     DiarizationParams,
     TranscriptionParams,
+    check_language,
     parse_transcription_params,
     translation_unsupported,
 )
@@ -42,6 +43,7 @@ from gigaam_api.audio import FileSource
 from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.jobs.lifecycle import JobsState
+from gigaam_api.model import transcript_language
 from gigaam_api.service.errors import ServiceError
 from gigaam_api.service.session import (
     DoneEvent,
@@ -85,14 +87,25 @@ def _model_ids(settings: Settings) -> list[str]:
     return list(dict.fromkeys([*settings.allowed_models, *settings.model_aliases]))
 
 
-def _model_card(model_id: str, created: int) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": "gigaam"}
+def _model_card(model_id: str, ctx: AppContext) -> dict[str, Any]:
+    """OpenAI's model object, plus the ``language`` values a request may name (ISO 639-1):
+    every id is served by the one loaded model, so all cards carry its languages."""
+    card: dict[str, Any] = {
+        "id": model_id,
+        "object": "model",
+        "created": ctx.created,
+        "owned_by": "gigaam",
+    }
+    languages = ctx.service.languages
+    if languages is not None:
+        card["languages"] = list(languages)
+    return card
 
 
 @router.get("/models")
 async def list_models(request: Request) -> JSONResponse:
     ctx = _authenticate(request)
-    data = [_model_card(m, ctx.created) for m in _model_ids(ctx.settings)]
+    data = [_model_card(m, ctx) for m in _model_ids(ctx.settings)]
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -103,7 +116,7 @@ async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
         raise not_found(
             f"The model '{model_id}' does not exist", param="model", code="model_not_found"
         )
-    return JSONResponse(_model_card(model_id, ctx.created))
+    return JSONResponse(_model_card(model_id, ctx))
 
 
 # -- health and metrics (no auth: Docker HEALTHCHECK and Prometheus scrape them) -------------
@@ -177,6 +190,7 @@ async def transcriptions(request: Request) -> Response:
             request, max_bytes=ctx.settings.max_upload_bytes, tmp_dir=ctx.tmp_dir
         )
         params = parse_transcription_params(form.fields, ctx.settings)
+        check_language(params.language, ctx.service.languages, ctx.settings.model)
         record.response_format = params.response_format
         record.stream = params.wants_sse
         upload = form.audio_file()
@@ -292,6 +306,8 @@ async def _respond(
     except ClientDisconnect:
         return _client_left(request, ctx)
     transcript = Transcript(segments=segments, duration=duration)
+    languages = ctx.service.languages or ()
+    transcript.language = transcript_language(params.language, transcript.text, languages)
     rendered = render(transcript, params.response_format, params.granularities)
     _finish(request, ctx, duration, started)
     return Response(rendered.body, media_type=rendered.media_type)

@@ -14,7 +14,12 @@ from gigaam_api.model.checkpoint import CheckpointError
 from gigaam_api.model.decoding import Result
 from gigaam_api.model.engine import DeviceError, EngineError
 from gigaam_api.model.features import FeatureError
-from gigaam_api.model.language import LANGUAGES, LanguageError, detect_language
+from gigaam_api.model.language import (
+    LANGUAGES,
+    LanguageError,
+    detect_language,
+    transcript_language,
+)
 from gigaam_api.model.loader import load_model
 from gigaam_api.model.spec import ModelError, UnsupportedModelError
 from gigaam_api.model.tokenizer import DecodingError, Tokenizer, TokenizerError
@@ -35,4 +40,5 @@ __all__ = [
     "UnsupportedModelError",
     "detect_language",
     "load_model",
+    "transcript_language",
 ]

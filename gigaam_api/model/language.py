@@ -32,7 +32,9 @@ optional ones aside): the multilingual models all five, the Russian char models 
 SentencePiece model is judged by the letters of its pieces. :class:`LanguageError` names the
 language a model cannot serve, for a 400 on ``language``.
 
-:func:`detect_language` reads a finished text's script when no language was requested.
+:func:`detect_language` reads a finished text's script when no language was requested;
+:func:`transcript_language` names a transcript's language the way Whisper's ``verbose_json``
+does.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "detect_language",
     "normalize_language",
     "supported_languages",
+    "transcript_language",
 ]
 
 _RU: Final = frozenset("абвгдеёжзийклмнопрстуфхцчшщъыьэюя")
@@ -170,3 +173,16 @@ def detect_language(text: str, candidates: Iterable[str] | None = None) -> str |
         return found
     allowed = set(candidates)
     return next((code for code in script if code in allowed), None)
+
+
+def transcript_language(requested: str | None, text: str, supported: Sequence[str]) -> str:
+    """The language a transcript reports, as Whisper's ``verbose_json`` names it: the English
+    name in lower case (``"russian"``, ``"kazakh"``).
+
+    The requested language when there was one (the output was restricted to its alphabet);
+    otherwise the one the text's script shows among ``supported`` (:func:`detect_language`);
+    otherwise (no letters, or nothing fits) the model's first language — ``russian`` for
+    every Russian model, as before languages were offered.
+    """
+    code = requested or detect_language(text, supported or None) or (supported or ("ru",))[0]
+    return LANGUAGES[code].name.lower() if code in LANGUAGES else code

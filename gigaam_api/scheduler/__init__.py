@@ -21,11 +21,18 @@ The package is split by responsibility, each module explaining its part of the p
 * :mod:`.core` — :class:`Scheduler`, the face the rest of the code uses.
 """
 
-from gigaam_api.scheduler.admission import QueueFull, SchedulerClosed, SchedulerError, Ticket
+from gigaam_api.scheduler.admission import (
+    InferFn,
+    QueueFull,
+    SchedulerClosed,
+    SchedulerError,
+    Ticket,
+)
 from gigaam_api.scheduler.core import Scheduler
 from gigaam_api.scheduler.records import ServedBatch, ServedLog
 
 __all__ = [
+    "InferFn",
     "QueueFull",
     "Scheduler",
     "SchedulerClosed",

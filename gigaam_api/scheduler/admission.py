@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -32,10 +32,21 @@ import numpy as np
 
 from gigaam_api.cancellation import Cancelled
 
-__all__ = ["Admission", "BatchWork", "QueueFull", "SchedulerClosed", "SchedulerError", "Ticket"]
+__all__ = [
+    "Admission",
+    "BatchWork",
+    "InferFn",
+    "QueueFull",
+    "SchedulerClosed",
+    "SchedulerError",
+    "Ticket",
+]
 
 R = TypeVar("R")
 Batch = Sequence[np.ndarray]
+#: The model call the lanes run: ``infer_fn(waves, tags)``, one tag per wave (each the value
+#: its batch was submitted with, opaque to the scheduler), one result per wave.
+InferFn = Callable[[list[np.ndarray], list[object]], list[R]]
 
 
 class SchedulerError(Exception):
@@ -74,12 +85,17 @@ class BatchWork(Generic[R]):
         "partial",
         "result",
         "submitted_at",
+        "tag",
         "ticket",
     )
 
-    def __init__(self, ticket: Ticket[R], batch: list[np.ndarray], index: int, at: int) -> None:
+    def __init__(
+        self, ticket: Ticket[R], batch: list[np.ndarray], index: int, at: int, tag: object = None
+    ) -> None:
         self.ticket = ticket
         self.batch = batch
+        #: The caller's opaque value for the model call, passed with each of its waves.
+        self.tag = tag
         #: Samples of each wave (what the policy plans with, read at every turn).
         self.lengths = tuple(len(wave) for wave in batch)
         self.index = index
@@ -162,14 +178,18 @@ class Ticket(Generic[R]):
     def batches_submitted(self) -> int:
         return self._batches
 
-    def infer(self, batch: Batch) -> list[R]:
+    def infer(self, batch: Batch, tag: object = None) -> list[R]:
         """Run ``batch`` on the worker and return its results; blocks the calling thread.
+
+        ``tag`` is an opaque value the scheduler hands to ``infer_fn`` with each wave of this
+        batch (the server passes the request's language): a call that combines requests gives
+        every wave its own request's tag, so combining never changes what a wave asked for.
 
         Raises :class:`Cancelled` if the ticket is (or becomes) cancelled or closed,
         :class:`SchedulerClosed` if the service shuts down, and re-raises whatever the
         model raised for this batch.
         """
-        return self._desk.submit(self, list(batch)).wait()
+        return self._desk.submit(self, list(batch), tag).wait()
 
     def cancel(self) -> None:
         """Stop this request's work: the waiting ``infer`` and all later ones raise Cancelled."""
@@ -296,9 +316,11 @@ class Admission(Generic[R]):
             self._active[id(ticket)] = ticket
             return ticket
 
-    def submit(self, ticket: Ticket[R], batch: list[np.ndarray]) -> BatchWork[R]:
+    def submit(
+        self, ticket: Ticket[R], batch: list[np.ndarray], tag: object = None
+    ) -> BatchWork[R]:
         with self.cond:
-            work = BatchWork(ticket, batch, ticket.batches_submitted, self._calls)
+            work = BatchWork(ticket, batch, ticket.batches_submitted, self._calls, tag)
             if not ticket.accepts_work:
                 work.finish(None, Cancelled(f"request {ticket.request_id} was cancelled"))
                 return work

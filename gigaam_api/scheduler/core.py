@@ -12,10 +12,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Generic, TypeVar
 
-import numpy as np
-
 from gigaam_api.batching import MAX_PADDING_SHARE
-from gigaam_api.scheduler.admission import Admission, Ticket
+from gigaam_api.scheduler.admission import Admission, InferFn, Ticket
 from gigaam_api.scheduler.lanes import Lanes
 from gigaam_api.scheduler.policy import ServingPolicy
 from gigaam_api.scheduler.records import ServedBatch, ServedHook, ServedLog
@@ -28,7 +26,9 @@ R = TypeVar("R")
 class Scheduler(Generic[R]):
     """The single inference worker with bounded admission and round-robin batch service.
 
-    ``infer_fn`` is called only from the worker thread, so it need not be thread-safe
+    ``infer_fn(waves, tags)`` gets the waves of one model call and, for each, the tag its
+    batch was submitted with (:meth:`Ticket.infer`; ``None`` when none was given). It is
+    called only from the worker thread, so it need not be thread-safe
     (``AsrModel.transcribe`` in the server) — unless ``overlap_samples`` opens the second
     lane, which calls it from a second thread. ``on_batch`` (optional) is called on the worker
     thread after every batch, e.g. to feed Prometheus metrics; it must be quick. ``on_served``
@@ -42,7 +42,7 @@ class Scheduler(Generic[R]):
 
     def __init__(
         self,
-        infer_fn: Callable[[list[np.ndarray]], list[R]],
+        infer_fn: InferFn[R],
         max_active: int,
         *,
         on_batch: Callable[[ServedBatch], None] | None = None,

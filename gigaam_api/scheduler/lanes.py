@@ -17,6 +17,10 @@ flight against 98 ms one at a time (``benchmarks/README.md``). Results do not ch
 is computed as it would be alone. ``infer_fn`` must then be thread-safe (ONNX Runtime sessions
 are).
 
+``infer_fn(waves, tags)`` gets one tag per wave: the opaque value its batch was submitted with
+(:meth:`~.admission.Ticket.infer`), so a call that combines requests still lets each wave be
+computed as its own request asked (the server: its language). The lanes never read a tag.
+
 Within a turn: a ticket cancelled while its waves wait for a later call of the turn loses those
 waves; a call in flight finishes for the others. If a combined call fails, each owner's waves
 are run again alone, so an error reaches only the request whose audio causes it. Every call is
@@ -34,7 +38,7 @@ from typing import Generic, TypeVar, cast
 
 import numpy as np
 
-from gigaam_api.scheduler.admission import Admission, BatchWork, SchedulerClosed
+from gigaam_api.scheduler.admission import Admission, BatchWork, InferFn, SchedulerClosed
 from gigaam_api.scheduler.policy import (
     ModelCall,
     ServingPolicy,
@@ -97,7 +101,7 @@ class Lanes(Generic[R]):
     def __init__(
         self,
         desk: Admission[R],
-        infer_fn: Callable[[list[np.ndarray]], list[R]],
+        infer_fn: InferFn[R],
         policy: ServingPolicy,
         *,
         name: str,
@@ -217,11 +221,12 @@ class Lanes(Generic[R]):
         if not call.waves:
             return
         waves = [parts[ref.part].waves[ref.wave] for ref in call.waves]
+        tags = [parts[ref.part].work.tag for ref in call.waves]
         start = time.perf_counter()
         result: list[R] | None = None
         error: BaseException | None = None
         try:
-            result = self._infer_fn(waves)
+            result = self._infer_fn(waves, tags)
         except Exception as exc:  # delivered to the request(s) that own the waves
             error = exc
         seconds = time.perf_counter() - start

@@ -16,6 +16,7 @@ from typing import Literal
 
 from gigaam_api.audio.errors import AudioError
 from gigaam_api.cancellation import Cancelled
+from gigaam_api.model.language import LanguageError
 from gigaam_api.scheduler import SchedulerClosed
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ def failure_of(error: BaseException, request_id: str, *, what: str = "request") 
             return ServiceError("invalid_audio", error.message, code=error.code)
         log.error("%s %s: %s %s", what, request_id, error.message, error.detail)
         return ServiceError("internal", error.message, code=error.code)
+    if isinstance(error, LanguageError):  # a stored job's language the model (now) lacks
+        return ServiceError("invalid_audio", str(error), code="unsupported_value", param="language")
     if isinstance(error, Cancelled):
         return cancelled()
     if isinstance(error, SchedulerClosed):

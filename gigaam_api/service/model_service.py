@@ -24,13 +24,16 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
+
+from gigaam_api.catalogue import CATALOGUE
 from gigaam_api.chunking import SHORT_AUDIO_LIMIT
 from gigaam_api.config import Settings
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.model.engine import DeviceError, EngineError, resolve_device
-from gigaam_api.scheduler import QueueFull, Scheduler, SchedulerClosed, Ticket
+from gigaam_api.scheduler import InferFn, QueueFull, Scheduler, SchedulerClosed, Ticket
 from gigaam_api.service.errors import not_ready, queue_full, shutting_down
 from gigaam_api.service.metrics import Metrics
 from gigaam_api.service.speakers import SpeakerModel
@@ -170,7 +173,7 @@ class ModelService:
         if model is None:
             return
         scheduler: Scheduler[Result] = Scheduler(
-            model.transcribe,
+            _with_languages(model),
             self.settings.max_queue,
             on_batch=self.metrics.observe_batch,
             combine_samples=combine_samples(self.settings),
@@ -207,6 +210,19 @@ class ModelService:
             return self.settings.device  # not available: /health says so in its reason
 
     @property
+    def languages(self) -> tuple[str, ...] | None:
+        """The languages a request may name (ISO 639-1): the loaded model's; before it is
+        loaded, the catalogue's for ``MODEL`` (``None`` for a local checkpoint not loaded
+        yet, whose vocabulary decides)."""
+        model = self.model
+        if model is not None:
+            return model.languages
+        known = CATALOGUE.get(self.settings.model)
+        if known is None or self.settings.checkpoint_path is not None:
+            return None
+        return known.languages
+
+    @property
     def ready(self) -> bool:
         return self.state == "ready"
 
@@ -234,3 +250,18 @@ class ModelService:
         self.metrics.model_loaded.set(0)
         if scheduler is not None:
             scheduler.stop()
+
+
+def _with_languages(model: AsrModel) -> InferFn[Result]:
+    """The scheduler's model call: each wave's tag is its request's language (``None``: not
+    given, the model chooses), so one call may combine requests that asked for different
+    languages. The sessions pass the language as the tag; a call without any is the plain
+    ``transcribe(waves)``."""
+
+    def infer(waves: list[np.ndarray], tags: list[object]) -> list[Result]:
+        if all(tag is None for tag in tags):
+            return model.transcribe(waves)
+        languages = [tag if isinstance(tag, str) else None for tag in tags]
+        return model.transcribe(waves, language=languages)
+
+    return infer

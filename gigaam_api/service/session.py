@@ -145,9 +145,15 @@ SessionEvent = SegmentEvent | ProgressEvent | SpeakersEvent | DoneEvent | Failed
 
 
 class Worker(Protocol):
-    """What recognises a session's batches: a scheduler ticket in the server."""
+    """What recognises a session's batches: a scheduler ticket in the server.
 
-    def infer(self, batch: list[NDArray[np.float32]]) -> Sequence[Result]: ...
+    ``language`` is the request's (``SessionOptions.language``): a ticket passes it to the model
+    call as its batch's tag, so a call that combines requests keeps each one's language.
+    """
+
+    def infer(
+        self, batch: list[NDArray[np.float32]], language: str | None = None, /
+    ) -> Sequence[Result]: ...
 
     def cancel(self) -> None: ...
 
@@ -155,10 +161,21 @@ class Worker(Protocol):
 
 
 class DirectWorker:
-    """The model called directly, with no scheduler (the CLI: one file at a time)."""
+    """The model called directly, with no scheduler (the CLI: one file at a time).
 
-    def __init__(self, infer: Callable[[list[NDArray[np.float32]]], Sequence[Result]]) -> None:
-        self.infer = infer
+    ``infer`` is ``model.transcribe`` (or a function like it): called ``infer(batch)``, and
+    ``infer(batch, language=...)`` only when the request names a language.
+    """
+
+    def __init__(self, infer: Callable[..., Sequence[Result]]) -> None:
+        self._infer = infer
+
+    def infer(
+        self, batch: list[NDArray[np.float32]], language: str | None = None, /
+    ) -> Sequence[Result]:
+        if language is None:
+            return self._infer(batch)
+        return self._infer(batch, language=language)
 
     def cancel(self) -> None:
         """Nothing waits for a turn: the pipeline's own cancel flag stops the run."""
@@ -276,7 +293,7 @@ class Session:
             labelling = self._speaker_labelling()
             run = pipeline.transcribe(
                 self.source,
-                self._worker.infer,
+                self._infer,
                 options.pipeline,
                 self._cancel,
                 start_seconds=options.start_seconds,
@@ -309,6 +326,10 @@ class Session:
             if run is not None:
                 run.close()  # stops the decoder now, not at garbage collection
         yield DoneEvent(self.duration)
+
+    def _infer(self, batch: list[NDArray[np.float32]]) -> Sequence[Result]:
+        """The pipeline's model call: the worker, with this request's language."""
+        return self._worker.infer(batch, self.options.language)
 
     def _speaker_labelling(self) -> _Labelling | None:
         """The diarizer this run feeds, when speakers are to be labelled."""

@@ -38,8 +38,8 @@ from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
 from gigaam_api.audio import RawFormat
+from gigaam_api.service.languages import normalise_language
 from gigaam_api.wyoming.audio import AudioFormatError, Utterance, format_of
-from gigaam_api.wyoming.info import LANGUAGES
 from gigaam_api.wyoming.protocol import ProtocolError, read_event, supports_streaming_transcripts
 from gigaam_api.wyoming.transcriber import TranscriptionFailed
 
@@ -63,8 +63,6 @@ class ConnectionHost(Protocol):
 
 
 log = logging.getLogger(__name__)
-
-LANGUAGE = LANGUAGES[0]
 
 
 class _Close(Exception):
@@ -99,6 +97,8 @@ class WyomingHandler(AsyncEventHandler):
         self._utterances = 0
         self._client_version: str | None = None
         self._task: asyncio.Task[Any] | None = None
+        #: The language the last ``transcribe`` asked for (``None``: not asked, or auto).
+        self._language: str | None = None
 
     # -- connection loop -------------------------------------------------------------------
 
@@ -186,6 +186,7 @@ class WyomingHandler(AsyncEventHandler):
                 raise _Close("out_of_order", "transcribe while an utterance is being recorded")
             request = Transcribe.from_event(event)
             self.log.debug("transcribe name=%s language=%s", request.name, request.language)
+            self._language = self._requested_language(request.language)
             return True
         if AudioStart.is_type(kind):
             if self._utterance is not None:
@@ -217,6 +218,21 @@ class WyomingHandler(AsyncEventHandler):
         )
         return True
 
+    def _requested_language(self, language: str | None) -> str | None:
+        """``transcribe``'s language (``ru``, ``ru-RU``, empty: none), or close with an error
+        naming it when the loaded model does not transcribe it (Home Assistant offers only the
+        languages ``info`` lists)."""
+        code = normalise_language(language)
+        if code is None:
+            return None
+        served = self.server.transcriber.languages
+        if code not in served:
+            raise _Close(
+                "unsupported_language",
+                f"language {language!r} is not transcribed by this model ({', '.join(served)})",
+            )
+        return code
+
     def _recording(self, what: str) -> Utterance:
         if self._utterance is None:
             raise _Close("out_of_order", f"{what} without audio-start")
@@ -238,10 +254,11 @@ class WyomingHandler(AsyncEventHandler):
         self._utterances += 1
         request_id = f"wyoming-{self.connection_id}-{self._utterances}"
         metrics = self.server.metrics
+        language = self._language or self.server.transcriber.languages[0]
         if stream:
-            await self.write_event(TranscriptStart(language=LANGUAGE).event())
+            await self.write_event(TranscriptStart(language=language).event())
         if utterance.frames == 0:  # audio-stop without audio: nothing was said
-            await self._send_transcript("", stream)
+            await self._send_transcript("", stream, language)
             return
 
         async def send_delta(delta: str) -> None:
@@ -249,7 +266,7 @@ class WyomingHandler(AsyncEventHandler):
 
         try:
             result = await self.server.transcriber.transcribe(
-                pushed, request_id, send_delta if stream else None
+                pushed, request_id, send_delta if stream else None, language=self._language
             )
         except TranscriptionFailed as exc:
             metrics.wyoming_utterances.labels(outcome=exc.outcome).inc()
@@ -267,12 +284,12 @@ class WyomingHandler(AsyncEventHandler):
             seconds,
             result.processing_seconds,
         )
-        await self._send_transcript(result.text, stream)
+        await self._send_transcript(result.text, stream, language)
 
-    async def _send_transcript(self, text: str, stream: bool) -> None:
+    async def _send_transcript(self, text: str, stream: bool, language: str) -> None:
         # Streaming clients get the plain transcript too, between the last chunk and the stop
         # (the protocol keeps it for compatibility); Home Assistant takes its text from it.
-        await self.write_event(Transcript(text=text, language=LANGUAGE).event())
+        await self.write_event(Transcript(text=text, language=language).event())
         if stream:
             await self.write_event(TranscriptStop().event())
 

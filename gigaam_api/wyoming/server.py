@@ -53,7 +53,7 @@ class WyomingServer:
         return cls(ctx.settings, Transcriber.from_context(ctx), ctx.metrics)
 
     def info_event(self) -> Event:
-        return build_info(self.transcriber.model_name).event()
+        return build_info(self.transcriber.model_name, self.transcriber.languages).event()
 
     @property
     def connections(self) -> int:

@@ -31,6 +31,7 @@ from gigaam_api.service.session import (
     admit,
 )
 from gigaam_api.transcript import Segment, Transcript
+from gigaam_api.wyoming.info import DEFAULT_LANGUAGES
 
 #: How long one wait for the session's next event lasts (the utterance has no deadline).
 _POLL_S = 1.0
@@ -72,17 +73,26 @@ class Transcriber:
         model = self.service.model
         return model.name if model is not None else self.settings.model
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The ISO 639-1 codes an utterance may ask for: the loaded model's (while a local
+        checkpoint loads: Russian, which every GigaAM model transcribes)."""
+        return self.service.languages or DEFAULT_LANGUAGES
+
     async def transcribe(
         self,
         pushed: PushedAudio,
         request_id: str,
         on_delta: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        language: str | None = None,
     ) -> Recognised:
         """Transcribe an utterance's audio.
 
         ``on_delta`` receives each piece of text as its segment is recognised (pieces joined
-        give the final text). Cancelling the awaiting task cancels the session: its place is
-        released once the pipeline thread has let go of the audio.
+        give the final text). ``language`` (one of :attr:`languages`, or ``None``) restricts
+        the output to that language's alphabet. Cancelling the awaiting task cancels the
+        session: its place is released once the pipeline thread has let go of the audio.
         """
         try:
             place = admit(self.service, request_id)
@@ -91,7 +101,7 @@ class Transcriber:
             raise TranscriptionFailed(exc) from None
         session = place.session(
             pushed,
-            SessionOptions(pipeline=pipeline_options(self.settings)),
+            SessionOptions(pipeline=pipeline_options(self.settings), language=language),
             on_release=pushed.abort,
         )
         started = time.perf_counter()

@@ -11,10 +11,10 @@ import { loadJobs, renderJobs, wireJobs } from "./jobs.js";
 import { keyAccepted, wireKey } from "./key.js";
 import { wirePlayer } from "./player.js";
 import { renderSpeakers, wireSpeakers } from "./speakers.js";
-import { TERMINAL, setOffline, state } from "./state.js";
+import { TERMINAL, setOffline, setSpeechLanguages, state } from "./state.js";
 import { applySearch, renameShown, wireTranscript } from "./transcript.js";
 import { $, notify, wireNotices } from "./ui.js";
-import { renderUploads, wireUploads } from "./upload.js";
+import { renderLanguages, renderUploads, wireUploads } from "./upload.js";
 import { openView, renderViewHead, wireView } from "./view.js";
 
 const POLL_MS = 3000;
@@ -27,6 +27,7 @@ function rerender() {
   $("lang").value = language();
   labelDownloads();
   renderUploads();
+  renderLanguages();
   renderJobs();
   if (state.openId) {
     renderViewHead();
@@ -37,10 +38,12 @@ function rerender() {
   if (state.jobApi === false) notify(t("noJobApi"));
 }
 
-/** Check the key with a cheap call, then load the list; a 401 opens the key dialog. */
+/** Check the key with a cheap call (which also says the model's languages), then load the
+ * list; a 401 opens the key dialog. */
 async function boot() {
   try {
-    await api.request("/v1/models");
+    const models = await api.getJson("/v1/models");
+    setSpeechLanguages(models?.data?.[0]?.languages);
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 0) {
       setOffline(true);

@@ -11,6 +11,7 @@
 //   "open"     — a job was opened, or the view closed (none)
 //   "speakers" — a job's speaker names changed, or which speakers the view shows: {id}
 //   "offline"  — the server stopped or started answering (none)
+//   "languages" — the served model's spoken languages became known (none)
 //
 // Parts that are one module's business stay in that module (event streams, rows, the word
 // index, the audio link's timer); this holds only what several parts share.
@@ -29,6 +30,7 @@ const data = {
   hiddenSpeakers: new Set(), // labels of the open job's speakers filtered out of the view
   jobApi: null, // null until known; false when the server has no /v1/jobs
   offline: false,
+  speechLanguages: [], // ISO 639-1 codes the served model transcribes (GET /v1/models)
 };
 
 /** The state, to read: assigning a field here throws (the functions below change it). */
@@ -122,6 +124,14 @@ export function dropJob(id) {
 
 export function setJobApi(available) {
   data.jobApi = available;
+}
+
+/** The served model's languages, from its /v1/models card (`[]`: not said). */
+export function setSpeechLanguages(languages) {
+  const list = Array.isArray(languages) ? languages.filter((code) => typeof code === "string") : [];
+  if (list.join() === data.speechLanguages.join()) return;
+  data.speechLanguages = list;
+  emit("languages");
 }
 
 export function setOffline(offline) {

@@ -1,5 +1,6 @@
 // Uploads: files chosen or dropped become jobs (POST /v1/jobs), one at a time, each with its
-// progress bar, and a failed one offers "retry" and "dismiss".
+// progress bar, and a failed one offers "retry" and "dismiss". When the served model has more
+// than one language, a choice of the spoken language is shown and sent with each file.
 
 import * as api from "./api.js";
 import { t } from "./i18n.js";
@@ -13,7 +14,7 @@ function addFiles(files) {
     notify(t("noJobApi"));
     return;
   }
-  addUploads(files, uploadFields());
+  addUploads(files, [...languageFields(), ...uploadFields()]);
   pumpUploads();
 }
 
@@ -86,9 +87,33 @@ export function renderUploads() {
   $("jobs-empty").hidden = state.order.length > 0 || state.uploads.length > 0;
 }
 
+/** The form field of the spoken language chosen (none: "detect", or a one-language model). */
+function languageFields() {
+  const code = state.speechLanguages.length > 1 ? $("speech-lang").value : "";
+  return code ? [["language", code]] : [];
+}
+
+/** The spoken-language choice: "detect" and each language of the served model, in its words. */
+export function renderLanguages() {
+  const select = $("speech-lang");
+  const chosen = select.value;
+  const codes = state.speechLanguages;
+  const options = ["", ...codes].map((code) => {
+    const option = document.createElement("option");
+    option.value = code;
+    option.textContent = t(code ? `speech_${code}` : "speech_auto");
+    if (option.textContent === `speech_${code}`) option.textContent = code; // no name for it
+    return option;
+  });
+  select.replaceChildren(...options);
+  select.value = codes.includes(chosen) ? chosen : "";
+  $("speech-lang-row").hidden = codes.length < 2;
+}
+
 /** The "Choose files" button, drag and drop anywhere on the page, and the uploads' rows. */
 export function wireUploads() {
   subscribe("uploads", renderUploads);
+  subscribe("languages", renderLanguages);
   $("pick").addEventListener("click", () => $("file-input").click());
   $("file-input").addEventListener("change", (event) => {
     addFiles([...event.target.files]);
