@@ -119,6 +119,8 @@ class Arm:
         self.cpu: list[float] = []
         self.windows = 0
         self.speakers = 0
+        #: CPU seconds spent inside the speaker model's ``embed`` (thread time), per run.
+        self.embed_cpu: list[float] = []
 
 
 def make_arm(spec: str) -> Arm:
@@ -201,9 +203,12 @@ def speed(minutes: float, specs: list[str], rounds: int, threads: int) -> None:
     )
     arms = [make_arm("off")] + [make_arm(s) for s in specs]
     windows_of: dict[str, int] = {}
+    embed_cpu: dict[str, float] = {}
 
     def counting(arm: Arm) -> None:
-        """Count the windows a labelling arm embeds (wraps ``embed`` once per arm)."""
+        """Count the windows a labelling arm embeds and the CPU time its model takes (the
+        calling thread's, wherever it runs): a direct figure, where the difference of two
+        whole runs drowns in a shared machine's noise. Wraps ``embed`` once per arm."""
         embedder = arm.embedder
         if embedder is None:
             return
@@ -211,7 +216,12 @@ def speed(minutes: float, specs: list[str], rounds: int, threads: int) -> None:
 
         def embed(batch: list[Any]) -> Any:
             windows_of[arm.name] = windows_of.get(arm.name, 0) + len(batch)
-            return inner(batch)
+            started = time.thread_time()
+            try:
+                return inner(batch)
+            finally:
+                spent = time.thread_time() - started
+                embed_cpu[arm.name] = embed_cpu.get(arm.name, 0.0) + spent
 
         embedder.embed = embed  # type: ignore[method-assign,assignment]
 
@@ -221,18 +231,22 @@ def speed(minutes: float, specs: list[str], rounds: int, threads: int) -> None:
         f"# {minutes:g} min meeting, v3_ctc int8, {threads} ASR threads; load before {loadavg()}",
         flush=True,
     )
-    run_session(path, model.transcribe, None)  # warm-up: page cache, graph, allocator
+    # warm-up (page cache, graph, allocator) on at most 5 minutes of the same meeting
+    run_session(meeting(min(minutes, 5.0)), model.transcribe, None)
     for round_index in range(rounds):
         for arm in arms if round_index % 2 == 0 else arms[::-1]:
             windows_of.pop(arm.name, None)
+            embed_cpu.pop(arm.name, None)
             r = run_session(path, model.transcribe, arm.embedder, arm.diarizer)
             arm.wall.append(r["wall"])
             arm.cpu.append(r["cpu"])
             arm.windows = windows_of.get(arm.name, 0)
             arm.speakers = r["speakers"]
+            arm.embed_cpu.append(embed_cpu.get(arm.name, 0.0))
             print(
                 f"round {round_index + 1} {arm.name}: wall {r['wall']:.1f} s, CPU "
-                f"{r['cpu']:.1f} s, segments {r['segments']}, windows {arm.windows}, "
+                f"{r['cpu']:.1f} s (model embed {arm.embed_cpu[-1]:.1f} s), segments "
+                f"{r['segments']}, windows {arm.windows}, "
                 f"speakers {r['speakers']}; load {loadavg()}",
                 flush=True,
             )
@@ -241,18 +255,20 @@ def speed(minutes: float, specs: list[str], rounds: int, threads: int) -> None:
     print(f"\nload after {loadavg()}\n")
     print(
         "| arm | runs | wall median (min–max) | added wall | CPU median | added CPU "
-        "| windows | ms wall / window | speakers found |"
+        "| embed CPU | embed CPU ÷ off CPU | windows | embed CPU ms / window | speakers found |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for arm in arms:
         wall, cpu = statistics.median(arm.wall), statistics.median(arm.cpu)
         added = (wall - base_wall) / base_wall
         added_cpu = (cpu - base_cpu) / base_cpu
-        per = (wall - base_wall) / arm.windows * 1000 if arm.windows else float("nan")
+        spent = statistics.median(arm.embed_cpu)
+        per = spent / arm.windows * 1000 if arm.windows else float("nan")
         print(
             f"| {arm.name} | {len(arm.wall)} | {wall:.1f} s ({min(arm.wall):.1f}–"
             f"{max(arm.wall):.1f}) | {added:+.1%} | {cpu:.1f} s | {added_cpu:+.1%} "
-            f"| {arm.windows} | {per:.1f} | {arm.speakers or '—'} |"
+            f"| {spent:.1f} s | {spent / base_cpu:.1%} | {arm.windows} | {per:.1f} "
+            f"| {arm.speakers or '—'} |"
         )
 
 
