@@ -199,3 +199,53 @@ def test_no_speech_long_enough_gives_no_speakers(embedder: SpeakerEmbedder) -> N
     diarizer.add_region(1.0, 1.3, np.zeros(4800, np.float32))  # shorter than any window
     result = diarizer.finish()
     assert (result.turns, result.speakers, result.windows) == ([], [], 0)
+
+
+class _Failing:
+    """The real model until its ``fail_at``-th batch, which raises (a model that breaks)."""
+
+    def __init__(self, inner: SpeakerEmbedder, fail_at: int) -> None:
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.window_seconds = inner.window_seconds
+        self.same_speaker_similarity = inner.same_speaker_similarity
+        self.inner = inner
+        self.fail_at = fail_at
+        self.batches = 0
+        self.threads: set[str] = set()
+
+    def embed(self, windows: list[np.ndarray]) -> np.ndarray:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        self.batches += 1
+        if self.batches == self.fail_at:
+            raise RuntimeError("the speaker model broke")
+        return self.inner.embed(windows)
+
+
+def test_overlapped_embedding_equals_embedding_in_line_and_raises_on_the_caller(
+    embedder: SpeakerEmbedder, conversations: list[Conversation]
+) -> None:
+    """Full batches are embedded on a thread of their own while the caller goes on (the
+    pipeline's next recogniser call): the result is the same as embedding each batch on the
+    caller's thread, and an error in the speaker model reaches the caller, not a lost thread."""
+    conversation = max(conversations, key=lambda c: c.duration)
+    audio = conversation.audio
+    regions = list(speech_regions([audio]))
+    results = []
+    for overlap in (False, True):
+        watched = _Failing(embedder, fail_at=0)
+        diarizer = Diarizer(watched, overlap=overlap)  # type: ignore[arg-type]
+        for start, end in regions:
+            diarizer.add_region(start, end, audio[round(start * 16000) : round(end * 16000)])
+        results.append(diarizer.finish())
+        assert watched.batches >= 2  # more than the last, partial batch: the path is exercised
+        assert ("diarizer-embed" in watched.threads) is overlap
+    assert results[0] == results[1]
+    failing = _Failing(embedder, fail_at=1)
+    diarizer = Diarizer(failing)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="broke"):
+        for start, end in regions:
+            diarizer.add_region(start, end, audio[round(start * 16000) : round(end * 16000)])
+        diarizer.finish()

@@ -8,13 +8,24 @@ else of the audio is kept. At the end :meth:`Diarizer.finish` decides the speake
 :class:`~gigaam_api.speakers.clustering.SpeakerCount`), names the ones that match known
 speakers' references and returns the turns (:mod:`~gigaam_api.speakers.turns`).
 
-Memory: the windows waiting for a batch (at most :data:`BATCH` windows of audio), one
-clustering block, and per window two floats of timing and one small integer.
+Time: a full batch is embedded on a thread of its own while the caller goes on (the pipeline
+sends the next chunks to the recogniser), one batch at a time. The speaker model runs on one
+thread; embedded between the recogniser's calls on the request's thread it would leave the
+other core idle for as long as it runs, so on a 2-core machine it added its whole time to the
+wall time. Overlapped, the two models share the cores (``benchmarks/diarization_e2e.py``,
+``docs/speakers.md``). Batches still reach the clusterer in order: a flush first waits for the
+batch before it; :meth:`Diarizer.snapshot` and :meth:`Diarizer.finish` wait for the last one
+(and raise what it raised).
+
+Memory: the windows waiting for a batch and the batch being embedded (at most 2 × :data:`BATCH`
+windows of audio), one clustering block, and per window two floats of timing and one small
+integer.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,9 +69,14 @@ class Diarizer:
         *,
         hop: float = DEFAULT_HOP,
         threshold: float | None = None,
+        overlap: bool = True,
     ) -> None:
         self.embedder = embedder
         self.hop = hop
+        #: Embed full batches on a thread of their own (module doc); False: on the caller's.
+        self.overlap = overlap
+        self._job: threading.Thread | None = None
+        self._error: BaseException | None = None
         self._clusterer = SpeakerClusterer(
             threshold=embedder.same_speaker_similarity if threshold is None else threshold
         )
@@ -91,9 +107,34 @@ class Diarizer:
                 self._flush()
 
     def _flush(self) -> None:
-        if self._pending:
-            self._clusterer.add(self.embedder.embed(self._pending))
-            self._pending = []
+        """Embed the pending windows: on a thread of their own once the batch before is in."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._wait()
+        if not self.overlap:
+            self._embed(batch)
+            self._wait()
+            return
+        self._job = threading.Thread(
+            target=self._embed, args=(batch,), name="diarizer-embed", daemon=True
+        )
+        self._job.start()
+
+    def _embed(self, batch: list[NDArray[np.float32]]) -> None:
+        try:
+            self._clusterer.add(self.embedder.embed(batch))
+        except BaseException as exc:  # raised again on the caller's thread by _wait
+            self._error = exc
+
+    def _wait(self) -> None:
+        """Until the batch being embedded is in the clusterer; raise what embedding raised."""
+        if self._job is not None:
+            self._job.join()
+            self._job = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def snapshot(self) -> bytes:
         """The diarization so far, as bytes a resumed job keeps with its committed chunks.
@@ -104,6 +145,7 @@ class Diarizer:
         4 KB per micro-cluster (CAM++) plus 20 bytes per window.
         """
         self._flush()
+        self._wait()
         arrays = {
             **{f"clusterer_{k}": v for k, v in self._clusterer.state().items()},
             "regions": np.array(self._regions, dtype=np.float64).reshape(-1, 2),
@@ -147,6 +189,7 @@ class Diarizer:
     ) -> Diarization:
         """Speakers and turns; ``known`` are (name, :func:`reference_embedding`) pairs."""
         self._flush()
+        self._wait()
         clustering = self._clusterer.finish(count)
         names = name_speakers(clustering.centroids, known, threshold=self._clusterer.threshold)
         labels = speaker_labels(clustering.speakers, names)
