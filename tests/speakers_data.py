@@ -72,6 +72,16 @@ def read_wav(path: Path) -> NDArray[np.float32]:
     return (data.astype(np.float32) / 32768.0).astype(np.float32)
 
 
+def write_wav(path: Path, audio: NDArray[np.float32]) -> Path:
+    """float32 16 kHz mono samples in [-1, 1] as a PCM16 WAV (a conversation to upload)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
 def corpus_wav(relative: str, corpus: Path = CORPUS_DIR) -> NDArray[np.float32]:
     return read_wav(corpus / relative)
 

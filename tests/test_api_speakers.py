@@ -11,7 +11,6 @@ its parameter.
 from __future__ import annotations
 
 import base64
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,10 @@ from openai.types.audio import TranscriptionDiarized
 from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve
 from tests.speakers_conversations import Conversation, build_conversations
-from tests.speakers_data import resemblyzer_wheel
+from tests.speakers_data import resemblyzer_wheel, write_wav
 
 SAMPLE_RATE = 16000
 DIARIZE = "gpt-4o-transcribe-diarize"
-
-
-def as_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +37,7 @@ def conversation() -> Conversation:
 
 @pytest.fixture(scope="module")
 def audio_path(conversation: Conversation, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return as_wav(tmp_path_factory.mktemp("conv") / "meeting.wav", conversation.audio)
+    return write_wav(tmp_path_factory.mktemp("conv") / "meeting.wav", conversation.audio)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +71,7 @@ def first_speaker_clip(conversation: Conversation, tmp: Path) -> Path:
             for t in theirs
         ]
     )[: 8 * SAMPLE_RATE]
-    return as_wav(tmp / "ref.wav", clip)
+    return write_wav(tmp / "ref.wav", clip)
 
 
 def test_diarized_json_parses_into_the_sdks_own_type(
@@ -209,7 +199,9 @@ def test_bad_diarization_input_is_a_400_naming_the_parameter(
 def test_a_reference_of_the_wrong_length_is_a_400_naming_it(
     url: str, audio_path: Path, conversation: Conversation, tmp_path: Path, seconds: float
 ) -> None:
-    clip = as_wav(tmp_path / "r.wav", np.resize(conversation.audio, round(seconds * SAMPLE_RATE)))
+    clip = write_wav(
+        tmp_path / "r.wav", np.resize(conversation.audio, round(seconds * SAMPLE_RATE))
+    )
     response = post(
         url,
         audio_path,

@@ -16,13 +16,11 @@ import socket
 import subprocess
 import sys
 import tomllib
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from gigaam_api import __version__, cli, weights
@@ -30,7 +28,7 @@ from gigaam_api.config import Settings
 from tests.file_server import PREFIX, FileServer
 from tests.helpers import wait_until
 from tests.speakers_conversations import build_conversations
-from tests.speakers_data import resemblyzer_wheel
+from tests.speakers_data import resemblyzer_wheel, write_wav
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEECH = "constructed_digits/digits_temperature_8k.wav"  # 6.8 s, 8 kHz telephony prompt
@@ -370,12 +368,7 @@ def test_transcribe_diarize_labels_real_voices(fixture_env: dict[str, str], tmp_
     """``--diarize`` with Resemblyzer's real GE2E weights on a conversation of three real
     voices: SRT cues carry ``A: ``…``C: ``, diarized_json the same speakers."""
     conversation = next(c for c in build_conversations() if len(c.speakers) == 3)
-    path = tmp_path / "meeting.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes((np.clip(conversation.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    path = write_wav(tmp_path / "meeting.wav", conversation.audio)
     env = {**fixture_env, "DIARIZATION_MODEL": str(resemblyzer_wheel())}
     srt = run_cli("transcribe", str(path), "--diarize", "-f", "srt", env=env, cwd=tmp_path)
     assert srt.returncode == 0, srt.stderr

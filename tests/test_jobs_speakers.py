@@ -9,13 +9,11 @@ committed and ends with the same speakers as an uninterrupted run of the same fi
 from __future__ import annotations
 
 import threading
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from fastapi import FastAPI
 
@@ -23,18 +21,9 @@ from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve
 from tests.jobs_helpers import TIMEOUT, read_events, submit, submit_ok, wait_job
 from tests.speakers_conversations import Conversation, build_conversations
-from tests.speakers_data import resemblyzer_wheel
+from tests.speakers_data import resemblyzer_wheel, write_wav
 
 SAMPLE_RATE = 16000
-
-
-def as_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def conversation() -> Conversation:
 
 @pytest.fixture(scope="module")
 def audio_path(conversation: Conversation, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return as_wav(tmp_path_factory.mktemp("conv") / "meeting.wav", conversation.audio)
+    return write_wav(tmp_path_factory.mktemp("conv") / "meeting.wav", conversation.audio)
 
 
 def app_for(golden_dir: Path, tmp: Path, jobs_dir: Path) -> FastAPI:

@@ -9,7 +9,6 @@ and scored with pyannote.metrics' DER, collar 0.25 s.
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from gigaam_api.service.session import (
 from gigaam_api.service.speakers import KnownSpeaker, SpeakerOptions
 from gigaam_api.speakers import Diarization, SpeakerEmbedder, load_embedder
 from tests.speakers_conversations import Conversation, build_conversations, score
-from tests.speakers_data import resemblyzer_wheel
+from tests.speakers_data import resemblyzer_wheel, write_wav
 
 SAMPLE_RATE = 16000
 
@@ -51,15 +50,6 @@ def embedder() -> SpeakerEmbedder:
 @pytest.fixture(scope="module")
 def conversations() -> list[Conversation]:
     return build_conversations()
-
-
-def as_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def run(
@@ -96,7 +86,7 @@ def test_real_voices_get_the_right_count_and_low_der(
         events = run(
             model,
             embedder,
-            as_wav(tmp_path / f"{conversation.name}.wav", conversation.audio),
+            write_wav(tmp_path / f"{conversation.name}.wav", conversation.audio),
             SpeakerOptions(),
         )
         found = speakers_of(events)
@@ -123,10 +113,13 @@ def test_a_known_speaker_comes_out_under_their_name(
         ]
     )[: 8 * SAMPLE_RATE]
     assert clip.size >= 2 * SAMPLE_RATE
-    reference = as_wav(tmp_path / "reference.wav", clip).read_bytes()
+    reference = write_wav(tmp_path / "reference.wav", clip).read_bytes()
     known = (KnownSpeaker("Анна", reference),)
     events = run(
-        model, embedder, as_wav(tmp_path / "c.wav", conversation.audio), SpeakerOptions(known=known)
+        model,
+        embedder,
+        write_wav(tmp_path / "c.wav", conversation.audio),
+        SpeakerOptions(known=known),
     )
     found = speakers_of(events)
     assert "Анна" in found.speakers and len(found.speakers) == 2
@@ -149,13 +142,13 @@ def test_a_bad_reference_fails_naming_the_field(
     if clip_seconds is None:
         data = b"this is not audio" * 100
     else:
-        data = as_wav(
+        data = write_wav(
             tmp_path / "r.wav", conversation.audio[: round(clip_seconds * SAMPLE_RATE)]
         ).read_bytes()
     events = run(
         model,
         embedder,
-        as_wav(tmp_path / "c.wav", conversation.audio),
+        write_wav(tmp_path / "c.wav", conversation.audio),
         SpeakerOptions(known=(KnownSpeaker("Борис", data),)),
     )
     assert len(events) == 1 and isinstance(events[0], FailedEvent)
@@ -170,7 +163,7 @@ def test_a_job_resumes_from_the_committed_state_with_the_same_labels(
     """Stopped after a progress event and resumed from its state: the same speakers, as a job
     killed mid-way and resumed after its last committed chunk gets."""
     conversation = next(c for c in conversations if len(c.speakers) == 3)
-    path = as_wav(tmp_path / "c.wav", conversation.audio)
+    path = write_wav(tmp_path / "c.wav", conversation.audio)
     whole = speakers_of(run(model, embedder, path, SpeakerOptions()))
 
     first = Session(

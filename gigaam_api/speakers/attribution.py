@@ -60,26 +60,8 @@ def split_segments(
     with single spaces, as :func:`gigaam_api.transcript.build_segments` does. Ids are
     renumbered from ``start_id`` (default: the first segment's id), so they stay consecutive.
     """
-    starts = [t.start for t in turns]
-    next_id = segments[0].id if start_id is None and segments else (start_id or 0)
-    out: list[Segment] = []
-    for segment in segments:
-        if not segment.words:
-            speaker = speaker_at(turns, (segment.start + segment.end) / 2, starts)
-            out.append(dataclasses.replace(segment, id=next_id, speaker=speaker))
-            next_id += 1
-            continue
-        words = with_speakers(segment.words, turns)
-        group: list[Word] = [words[0]]
-        for word in words[1:]:
-            if word.speaker != group[-1].speaker:
-                out.append(_piece(segment, group, next_id))
-                next_id += 1
-                group = []
-            group.append(word)
-        out.append(_piece(segment, group, next_id))
-        next_id += 1
-    return out
+    first = segments[0].id if start_id is None and segments else (start_id or 0)
+    return split_labelled(label_segments(segments, turns), start_id=first)
 
 
 def label_segments(segments: Sequence[Segment], turns: Sequence[SpeakerTurn]) -> list[Segment]:
