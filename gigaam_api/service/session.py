@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from gigaam_api import audio, pipeline
 from gigaam_api.audio import PcmSource
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model import Result
 from gigaam_api.options import PipelineOptions
 from gigaam_api.pipeline import Form
@@ -428,7 +429,7 @@ class _Labelling:
     def feed(self, start: float, end: float, wave: NDArray[np.float32]) -> None:
         """A recognised chunk; a chunk that overlaps the previous one gives only what is new."""
         if start < self._end:
-            wave = wave[round((self._end - start) * 16000) :]
+            wave = wave[round((self._end - start) * SAMPLE_RATE) :]
             start = self._end
         if end > start and wave.size:
             self.diarizer.add_region(start, end, wave)

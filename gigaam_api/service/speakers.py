@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gigaam_api import audio
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.service.errors import ServiceError
 from gigaam_api.speakers import (
     DEFAULT_SPEAKER_MODEL,
@@ -137,7 +138,7 @@ def reference_embeddings(
                 raise _reference_error(
                     index, speaker.name, f"is not usable audio: {exc.message}"
                 ) from None
-        seconds = samples.size / 16000
+        seconds = samples.size / SAMPLE_RATE
         if seconds < REFERENCE_MIN_S:
             raise _reference_error(
                 index, speaker.name, f"lasts {seconds:.1f} s; at least {REFERENCE_MIN_S:g} s"
