@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from gigaam_api.audio import FileSource, PushedAudio, RawFormat
+from gigaam_api.audio import FileSource, PcmSource, PushedAudio, RawFormat
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.model.decoding import Result
@@ -58,8 +58,8 @@ class CountingWorker(DirectWorker):
         self.closed += 1
 
 
-def run(model: AsrModel, source: object, options: SessionOptions) -> list[SessionEvent]:
-    session = Session(source, options, DirectWorker(model.transcribe), "test")  # type: ignore[arg-type]
+def run(model: AsrModel, source: PcmSource, options: SessionOptions) -> list[SessionEvent]:
+    session = Session(source, options, DirectWorker(model.transcribe), "test")
     return list(session.events())
 
 
@@ -191,3 +191,20 @@ def test_cancel_stops_the_run_and_releases_once(model: AsrModel, corpus_dir: Pat
     assert worker.cancelled.is_set() and worker.closed == 1
     session.cancel()  # idempotent, and nothing is released twice
     assert worker.closed == 1
+
+
+def test_cancel_wakes_a_run_waiting_for_pushed_audio(model: AsrModel, corpus_dir: Path) -> None:
+    """Pushed audio that never ends: the pipeline waits for more until the cancel aborts the
+    source (``PcmSource.abort``); the run then ends and releases its place."""
+    pushed = PushedAudio(RawFormat(16000, 2, 1), max_seconds=60)
+    pushed.push(b"\x00\x00" * 16000)
+    worker = CountingWorker(model)
+    session = Session(pushed, SessionOptions(form="long"), worker, "req_3")
+    events: list[SessionEvent] = []
+    reader = threading.Thread(target=lambda: events.extend(session.events()))
+    reader.start()
+    session.cancel()
+    reader.join(60)
+    assert not reader.is_alive()
+    assert isinstance(events[-1], FailedEvent | DoneEvent)
+    assert pushed.ended and worker.closed == 1

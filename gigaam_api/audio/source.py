@@ -89,13 +89,18 @@ class PcmSource(Protocol):
 
     ``duration`` is the length when known up front (a probed file) or once the audio ended
     (pushed audio), else ``None``; :meth:`open` gives the 16 kHz mono stream from
-    ``start_seconds`` on, refusing audio past ``max_seconds`` (0 = unlimited).
+    ``start_seconds`` on, refusing audio past ``max_seconds`` (0 = unlimited). :meth:`abort`
+    is how a cancelled session stops whatever feeds the source, from any thread: pushed audio
+    ends, waking a reader that waits for more (a file has no feeder: its reader is closed by
+    the pipeline's own cancel).
     """
 
     @property
     def duration(self) -> float | None: ...
 
     def open(self, *, max_seconds: float = 0.0, start_seconds: float = 0.0) -> PcmStream: ...
+
+    def abort(self) -> None: ...
 
 
 class FileSource:
@@ -125,3 +130,6 @@ class FileSource:
         return decode_pcm(
             self.path, max_seconds=max_seconds, info=self.info, start_seconds=start_seconds
         )
+
+    def abort(self) -> None:
+        """Nothing to do: no one feeds a file, and the pipeline's cancel closes its reader."""

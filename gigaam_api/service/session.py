@@ -396,9 +396,7 @@ class Session:
             self._worker.cancel()
         except Exception:
             log.exception("cancelling %s %s failed", self._what, self.request_id)
-        close = getattr(self.source, "abort", None)
-        if callable(close):  # pushed audio: wake a reader waiting for more
-            close()
+        self.source.abort()  # pushed audio: wake a reader waiting for more
 
     def _release(self) -> None:
         with self._release_lock:
