@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from gigaam_api.audio import FileSource, PcmSource, PushedAudio, RawFormat
 from gigaam_api.cancellation import Cancelled
+from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model import AsrModel, load_model
 from gigaam_api.model.decoding import Result
 from gigaam_api.options import PipelineOptions
@@ -193,18 +194,40 @@ def test_cancel_stops_the_run_and_releases_once(model: AsrModel, corpus_dir: Pat
     assert worker.closed == 1
 
 
-def test_cancel_wakes_a_run_waiting_for_pushed_audio(model: AsrModel, corpus_dir: Path) -> None:
+class WatchedAudio(PushedAudio):
+    """Pushed audio that says when its reader asks for more than was pushed."""
+
+    def __init__(self, blocks: int) -> None:
+        super().__init__(RawFormat(SAMPLE_RATE, 2, 1), max_seconds=60)
+        self.push(b"\x00\x00" * self.block_samples * blocks)  # whole blocks: queued as they are
+        self._takes_left = blocks + 1
+        self.waiting = threading.Event()
+
+    def take(self, closed: threading.Event) -> NDArray[np.int16] | None:
+        self._takes_left -= 1
+        if self._takes_left == 0:
+            self.waiting.set()  # every pushed block was read: this take waits for more
+        return super().take(closed)
+
+
+@pytest.mark.parametrize("when", ["before the run", "while it waits for audio"])
+def test_cancel_wakes_a_run_waiting_for_pushed_audio(model: AsrModel, when: str) -> None:
     """Pushed audio that never ends: the pipeline waits for more until the cancel aborts the
-    source (``PcmSource.abort``); the run then ends and releases its place."""
-    pushed = PushedAudio(RawFormat(16000, 2, 1), max_seconds=60)
-    pushed.push(b"\x00\x00" * 16000)
+    source (``PcmSource.abort``). However early the cancel comes (before any audio was read,
+    or once all of it was), the run ends ``cancelled``: not "no audio", not done."""
+    pushed = WatchedAudio(blocks=2)
     worker = CountingWorker(model)
     session = Session(pushed, SessionOptions(form="long"), worker, "req_3")
     events: list[SessionEvent] = []
     reader = threading.Thread(target=lambda: events.extend(session.events()))
-    reader.start()
-    session.cancel()
+    if when == "before the run":
+        session.cancel()
+        reader.start()
+    else:
+        reader.start()
+        assert pushed.waiting.wait(60)
+        session.cancel()
     reader.join(60)
     assert not reader.is_alive()
-    assert isinstance(events[-1], FailedEvent | DoneEvent)
+    assert isinstance(events[-1], FailedEvent) and events[-1].error.kind == "cancelled"
     assert pushed.ended and worker.closed == 1

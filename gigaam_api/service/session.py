@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from gigaam_api import audio, pipeline
 from gigaam_api.audio import PcmSource
+from gigaam_api.cancellation import Cancelled
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model import Result
 from gigaam_api.options import PipelineOptions
@@ -307,12 +308,17 @@ class Session:
                 for segment in chunk.segments:
                     yield SegmentEvent(segment)
                 yield ProgressEvent(chunk.end, labelling.state() if labelling else None)
+            if self._cancel.is_set():  # an aborted pushed source ends early: not the audio's end
+                raise Cancelled("transcription cancelled")
             self.duration = float(run.duration)
             if labelling is not None:
                 yield labelling.finish()
         except GeneratorExit:
             raise
         except audio.EmptyAudio as exc:
+            if self._cancel.is_set():  # the cancel aborted pushed audio before any was read
+                yield self._failed(Cancelled("transcription cancelled"))
+                return
             if options.start_seconds <= 0:
                 yield self._failed(exc)
                 return
