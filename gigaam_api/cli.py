@@ -16,9 +16,9 @@ import argparse
 import ipaddress
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gigaam_api import __version__
 from gigaam_api.catalogue import RUNNABLE_MODELS
@@ -26,6 +26,14 @@ from gigaam_api.config import Settings, SettingsError, load_settings
 from gigaam_api.formats import FILE_EXTENSIONS, RESPONSE_FORMATS
 from gigaam_api.jobs_cli import JobsCliError, add_jobs_parser, run_jobs
 from gigaam_api.weights import WeightsError, ensure_model
+
+if TYPE_CHECKING:  # heavy at run time: imported there only by the command that needs them
+    from gigaam_api.model import AsrModel, Result
+    from gigaam_api.service.session import SessionEvent, SpeakerModelGetter
+    from gigaam_api.service.speakers import SpeakerOptions
+
+    #: Speaker labelling for a run (:func:`_speakers`): the options and the model's getter.
+    Speakers = tuple[SpeakerOptions, SpeakerModelGetter]
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(**overrides: object) -> Settings:
     """Settings from env/.env with command-line overrides; invalid → exit code 2."""
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -250,7 +258,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, object] = {}
     if args.model is not None:
         # This run only: the model need not be in ALLOWED_MODELS (an API setting), and a
         # CHECKPOINT_PATH from the environment must not shadow the explicit choice.
@@ -300,7 +308,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failures else EXIT_OK
 
 
-def _language(requested: str | None, model: Any) -> str | None:
+def _language(requested: str | None, model: AsrModel) -> str | None:
     """``--language`` as the API reads ``language`` (``ru-RU`` → ``ru``; ``auto``, empty: not
     given), checked against the loaded model's languages (a usage error otherwise)."""
     from gigaam_api.service.languages import normalise_language  # as every door reads it
@@ -314,7 +322,7 @@ def _language(requested: str | None, model: Any) -> str | None:
     return language
 
 
-def _load_model(settings: Settings) -> Any:
+def _load_model(settings: Settings) -> AsrModel:
     from gigaam_api.loading import load_model_from_settings  # ONNX Runtime: only when needed
 
     try:
@@ -325,7 +333,7 @@ def _load_model(settings: Settings) -> Any:
         raise CliError(f"cannot load the model: {exc}") from None
 
 
-def _speakers(args: argparse.Namespace, settings: Settings) -> Any:
+def _speakers(args: argparse.Namespace, settings: Settings) -> Speakers:
     """Speaker labelling for this run: the options and the model (loaded now, once)."""
     from gigaam_api.service.errors import ServiceError
     from gigaam_api.service.speakers import SpeakerModel, SpeakerOptions
@@ -343,13 +351,13 @@ def _speakers(args: argparse.Namespace, settings: Settings) -> Any:
 
 def transcribe_to_text(
     path: Path,
-    infer: Any,
+    infer: Callable[..., Sequence[Result]],
     settings: Settings,
     response_format: str,
     words: bool = False,
     *,
     progress: bool | None = None,
-    speakers: Any = None,
+    speakers: Speakers | None = None,
     language: str | None = None,
     languages: Sequence[str] = (),
 ) -> str:
@@ -404,8 +412,8 @@ def transcribe_to_text(
 
 
 def _with_progress(
-    events: Iterator[Any], duration: float, name: str, progress: bool | None
-) -> Iterator[Any]:
+    events: Iterator[SessionEvent], duration: float, name: str, progress: bool | None
+) -> Iterator[SessionEvent]:
     """Pass session events through, advancing a bar over audio seconds on long files (TTY only)."""
     show = sys.stderr.isatty() if progress is None else progress
     if not show or duration < PROGRESS_MIN_SECONDS:
@@ -413,12 +421,16 @@ def _with_progress(
         return
     from tqdm import tqdm
 
+    from gigaam_api.service.session import ProgressEvent
+
     total = round(duration, 1)
     with tqdm(total=total, unit="s", desc=name, file=sys.stderr, leave=False) as bar:
         for event in events:
             # Absolute positions, not increments: float steps would drift past the total.
-            seconds = getattr(event, "seconds", None)  # a progress event: final up to here
-            done = min(round(float(seconds), 1), total) if seconds is not None else bar.n
+            if isinstance(event, ProgressEvent):  # final up to here
+                done = min(round(event.seconds, 1), total)
+            else:
+                done = bar.n
             if done > bar.n:
                 bar.n = done
                 bar.refresh()
