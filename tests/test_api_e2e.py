@@ -19,7 +19,9 @@ is what lets these tests compare formats, part orders and streaming against each
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from openai import OpenAI
 from openai.types.audio import Transcription, TranscriptionVerbose
 
 from gigaam_api import audio
+from gigaam_api.audio import source as audio_source
 from gigaam_api.server import create_app
 from tests import media
 from tests.api_server import MULTIPART_HEADERS, form_body, form_part, real_model_settings, serve
@@ -592,11 +595,24 @@ def test_bad_audio_before_the_stream_is_a_plain_400(server: Server, client: Open
     assert info.value.param == "file"
 
 
-def test_error_after_the_stream_started(server: Server, client: OpenAI) -> None:
-    """With the first wait shorter than ffprobe takes, the stream (200) starts before the
-    audio is found to be junk, so the failure must arrive as an SSE error event."""
-    ctx = server.app.state.ctx
-    saved, ctx.keepalive_seconds = ctx.keepalive_seconds, 0.0001
+def test_error_after_the_stream_started(
+    server: Server, client: OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When nothing came within the first wait, the stream (200) starts, so a failure found
+    after that must arrive as an SSE error event.
+
+    The junk upload's probe (where it is found not to be audio) is held at a gate until the
+    client has the 200: the failure cannot beat the first wait, however loaded the machine.
+    (A shorter wait alone raced the decoder worker's probe and lost now and then.)
+    """
+    gate = threading.Event()
+    real_probe = audio_source.probe
+
+    def held_probe(path: str | os.PathLike[str], **kwargs: Any) -> audio.AudioInfo:
+        assert gate.wait(TIMEOUT), "the test never opened the gate"
+        return real_probe(path, **kwargs)
+
+    monkeypatch.setattr(audio_source, "probe", held_probe)
     try:
         stream = client.audio.transcriptions.create(
             file=("notsound.wav", b"this is not audio at all"),
@@ -604,12 +620,13 @@ def test_error_after_the_stream_started(server: Server, client: OpenAI) -> None:
             stream=True,
         )
         assert stream.response.status_code == 200
+        gate.set()
         with pytest.raises(openai.APIError) as info:
             for _ in stream:
                 pass
         assert isinstance(info.value.body, dict) and info.value.body["param"] == "file"
     finally:
-        ctx.keepalive_seconds = saved
+        gate.set()
 
 
 def test_keep_alive_comments_while_waiting(server: Server, http: httpx.Client) -> None:
