@@ -32,7 +32,7 @@ class JobsCliError(Exception):
     """Reported as ``error: <message>`` with exit code 1 by the caller."""
 
 
-def add_jobs_parser(commands: Any) -> None:
+def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``jobs`` and its subcommands on the main parser's subparsers."""
     jobs = commands.add_parser(
         "jobs",

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 #: The loggers this module configures (our package; uvicorn keeps its own setup).
 PACKAGE_LOGGER = "gigaam_api"
@@ -66,7 +66,7 @@ def _text_value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is at the time of the record, not at set-up.
 
     A process that swaps stderr (a test harness capturing output, a daemon redirecting it)
@@ -77,11 +77,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(sys.stderr)
 
     @property
-    def stream(self) -> Any:
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value: Any) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 
@@ -89,11 +89,10 @@ def configure_logging(level: str = "INFO", json_format: bool = False) -> None:
     """Send the package's logs to stderr in the chosen format; safe to call more than once."""
     logger = logging.getLogger(PACKAGE_LOGGER)
     for handler in list(logger.handlers):
-        if getattr(handler, "_gigaam_api", False):
+        if isinstance(handler, _StderrHandler):  # ours, from an earlier call
             logger.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
-    handler._gigaam_api = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     # our handler prints it; propagating would print it twice under a configured root

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 from urllib.parse import quote
 
 import anyio
@@ -86,9 +86,10 @@ MAX_LIST_LIMIT = 100
 
 job_router = APIRouter()
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 
-async def _db(call: Callable[..., T], *args: Any) -> T:
+async def _db(call: Callable[[*Args], T], *args: *Args) -> T:
     """A job-store call on a worker thread; an unreachable database is a 503, not a 500."""
     try:
         return await anyio.to_thread.run_sync(call, *args)

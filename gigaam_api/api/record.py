@@ -39,10 +39,12 @@ class RequestRecord:
         fields: dict[str, Any] = {}
         if self.audio_seconds is not None:
             fields["audio_seconds"] = round(float(self.audio_seconds), 3)
-        for key in ("response_format", "stream", "error_code"):
-            value = getattr(self, key)
-            if value is not None:
-                fields[key] = value
+        known = {
+            "response_format": self.response_format,
+            "stream": self.stream,
+            "error_code": self.error_code,
+        }
+        fields.update((key, value) for key, value in known.items() if value is not None)
         return fields
 
 

@@ -158,6 +158,7 @@ def is_unavailable(error: BaseException) -> bool:
 
 def describe_error(error: BaseException) -> str:
     """A one-line reason for logs, ``/health`` and 503 bodies (no SQL, no password)."""
-    original = getattr(error, "orig", None) or error
+    # SQLAlchemy's wrapper names the driver's error as ``orig``: report that one.
+    original = error.orig if isinstance(error, sa_exc.StatementError) and error.orig else error
     text = " ".join(str(original).split())
     return f"{type(original).__name__}: {text[:200]}" if text else type(original).__name__

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any, Protocol
@@ -165,7 +165,7 @@ def migrate(engine: Engine) -> None:
 class SqlJobStore:
     """:class:`JobStore` over any SQLAlchemy database."""
 
-    def __init__(self, url: str, *, clock: Any = time.time) -> None:
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         self.url = url = normalise_url(url)
         self._clock = clock
         #: SQLite under JOBS_DIR: one server owns it (see release_all_leases).
@@ -374,7 +374,7 @@ class SqlJobStore:
             return self.get(row.id)
         return None
 
-    def _held(self, job: Job) -> Any:
+    def _held(self, job: Job) -> sa.ColumnElement[bool]:
         c = jobs_table.c
         return sa.and_(
             c.id == job.id,
@@ -425,7 +425,9 @@ class SqlJobStore:
             self._insert_segments(connection, job, segments)
         return True
 
-    def _insert_segments(self, connection: Any, job: Job, segments: Sequence[Segment]) -> None:
+    def _insert_segments(
+        self, connection: Connection, job: Job, segments: Sequence[Segment]
+    ) -> None:
         if segments:
             connection.execute(
                 segments_table.insert(),
