@@ -273,7 +273,7 @@ async def update_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(job_object(await _job(service, job_id)))
 
 
-def _speaker_names(body: Any, job: Job) -> dict[str, str]:
+def _speaker_names(body: object, job: Job) -> dict[str, str]:
     if not isinstance(body, dict) or set(body) != {"speakers"}:
         raise bad_request(
             'The body must be {"speakers": {"<label>": "<name>", ...}}', param="speakers"

@@ -138,7 +138,7 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
-def _names(data: Any) -> dict[str, str] | None:
+def _names(data: object) -> dict[str, str] | None:
     """Stored speaker names: a JSON object of label → name (anything else: none)."""
     if not isinstance(data, dict):
         return None
