@@ -49,10 +49,10 @@ from gigaam_api.api.errors import (
     not_found,
     too_many_jobs,
 )
+from gigaam_api.api.fields import parse_bool
 from gigaam_api.api.params import (
     TranscriptionParams,
     check_language,
-    parse_bool,
     parse_granularities,
     parse_response_format,
     parse_transcription_params,

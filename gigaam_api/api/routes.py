@@ -31,13 +31,13 @@ from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
-    DiarizationParams,
     TranscriptionParams,
     check_language,
     parse_transcription_params,
     translation_unsupported,
 )
 from gigaam_api.api.record import record_of
+from gigaam_api.api.speaker_params import DiarizationParams
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.audio import FileSource
 from gigaam_api.config import Settings, pipeline_options
