@@ -1,0 +1,172 @@
+"""CTC prefix beam search with a keyword context graph (``keywords.py``).
+
+Greedy CTC (``decoding.ctc_greedy``) stays the default; this search runs only for a request
+that gave keywords. It keeps the ``beam`` best *prefixes* (label sequences), each with the
+log-probability of all its alignments ending in blank (``pb``) and in its last label
+(``pnb``), and ranks them by ``log(e^pb + e^pnb) + bonus``, the bonus being the context
+graph's running keyword bonus (committed boosts plus the open match's potential). When the
+audio ends the open matches are refunded and the best prefix wins. With a beam wide enough to
+keep every prefix this is exact: it maximises ``log P(labels) + Σ boosts of the phrases the
+labels contain`` (tested against a brute-force enumeration).
+
+Kept small next to the encoder:
+
+* **Blank frames are skipped**: a frame whose blank probability exceeds ``blank_skip``
+  (0.999), while no hypothesis is inside a keyword, only extends every prefix by blank or by
+  repeating its last label (no new prefixes); on real speech most frames are such.
+* **Candidates per frame**: the ``beam`` most likely labels within ``prune`` nats of the best
+  one, plus the labels that continue an open keyword match. The per-frame work is a handful
+  of dictionary updates per (prefix, candidate), never a loop over the vocabulary.
+
+A class excluded by a language restriction has log-probability −inf and is never a candidate.
+Each token's frame is the frame its prefix was first extended by it (the first frame of its
+run, as greedy reports), so ``decoding.make_result`` builds the words and times as for greedy.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gigaam_api.model.decoding import Hypothesis
+from gigaam_api.model.keywords import ContextGraph
+from gigaam_api.model.tokenizer import DecodingError
+
+__all__ = ["CTC_BEAM", "ctc_beam_search"]
+
+#: Prefixes kept per frame.
+CTC_BEAM: Final = 8
+#: A frame more surely blank than this (and no open keyword match) adds no new prefixes.
+BLANK_SKIP: Final = 0.999
+#: Candidates further than this below the frame's best label (nats) are not tried.
+PRUNE: Final = 10.0
+
+_NEG_INF: Final = -math.inf
+
+# A token chain: (token, frame, previous link) — shared by prefixes with a common start.
+_Chain = tuple[int, int, Any] | None
+
+
+def _lse(a: float, b: float) -> float:
+    if a == _NEG_INF:
+        return b
+    if b == _NEG_INF:
+        return a
+    if a > b:
+        return a + math.log1p(math.exp(b - a))
+    return b + math.log1p(math.exp(a - b))
+
+
+class _Prefix:
+    """One label sequence: its CTC probabilities (log), last label, graph state and bonus."""
+
+    __slots__ = ("bonus", "chain", "last", "pb", "pnb", "state")
+
+    def __init__(
+        self, pb: float, pnb: float, last: int, state: int, bonus: float, chain: _Chain
+    ) -> None:
+        self.pb = pb
+        self.pnb = pnb
+        self.last = last
+        self.state = state
+        self.bonus = bonus
+        self.chain = chain
+
+    def score(self) -> float:
+        return _lse(self.pb, self.pnb) + self.bonus
+
+
+def ctc_beam_search(
+    log_probs: NDArray[np.floating[Any]],
+    length: int,
+    blank_id: int,
+    context: ContextGraph | None = None,
+    *,
+    beam: int = CTC_BEAM,
+    blank_skip: float = BLANK_SKIP,
+    prune: float = PRUNE,
+) -> Hypothesis:
+    """The best (ids, frames) of one item's ``[T, C]`` log-probabilities over ``length`` frames.
+
+    ``blank_skip`` ≥ 1 and ``prune`` = inf turn the two shortcuts off (the exactness tests).
+    """
+    scores = np.asarray(log_probs)
+    if scores.ndim != 2 or not 0 <= blank_id < scores.shape[1]:
+        raise DecodingError(f"expected [T, C] log-probs with blank {blank_id}, got {scores.shape}")
+    if not 0 <= length <= scores.shape[0]:
+        raise DecodingError(f"length {length} must lie within [0, {scores.shape[0]}]")
+    if beam < 1:
+        raise DecodingError(f"beam must be at least 1, got {beam}")
+    rows = scores[:length].astype(np.float64)
+    start = 0 if context is None else context.start
+    # keys: prefixes are identified by a hash chain of their labels (ints hash stably)
+    hyps: dict[int, _Prefix] = {0: _Prefix(0.0, _NEG_INF, -1, start, 0.0, None)}
+    log_skip = math.log(blank_skip) if blank_skip < 1.0 else math.inf
+    n_cand = min(beam, scores.shape[1] - 1)
+    for t in range(length):
+        row = rows[t]
+        p_blank = float(row[blank_id])
+        open_match = context is not None and any(context.active(h.state) for h in hyps.values())
+        if p_blank > log_skip and not open_match:
+            for h in hyps.values():
+                total = _lse(h.pb, h.pnb)
+                h.pnb = h.pnb + float(row[h.last]) if h.last >= 0 else _NEG_INF
+                h.pb = total + p_blank
+            continue
+        masked = row.copy()
+        masked[blank_id] = -np.inf
+        top = np.argpartition(masked, -n_cand)[-n_cand:]
+        floor = float(masked[top].max()) - prune
+        candidates = [int(c) for c in top if masked[c] >= floor and masked[c] > _NEG_INF]
+        new: dict[int, _Prefix] = {}
+        # the prefixes themselves first (blank, or their last label repeated): their token
+        # frames are older than any extension's
+        for key, h in hyps.items():
+            total = _lse(h.pb, h.pnb)
+            repeat = h.pnb + float(row[h.last]) if h.last >= 0 else _NEG_INF
+            new[key] = _Prefix(total + p_blank, repeat, h.last, h.state, h.bonus, h.chain)
+        for key, h in hyps.items():
+            tried = candidates
+            if context is not None and context.active(h.state):
+                tried = candidates + [c for c in context.expected(h.state) if c not in candidates]
+            total = _lse(h.pb, h.pnb)
+            for c in tried:
+                lp = float(row[c])
+                if lp == _NEG_INF:
+                    continue
+                base = h.pb if c == h.last else total
+                if base == _NEG_INF:
+                    continue
+                child_key = hash((key, c))
+                child = new.get(child_key)
+                if child is None:
+                    state, bonus = h.state, h.bonus
+                    if context is not None:
+                        state, delta = context.step(h.state, c)
+                        bonus += delta
+                    new[child_key] = _Prefix(_NEG_INF, base + lp, c, state, bonus, (c, t, h.chain))
+                else:
+                    child.pnb = _lse(child.pnb, base + lp)
+        if len(new) > beam:
+            kept = heapq.nlargest(beam, new.items(), key=lambda item: item[1].score())
+            hyps = dict(kept)
+        else:
+            hyps = new
+    best = max(
+        hyps.values(),
+        key=lambda h: h.score() + (0.0 if context is None else context.final(h.state)),
+    )
+    ids: list[int] = []
+    frames: list[int] = []
+    link = best.chain
+    while link is not None:
+        ids.append(link[0])
+        frames.append(link[1])
+        link = link[2]
+    ids.reverse()
+    frames.reverse()
+    return ids, frames
