@@ -3,9 +3,9 @@
 ``docs/api.md``, "Request fields": a field may come under its bare name or with ``[]``
 appended (the SDKs' array form), booleans as ``True``/``true``/``1``, numbers as ``0``,
 ``0.0`` or ``1e-05``, and an empty string means "not given". Each parameter module
-(``api/params.py``, ``api/speaker_params.py``) reads its fields through these, so a client's
-spelling is accepted the same way everywhere, and a value that cannot be read is a 400
-naming the field.
+(``api/params.py``, ``api/speaker_params.py``, ``api/keyword_params.py``) reads its fields
+through these, so a client's spelling is accepted the same way everywhere, and a value that
+cannot be read is a 400 naming the field.
 """
 
 from __future__ import annotations

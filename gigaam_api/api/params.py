@@ -4,8 +4,9 @@ Lenient where real clients differ (``docs/api.md``, "Request fields", read throu
 ``api/fields.py``): bare and ``[]`` array names, ``True``/``true``/``1`` booleans,
 ``0``/``0.0``/``1e-05`` numbers, empty strings meaning "not given", unknown fields ignored.
 Strict where a wrong value would silently change the output: an unknown ``model`` or
-``response_format`` is a 400 naming the parameter. Speaker diarization, strict throughout,
-has a module of its own (``api/speaker_params.py``).
+``response_format`` is a 400 naming the parameter. The strict option groups have modules of
+their own: speaker diarization (``api/speaker_params.py``) and keywords
+(``api/keyword_params.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from gigaam_api.api.fields import (
     parse_int,
     values,
 )
+from gigaam_api.api.keyword_params import parse_keywords
 from gigaam_api.api.speaker_params import DiarizationParams, parse_diarization
 from gigaam_api.config import DIARIZE_MODEL_ALIAS, Settings
 from gigaam_api.formats import RESPONSE_FORMATS, STREAMABLE_FORMATS, ResponseFormat
+from gigaam_api.keyword_list import KeywordSpec
 from gigaam_api.service.languages import normalise_language as normalise_language
 
 CHUNKING_PARAM: Final = "chunking_strategy"
@@ -56,6 +59,8 @@ class TranscriptionParams:
     language: str | None  # normalised primary subtag, None when not given/auto
     diarization: DiarizationParams | None = None  # None: no speakers
     chunking_strategy: ChunkingStrategy | None = None  # None: not given
+    #: Phrases to favour, with their boosts (None: the server's default); () when none.
+    keywords: tuple[KeywordSpec, ...] = ()
 
     @property
     def wants_sse(self) -> bool:
@@ -136,6 +141,7 @@ def parse_transcription_params(fields: Fields, settings: Settings) -> Transcript
         language=normalise_language(last(fields, "language")),
         diarization=parse_diarization(fields, model=model, response_format=response_format),
         chunking_strategy=parse_chunking_strategy(fields),
+        keywords=parse_keywords(fields, settings),
     )
 
 

@@ -45,6 +45,7 @@ from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.jobs.lifecycle import JobsState
 from gigaam_api.model import transcript_language
 from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.keywords import keywords_of
 from gigaam_api.service.session import (
     DoneEvent,
     FailedEvent,
@@ -191,6 +192,7 @@ async def transcriptions(request: Request) -> Response:
         )
         params = parse_transcription_params(form.fields, ctx.settings)
         check_language(params.language, ctx.service.languages, ctx.settings.model)
+        ctx.service.check_keywords(keywords_of(params.keywords))  # before any audio is read
         record.response_format = params.response_format
         record.stream = params.wants_sse
         upload = form.audio_file()
@@ -223,6 +225,7 @@ def session_options(params: TranscriptionParams, settings: Settings) -> SessionO
         pipeline=pipeline_options(settings),
         language=params.language,
         speakers=speaker_options(params.diarization),
+        keywords=keywords_of(params.keywords),
     )
 
 
