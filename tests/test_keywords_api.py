@@ -28,8 +28,10 @@ from openai import OpenAI
 
 from gigaam_api.keyword_list import MAX_KEYWORD_CHARS, MAX_KEYWORDS
 from gigaam_api.server import create_app
-from tests.api_server import real_model_settings, serve, tiled_wav
+from tests.api_server import real_model_settings, scheduler, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
+from tests.gated_server import Gate, gated_app, served
+from tests.helpers import records_of, wait_until
 from tests.jobs_helpers import submit, submit_ok, wait_job
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"  # 3.2 s, 16 kHz mono
@@ -163,6 +165,49 @@ def test_the_sdk_streams_with_keywords(sdk: OpenAI, boosted: str) -> None:
             )
         )
     assert events[-1].type == "transcript.text.done" and events[-1].text == boosted
+
+
+def test_requests_with_different_keywords_share_a_model_call(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, plain: str, boosted: str
+) -> None:
+    """Requests queued behind a held worker, one with keywords and one without, share one
+    model call: each wave is decoded with its own request's graph (or greedily), and each
+    text equals the one the request gets alone."""
+    gate = Gate()
+    app = gated_app(golden_dir, tmp_path_factory, gate, overlap_short_calls=False)
+    answers: dict[str, httpx.Response] = {}
+
+    def send(url: str, name: str, keywords: list[str]) -> threading.Thread:
+        def run() -> None:
+            with SPEECH.open("rb") as fh:
+                answers[name] = httpx.post(
+                    f"{url}/v1/audio/transcriptions",
+                    files={"file": ("a.wav", fh)},
+                    data={"keywords[]": keywords},
+                    headers={"x-request-id": name},
+                    timeout=TIMEOUT,
+                )
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    for url in served(app):
+        gate.open.clear()
+        threads = [send(url, "blocker", [])]
+        assert gate.entered.acquire(timeout=TIMEOUT), "the blocker never reached the model"
+        threads += [send(url, "boosted", [STRONG]), send(url, "plain", [])]
+        wait_until(lambda: scheduler(app).pending_batches == 2, "two queued batches")
+        gate.open.set()
+        for thread in threads:
+            thread.join(TIMEOUT)
+        assert text_of(answers["boosted"]) == boosted
+        assert text_of(answers["plain"]) == text_of(answers["blocker"]) == plain
+        combined = [r for r in records_of(scheduler(app)) if r.owners == 2]
+        assert sorted(r.request_id for r in combined) == ["boosted", "plain"]
+        assert gate.keywords[0] is None  # the blocker: no keywords, the plain call
+        graphs = gate.keywords[1]
+        assert len(graphs) == 2 and sorted(g is None for g in graphs) == [False, True]
 
 
 # -- every way of writing the list -----------------------------------------------------------
