@@ -44,14 +44,14 @@ def _random_keywords(rng: np.random.Generator) -> list[Keyword]:
 
 
 def _bonus(labels: tuple[int, ...], keywords: list[Keyword]) -> float:
-    """Σ boost × occurrences, each phrase read as ' ' + its letters, in ' ' + the labels."""
-    text = " " + "".join(PIECES[i] for i in labels)
+    """Σ boost × whole-word occurrences: ' ' + phrase + ' ' in ' ' + the labels + ' '."""
+    text = " " + "".join(PIECES[i] for i in labels) + " "
     best: dict[str, float] = {}
     for k in keywords:
         best[k.phrase] = max(best.get(k.phrase, 0.0), k.boost or 0.0)
     total = 0.0
     for phrase, boost in best.items():
-        target = " " + phrase
+        target = " " + phrase + " "
         total += boost * sum(text.startswith(target, i) for i in range(len(text)))
     return total
 

@@ -31,12 +31,13 @@ SMALL = KeywordVocabulary((" ", "а", "б", "в", "-"))
 
 
 def _bonus_by_definition(tokens: list[int], phrases: dict[tuple[int, ...], float]) -> float:
-    """Σ boost × occurrences of each phrase in the sequence as read after a space."""
-    text = [0, *tokens]  # the search starts as if after a space (token 0)
+    """Σ boost × whole-word occurrences of each phrase in the sequence read after a space."""
+    text = [0, *tokens, 0]  # the search starts as if after a space (token 0); the end ends a word
     total = 0.0
     for phrase, boost in phrases.items():
-        n = len(phrase)
-        total += boost * sum(tuple(text[i : i + n]) == phrase for i in range(len(text) - n + 1))
+        target = (*phrase, 0)
+        n = len(target)
+        total += boost * sum(tuple(text[i : i + n]) == target for i in range(len(text) - n + 1))
     return total
 
 
@@ -91,9 +92,10 @@ def test_one_boost_per_phrase_spread_over_its_letters_and_refunded_when_abandone
     assert final == 0.0
     # still open when the audio ends: refunded by final()
     assert _walk(graph, [index[c] for c in "ива"])[0] == 0.0
-    # matched at word starts only, open at the end (inflections)
+    # matched as whole words only
     assert _walk(graph, [index[c] for c in "диван"])[0] == 0.0
-    assert _walk(graph, [index[c] for c in "иван петрова"])[0] == pytest.approx(3.0)
+    assert _walk(graph, [index[c] for c in "иван петрова"])[0] == 0.0
+    assert _walk(graph, [index[c] for c in "иван петров и"])[0] == pytest.approx(3.0)
     # repeated: each occurrence is one boost
     assert _walk(graph, [index[c] for c in "ан ан"])[0] == pytest.approx(4.0)
 
