@@ -35,7 +35,8 @@ WIDE = 100_000
 
 def _log_softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
     x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    out: NDArray[np.float64] = x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    return out
 
 
 def _random_keywords(rng: np.random.Generator) -> list[Keyword]:

@@ -269,6 +269,10 @@ class ContextGraph:
         end there are committed, an open match is refunded."""
         return self._output[state] - self._potential[state]
 
+    def potential(self, state: int) -> float:
+        """The bonus held in ``state`` that is not committed yet (refunded if the match fails)."""
+        return self._potential[state]
+
     def active(self, state: int) -> bool:
         """Whether a match is open in ``state`` (it holds a bonus not yet committed)."""
         return self._potential[state] > 0.0
