@@ -151,11 +151,7 @@ def ctc_beam_search(
                     new[child_key] = _Prefix(_NEG_INF, base + lp, c, state, bonus, (c, t, h.chain))
                 else:
                     child.pnb = _lse(child.pnb, base + lp)
-        if len(new) > beam:
-            kept = heapq.nlargest(beam, new.items(), key=lambda item: item[1].score())
-            hyps = dict(kept)
-        else:
-            hyps = new
+        hyps = new if len(new) <= beam else _prune(new, beam, context)
     best = max(
         hyps.values(),
         key=lambda h: h.score() + (0.0 if context is None else context.final(h.state)),
@@ -170,3 +166,17 @@ def ctc_beam_search(
     ids.reverse()
     frames.reverse()
     return ids, frames
+
+
+def _prune(new: dict[int, _Prefix], beam: int, context: ContextGraph | None) -> dict[int, _Prefix]:
+    """The ``beam`` best prefixes, and with keywords also the ``beam`` best by committed
+    bonus alone: an open match's not-yet-earned bonus must not crowd out the prefixes that
+    win when it fails (they are what the search without keywords would have kept)."""
+    kept = dict(heapq.nlargest(beam, new.items(), key=lambda item: item[1].score()))
+    if context is not None:
+        potential = context.potential
+        for key, prefix in heapq.nlargest(
+            beam, new.items(), key=lambda item: item[1].score() - potential(item[1].state)
+        ):
+            kept.setdefault(key, prefix)
+    return kept

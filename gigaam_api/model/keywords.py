@@ -20,9 +20,11 @@ differences that come from the failures seen elsewhere (``../shared/docs/release
   SentencePiece's lone ``▁``, punctuation): they carry no evidence that the phrase is being
   said, and boosting them is how greedy boosting inserts spurious word breaks.
 
-Phrases are matched **at word starts**: a character model's phrase is preceded by the space
+Phrases are matched as **whole words**: a character model's phrase is preceded by the space
 token and the search starts as if after a space; a SentencePiece phrase starts with a piece
-that carries ``▁``. The end is open, so ``Петров`` also boosts ``Петрова``.
+that carries ``▁``. A phrase earns its boost only once the word after it starts (a space, a
+``▁`` piece, punctuation) or the audio ends: ``Петров`` is not credited inside ``Петрова``
+(give each form you expect), and ``кот`` does not pull every ``который`` towards it.
 
 **Normalisation** writes a phrase the way the model can emit it (``normalize_phrase``):
 
@@ -32,7 +34,8 @@ that carries ``▁``. The end is open, so ``Петров`` also boosts ``Пет�
 * SentencePiece (e2e) models, which write capitals and punctuation: the phrase as written,
   plus its lower-case, Title Case and Sentence case forms, each one a variant of the same
   keyword (an occurrence of any earns the one boost); punctuation at either end is dropped
-  (the model places it from context). A variant that the tokenizer can only write with the
+  (the model places it from context), punctuation the vocabulary lacks (a hyphen) becomes a
+  space. A variant that the tokenizer can only write with the
   unknown piece is dropped; a phrase with no variant left is an error.
 
 :class:`KeywordError` names the phrase and the reason; the API turns it into a 400.
@@ -110,6 +113,14 @@ class KeywordVocabulary:
         """Whether a token is a word boundary (no letter or digit): matched, never boosted."""
         return not any(ch.isalnum() for ch in self.pieces[token])
 
+    def separator(self, token: int) -> bool:
+        """Whether a token ends the word before it: a character model's space; a piece that
+        starts a word (``▁…``) or has no letter or digit (punctuation) in SentencePiece."""
+        piece = self.pieces[token]
+        if self.encoder is None:
+            return piece == " "
+        return piece.startswith(_WORD_MARK) or self.boundary(token)
+
 
 def normalize_phrase(phrase: str, vocabulary: KeywordVocabulary) -> list[list[int]]:
     """The token sequences (variants) that write ``phrase`` in this vocabulary.
@@ -155,7 +166,9 @@ def _piece_variants(
         text = text.replace("ё", "е")
     if "Ё" not in letters:
         text = text.replace("Ё", "Е")
-    text = text.strip(_EDGE_PUNCTUATION + " ")
+    # punctuation the vocabulary lacks (a hyphen when it has only the dash) separates words
+    text = "".join(ch if ch.isalnum() or ch in letters else " " for ch in text)
+    text = " ".join(text.strip(_EDGE_PUNCTUATION + " ").split())
     if not any(ch.isalnum() for ch in text):
         raise KeywordError(phrase, "the phrase has no letters")
     forms = [text, text.lower(), " ".join(w[:1].upper() + w[1:] for w in text.split())]
@@ -175,9 +188,15 @@ class ContextGraph:
 
     States are ints; :attr:`start` is where every hypothesis begins. :meth:`step` gives the
     state after a token and the change of the hypothesis's running bonus; :meth:`final` the
-    change when the audio ends (the refund of an open match). Immutable once built, so one
-    graph is shared by every request that uses the same keywords (the memo of transitions
-    only grows, and computing an entry twice gives the same value).
+    change when the audio ends. Immutable once built, so one graph is shared by every request
+    that uses the same keywords (the memo of transitions only grows, and computing an entry
+    twice gives the same value).
+
+    The running bonus of a hypothesis is ``committed + potential(state)``. The potential of a
+    trie node is the share of a phrase's boost its matched tokens earn (the largest over the
+    phrases through it); a phrase is *committed* (its boost kept for good) only when its last
+    token is followed by a word separator or the audio ends, so ``Петров`` is not credited
+    inside ``Петрова``. Leaving a node any other way drops its potential: the refund.
     """
 
     def __init__(
@@ -201,8 +220,7 @@ class ContextGraph:
                         potential.append(0.0)
                     node = nxt
                     done += boosted[i]
-                    if i < len(tokens) - 1:
-                        potential[node] = max(potential[node], boost * done / total)
+                    potential[node] = max(potential[node], boost * done / total)
                 # The same tokens from two phrases (or two variants) earn one boost, the larger.
                 end_boost[node] = max(end_boost[node], boost)
         fail = [0] * len(children)
@@ -215,18 +233,20 @@ class ContextGraph:
                 while back and token not in children[back]:
                     back = fail[back]
                 fail[child] = children[back].get(token, 0)
+                # a phrase that ends here as a suffix of a longer match is found too
                 output[child] = end_boost[child] + output[fail[child]]
                 queue.append(child)
         self._children = children
         self._fail = fail
         self._output = output
         self._potential = potential
+        self._separators = frozenset(t for t in range(len(vocab.pieces)) if vocab.separator(t))
         self._memo: dict[tuple[int, int], tuple[int, float]] = {}
         self.size = len(children)
         self.phrase_count = len(phrases)
+        space = vocab.pieces.index(" ") if vocab.characters and " " in vocab.pieces else None
         #: The state every hypothesis starts in: after a space for a character model, so a
         #: phrase can match the first word.
-        space = vocab.pieces.index(" ") if vocab.characters and " " in vocab.pieces else None
         self.start = 0 if space is None else children[0].get(space, 0)
 
     def step(self, state: int, token: int) -> tuple[int, float]:
@@ -238,16 +258,23 @@ class ContextGraph:
             while node and token not in self._children[node]:
                 node = self._fail[node]
             nxt = self._children[node].get(token, 0)
-            delta = self._potential[nxt] - self._potential[state] + self._output[nxt]
+            delta = self._potential[nxt] - self._potential[state]
+            if token in self._separators:
+                delta += self._output[state]
             found = self._memo[key] = (nxt, delta)
         return found
 
     def final(self, state: int) -> float:
-        """The change in the running bonus when the audio ends in ``state``: the refund."""
-        return -self._potential[state]
+        """The change in the running bonus when the audio ends in ``state``: the phrases that
+        end there are committed, an open match is refunded."""
+        return self._output[state] - self._potential[state]
+
+    def potential(self, state: int) -> float:
+        """The bonus held in ``state`` that is not committed yet (refunded if the match fails)."""
+        return self._potential[state]
 
     def active(self, state: int) -> bool:
-        """Whether a partial match is open in ``state`` (it holds a refundable bonus)."""
+        """Whether a match is open in ``state`` (it holds a bonus not yet committed)."""
         return self._potential[state] > 0.0
 
     def expected(self, state: int) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ over the vocabulary.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 from typing import Any, Final
@@ -143,7 +144,7 @@ def rnnt_beam_search(
                 _merge(
                     new, _Hyp(key, k, n + i, hyp.score + token_lp, state, bonus, (k, t, hyp.chain))
                 )
-        kept = sorted(new.values(), key=lambda x: x.score + x.bonus, reverse=True)[:beam]
+        kept = _prune(list(new.values()), beam, context)
         if not kept:
             raise DecodingError(f"no hypothesis survives frame {t}: every class is excluded")
         h = np.concatenate([h_in, np.asarray(h_new, dtype=np.float32)], axis=1)
@@ -175,3 +176,16 @@ def _merge(into: dict[int, _Hyp], hyp: _Hyp) -> None:
     if hyp.score > other.score:  # the likelier alignment gives the labels' frames and state
         into[hyp.key] = hyp
     into[hyp.key].score = merged
+
+
+def _prune(hyps: list[_Hyp], beam: int, context: ContextGraph | None) -> list[_Hyp]:
+    """The ``beam`` best hypotheses, and with keywords also the ``beam`` best by committed
+    bonus alone (an open match's potential must not crowd out what wins when it fails)."""
+    kept = heapq.nlargest(beam, hyps, key=lambda x: x.score + x.bonus)
+    if context is not None and len(hyps) > beam:
+        chosen = {id(x) for x in kept}
+        potential = context.potential
+        for x in heapq.nlargest(beam, hyps, key=lambda x: x.score + x.bonus - potential(x.state)):
+            if id(x) not in chosen:
+                kept.append(x)
+    return kept
