@@ -21,18 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
 from fastapi import FastAPI
+from numpy.typing import NDArray
 from openai import OpenAI
 
+from gigaam_api import formats, pipeline
+from gigaam_api.config import pipeline_options
 from gigaam_api.keyword_list import MAX_KEYWORD_CHARS, MAX_KEYWORDS
+from gigaam_api.model import DEFAULT_BOOST, Keyword, Result
 from gigaam_api.server import create_app
+from gigaam_api.transcript import Transcript
 from tests.api_server import real_model_settings, scheduler, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
 from tests.gated_server import Gate, gated_app, served
 from tests.helpers import records_of, wait_until
 from tests.jobs_helpers import submit, submit_ok, wait_job
+from tests.keyword_cases import DISTRACTORS
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"  # 3.2 s, 16 kHz mono
 KEY = "keywords-secret"
@@ -94,9 +101,8 @@ def words(text: str) -> list[str]:
 
 
 def marked(text: str) -> bool:
-    """Whether a word of ``text`` starts with the phrase (a match is open at its end, as
-    ``Петров`` also favours ``Петрова``)."""
-    return any(word.startswith(PHRASE) for word in words(text))
+    """Whether the phrase is one of the words of ``text`` (keywords match whole words)."""
+    return PHRASE in text.split()
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +289,26 @@ def test_a_malformed_json_list(http: httpx.Client) -> None:
 @pytest.mark.parametrize("phrase", ["Moscow", "123", "!!!"])
 def test_a_phrase_the_model_cannot_write(http: httpx.Client, phrase: str) -> None:
     assert_keyword_error(post(http, {"keywords[]": ["саш", phrase]}), repr(phrase))
+
+
+def test_a_hundred_real_phrases_reach_the_decoder_as_sent(
+    server: Server, http: httpx.Client, plain: str
+) -> None:
+    """The 100 distractor phrases of the decoding tests (names, places, brands, terms; with
+    hyphens, ``ё`` and two-word names), sent as 100 ``keywords[]`` parts: the text is exactly
+    what the pipeline gives over the served model with that list compiled at the default
+    boost, i.e. the door handed every phrase to the beam search, with the server's boost."""
+    assert len(DISTRACTORS) == MAX_KEYWORDS
+    model = server.app.state.ctx.service.model
+    graph = model.compile_keywords([Keyword(p) for p in DISTRACTORS], DEFAULT_BOOST)
+
+    def infer(batch: list[NDArray[np.float32]]) -> list[Result]:
+        return model.transcribe(batch, keywords=[graph] * len(batch))
+
+    run = pipeline.transcribe_file(SPEECH, infer, pipeline_options(server.app.state.ctx.settings))
+    expected = formats.transcript_text(Transcript(segments=list(run)))
+    assert expected != plain
+    assert text_of(post(http, {"keywords[]": list(DISTRACTORS)})) == expected
 
 
 def test_the_maximum_boost_is_accepted(http: httpx.Client) -> None:

@@ -26,8 +26,8 @@ KEY = "keywords-cli-key"
 
 
 def marked(text: str) -> bool:
-    """Whether a word of ``text`` starts with the phrase."""
-    return any(word.startswith(PHRASE) for word in text.split())
+    """Whether the phrase is one of the words of ``text`` (keywords match whole words)."""
+    return PHRASE in text.split()
 
 
 @pytest.fixture
