@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gigaam_api import __version__
 from gigaam_api.catalogue import RUNNABLE_MODELS
@@ -26,6 +26,14 @@ from gigaam_api.config import Settings, SettingsError, load_settings
 from gigaam_api.formats import FILE_EXTENSIONS, RESPONSE_FORMATS
 from gigaam_api.jobs_cli import JobsCliError, add_jobs_parser, run_jobs
 from gigaam_api.weights import WeightsError, ensure_model
+
+if TYPE_CHECKING:  # heavy at run time: imported there only by the command that needs them
+    from gigaam_api.model import AsrModel
+    from gigaam_api.service.keywords import Keyword
+    from gigaam_api.service.session import KeywordCompiler
+
+    #: Keywords for a run (:func:`_keywords`): the ``--keyword`` phrases and their compiler.
+    Keywords = tuple[tuple[Keyword, ...], KeywordCompiler]
 
 log = logging.getLogger(__name__)
 
@@ -324,13 +332,13 @@ def _language(requested: str | None, model: Any) -> str | None:
     return language
 
 
-def _keywords(entries: Sequence[str], settings: Settings, model: Any) -> Any:
+def _keywords(entries: Sequence[str], settings: Settings, model: AsrModel) -> Keywords:
     """``--keyword`` as every door reads keywords (``keyword_list.py``), checked against the
     model now (a phrase it cannot write is a usage error naming it, before any file is read):
     the request's keywords and the compiler the session uses (``KEYWORDS`` merged in)."""
     from gigaam_api.keyword_list import KeywordListError, parse_entries
     from gigaam_api.service.errors import ServiceError
-    from gigaam_api.service.keywords import compile_for, keywords_of
+    from gigaam_api.service.keywords import ContextGraph, compile_for, keywords_of
 
     try:
         request = keywords_of(parse_entries(entries, max_boost=settings.keywords_max_boost))
@@ -338,7 +346,7 @@ def _keywords(entries: Sequence[str], settings: Settings, model: Any) -> Any:
         raise CliError(f"--keyword: {exc.message}", EXIT_USAGE) from None
     server = keywords_of(settings.keyword_specs)
 
-    def compile_keywords(wanted: Any) -> Any:
+    def compile_keywords(wanted: Sequence[Keyword]) -> ContextGraph | None:
         return compile_for(model, server, wanted, settings.keywords_boost)
 
     try:
@@ -387,7 +395,7 @@ def transcribe_to_text(
     speakers: Any = None,
     language: str | None = None,
     languages: Sequence[str] = (),
-    keywords: Any = None,
+    keywords: Keywords | None = None,
 ) -> str:
     """Run one file through a core session and render it like the HTTP API would.
 

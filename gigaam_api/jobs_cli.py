@@ -144,7 +144,9 @@ def _run(http: httpx.Client, args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise JobsCliError(f"{path}: no such file")
             with path.open("rb") as fh:
-                fields: dict[str, Any] = {"language": args.language} if args.language else {}
+                fields: dict[str, str | list[str]] = {}
+                if args.language:
+                    fields["language"] = args.language
                 if args.keyword:  # one part per phrase, as the openai SDKs send a list
                     fields["keywords[]"] = list(args.keyword)
                 job = _check(
