@@ -172,7 +172,8 @@ async def submit_job(request: Request) -> Response:
         # options that change the run are stored with the job
         params = parse_transcription_params(form.fields, settings)
         check_language(params.language, _languages(request), settings.model)
-        _model(request).check_keywords(keywords_of(params.keywords))
+        keywords = keywords_of(params.keywords)  # checked off the loop, before the probe
+        await anyio.to_thread.run_sync(_model(request).check_keywords, keywords)
         upload = form.audio_file()
         try:
             duration = await anyio.to_thread.run_sync(_check_upload, upload.path, settings)
