@@ -8,11 +8,13 @@ observable proof that a request's phrase (and its own boost) reached the beam se
 the model cannot write (Latin letters for a Russian model) is a 400 naming it, before any audio
 is decoded. Requests go through the official ``openai`` SDK (its own ``keywords=``, and
 ``extra_body`` as older versions must), through ``httpx`` with every way of writing a list,
-and through durable jobs, whose stored keywords a resumed attempt runs with again.
+and through durable jobs, whose stored keywords a resumed attempt runs with again; the
+server-wide ``KEYWORDS`` reaches the Wyoming door too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -34,12 +36,13 @@ from gigaam_api.keyword_list import MAX_KEYWORD_CHARS, MAX_KEYWORDS
 from gigaam_api.model import DEFAULT_BOOST, Keyword, Result
 from gigaam_api.server import create_app
 from gigaam_api.transcript import Transcript
-from tests.api_server import real_model_settings, scheduler, serve, tiled_wav
+from tests.api_server import free_port, real_model_settings, scheduler, serve, tiled_wav
 from tests.conftest import CORPUS_DIR
 from tests.gated_server import Gate, gated_app, served
 from tests.helpers import records_of, wait_until
 from tests.jobs_helpers import submit, submit_ok, wait_job
 from tests.keyword_cases import DISTRACTORS
+from tests.wyoming_client import transcribe as wyoming_transcribe
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"  # 3.2 s, 16 kHz mono
 KEY = "keywords-secret"
@@ -404,17 +407,24 @@ def test_a_job_resumed_after_a_restart_runs_with_its_keywords_again(
 
 
 def test_the_server_keywords_apply_to_every_request(golden_dir: Path, tmp_path: Path) -> None:
-    """``KEYWORDS`` (here a file) is merged into every request; a request may re-boost one of
-    its phrases (weaker: no longer written) and add its own."""
+    """``KEYWORDS`` (here a file) is merged into every request, the Wyoming door's too; a
+    request may re-boost one of its phrases (weaker: no longer written) and add its own."""
     listing = tmp_path / "keywords.txt"
     listing.write_text(f"# names we need right\n{STRONG}\nСбербанк\n", encoding="utf-8")
+    port = free_port()
     settings = real_model_settings(
-        golden_dir, tmp_path / "models", jobs_dir=tmp_path / "jobs", keywords=str(listing)
+        golden_dir,
+        tmp_path / "models",
+        jobs_dir=tmp_path / "jobs",
+        keywords=str(listing),
+        wyoming_uri=f"tcp://127.0.0.1:{port}",
     )
     app = create_app(settings, keepalive_seconds=0.5, tmp_dir=tmp_path / "uploads")
     with serve(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as client:
         assert app.state.ctx.service.wait_loaded(TIMEOUT), app.state.ctx.service.error
-        assert PHRASE in words(text_of(post(client)))
+        text = text_of(post(client))
+        assert PHRASE in words(text)
+        assert asyncio.run(wyoming_transcribe(port, SPEECH)).text == text
         assert PHRASE not in words(text_of(post(client, {"keywords[]": [WEAK]})))
         assert_keyword_error(post(client, {"keywords[]": ["Paris"]}), "'Paris'")
 
