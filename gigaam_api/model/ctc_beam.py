@@ -64,11 +64,19 @@ def _lse(a: float, b: float) -> float:
 class _Prefix:
     """One label sequence: its CTC probabilities (log), last label, graph state and bonus."""
 
-    __slots__ = ("bonus", "chain", "last", "pb", "pnb", "state")
+    __slots__ = ("bonus", "chain", "last", "parent", "pb", "pnb", "state")
 
     def __init__(
-        self, pb: float, pnb: float, last: int, state: int, bonus: float, chain: _Chain
+        self,
+        pb: float,
+        pnb: float,
+        last: int,
+        state: int,
+        bonus: float,
+        chain: _Chain,
+        parent: int | None,
     ) -> None:
+        self.parent = parent  # the key of the prefix one label shorter
         self.pb = pb
         self.pnb = pnb
         self.last = last
@@ -104,7 +112,7 @@ def ctc_beam_search(
     rows = scores[:length].astype(np.float64)
     start = 0 if context is None else context.start
     # keys: prefixes are identified by a hash chain of their labels (ints hash stably)
-    hyps: dict[int, _Prefix] = {0: _Prefix(0.0, _NEG_INF, -1, start, 0.0, None)}
+    hyps: dict[int, _Prefix] = {0: _Prefix(0.0, _NEG_INF, -1, start, 0.0, None, None)}
     log_skip = math.log(blank_skip) if blank_skip < 1.0 else math.inf
     n_cand = min(beam, scores.shape[1] - 1)
     for t in range(length):
@@ -120,27 +128,72 @@ def ctc_beam_search(
         masked = row.copy()
         masked[blank_id] = -np.inf
         top = np.argpartition(masked, -n_cand)[-n_cand:]
-        floor = float(masked[top].max()) - prune
-        candidates = [int(c) for c in top if masked[c] >= floor and masked[c] > _NEG_INF]
+        best = masked[top].max()
+        cands = top[(masked[top] >= best - prune) & (masked[top] > _NEG_INF)]
+        prefixes = list(hyps.items())
+        if context is not None and open_match:
+            extra = [
+                t for _, h in prefixes if context.active(h.state) for t in context.expected(h.state)
+            ]
+            cands = np.union1d(cands, np.asarray(extra, dtype=np.int64))
+            cands = cands[row[cands] > _NEG_INF]
         new: dict[int, _Prefix] = {}
         # the prefixes themselves first (blank, or their last label repeated): their token
         # frames are older than any extension's
-        for key, h in hyps.items():
+        for key, h in prefixes:
             total = _lse(h.pb, h.pnb)
             repeat = h.pnb + float(row[h.last]) if h.last >= 0 else _NEG_INF
-            new[key] = _Prefix(total + p_blank, repeat, h.last, h.state, h.bonus, h.chain)
-        for key, h in hyps.items():
-            tried = candidates
-            if context is not None and context.active(h.state):
-                tried = candidates + [c for c in context.expected(h.state) if c not in candidates]
-            total = _lse(h.pb, h.pnb)
-            for c in tried:
-                lp = float(row[c])
-                if lp == _NEG_INF:
+            new[key] = _Prefix(total + p_blank, repeat, h.last, h.state, h.bonus, h.chain, h.parent)
+        # a prefix whose parent is in the beam too also grows from it by its last label
+        taken: list[tuple[int, int]] = []
+        position = {key: i for i, (key, _) in enumerate(prefixes)}
+        column = {int(c): j for j, c in enumerate(cands.tolist())}
+        for key, h in prefixes:
+            if h.parent is None or h.parent not in hyps:
+                continue
+            parent = hyps[h.parent]
+            lp = float(row[h.last])
+            base = parent.pb if h.last == parent.last else _lse(parent.pb, parent.pnb)
+            if lp > _NEG_INF and base > _NEG_INF:
+                new[key].pnb = _lse(new[key].pnb, base + lp)
+            if h.last in column:
+                taken.append((position[h.parent], column[h.last]))
+        if cands.size:
+            # every (prefix, candidate) extension ranked at once; only the best few are made
+            pb = np.array([h.pb for _, h in prefixes])
+            pnb = np.array([h.pnb for _, h in prefixes])
+            last = np.array([h.last for _, h in prefixes])
+            bases = np.where(
+                cands[None, :] == last[:, None], pb[:, None], np.logaddexp(pb, pnb)[:, None]
+            )
+            acoustic = bases + row[cands][None, :]
+            ranked = acoustic + np.array([h.bonus for _, h in prefixes])[:, None]
+            if context is not None:
+                ranked = ranked + np.stack([context.deltas(h.state)[cands] for _, h in prefixes])
+            if taken:  # already added above
+                rows_taken, cols_taken = zip(*taken, strict=True)
+                ranked[list(rows_taken), list(cols_taken)] = _NEG_INF
+            chosen = _best_cells(ranked, beam)
+            if context is not None:
+                # and the best by committed bonus alone (see ``_prune``)
+                committed = (
+                    acoustic
+                    + np.array([h.bonus - context.potential(h.state) for _, h in prefixes])[:, None]
+                )
+                committed = committed + np.stack(
+                    [context.committed_deltas(h.state)[cands] for _, h in prefixes]
+                )
+                if taken:
+                    committed[list(rows_taken), list(cols_taken)] = _NEG_INF
+                chosen = np.union1d(chosen, _best_cells(committed, beam))
+            width = cands.size
+            for cell in chosen.tolist():
+                i, j = divmod(cell, width)
+                score = float(acoustic[i, j])
+                if score == _NEG_INF:
                     continue
-                base = h.pb if c == h.last else total
-                if base == _NEG_INF:
-                    continue
+                key, h = prefixes[i]
+                c = int(cands[j])
                 child_key = hash((key, c))
                 child = new.get(child_key)
                 if child is None:
@@ -148,9 +201,9 @@ def ctc_beam_search(
                     if context is not None:
                         state, delta = context.step(h.state, c)
                         bonus += delta
-                    new[child_key] = _Prefix(_NEG_INF, base + lp, c, state, bonus, (c, t, h.chain))
+                    new[child_key] = _Prefix(_NEG_INF, score, c, state, bonus, (c, t, h.chain), key)
                 else:
-                    child.pnb = _lse(child.pnb, base + lp)
+                    child.pnb = _lse(child.pnb, score)
         hyps = new if len(new) <= beam else _prune(new, beam, context)
     best = max(
         hyps.values(),
@@ -180,3 +233,10 @@ def _prune(new: dict[int, _Prefix], beam: int, context: ContextGraph | None) -> 
         ):
             kept.setdefault(key, prefix)
     return kept
+
+
+def _best_cells(scores: NDArray[np.float64], count: int) -> NDArray[np.intp]:
+    """Flat indices of the ``count`` largest finite cells of ``scores``."""
+    flat = scores.ravel()
+    flat_top = np.argpartition(flat, -count)[-count:] if flat.size > count else np.arange(flat.size)
+    return flat_top[np.isfinite(flat[flat_top])]

@@ -49,6 +49,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 __all__ = [
     "DEFAULT_BOOST",
     "ContextGraph",
@@ -242,6 +245,10 @@ class ContextGraph:
         self._potential = potential
         self._separators = frozenset(t for t in range(len(vocab.pieces)) if vocab.separator(t))
         self._memo: dict[tuple[int, int], tuple[int, float]] = {}
+        self._dense: dict[int, NDArray[np.float64]] = {}
+        self._n_tokens = len(vocab.pieces)
+        self._separator_mask = np.zeros(self._n_tokens, dtype=np.bool_)
+        self._separator_mask[list(self._separators)] = True
         self.size = len(children)
         self.phrase_count = len(phrases)
         space = vocab.pieces.index(" ") if vocab.characters and " " in vocab.pieces else None
@@ -263,6 +270,28 @@ class ContextGraph:
                 delta += self._output[state]
             found = self._memo[key] = (nxt, delta)
         return found
+
+    def deltas(self, state: int) -> NDArray[np.float64]:
+        """:meth:`step`'s bonus change for every token at once (read-only, kept per state):
+        the decoders rank all their candidates with it in one numpy operation."""
+        found = self._dense.get(state)
+        if found is None:
+            found = np.full(self._n_tokens, -self._potential[state])
+            found[self._separator_mask] += self._output[state]
+            node = state
+            while True:  # the tokens that lead somewhere other than the root
+                for token in self._children[node]:
+                    found[token] = self.step(state, token)[1]
+                if not node:
+                    break
+                node = self._fail[node]
+            found.setflags(write=False)
+            self._dense[state] = found
+        return found
+
+    def committed_deltas(self, state: int) -> NDArray[np.float64]:
+        """The change of the *committed* bonus for every token: what a separator commits."""
+        return np.where(self._separator_mask, self._output[state], 0.0)
 
     def final(self, state: int) -> float:
         """The change in the running bonus when the audio ends in ``state``: the phrases that
