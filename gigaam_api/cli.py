@@ -29,11 +29,14 @@ from gigaam_api.weights import WeightsError, ensure_model
 
 if TYPE_CHECKING:  # heavy at run time: imported there only by the command that needs them
     from gigaam_api.model import AsrModel, Result
-    from gigaam_api.service.session import SessionEvent, SpeakerModelGetter
+    from gigaam_api.service.keywords import Keyword
+    from gigaam_api.service.session import KeywordCompiler, SessionEvent, SpeakerModelGetter
     from gigaam_api.service.speakers import SpeakerOptions
 
     #: Speaker labelling for a run (:func:`_speakers`): the options and the model's getter.
     Speakers = tuple[SpeakerOptions, SpeakerModelGetter]
+    #: Keywords for a run (:func:`_keywords`): the ``--keyword`` phrases and their compiler.
+    Keywords = tuple[tuple[Keyword, ...], KeywordCompiler]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="with --diarize: the number of speakers, when known (default: found automatically)",
+    )
+    transcribe.add_argument(
+        "--keyword",
+        action="append",
+        default=[],
+        metavar="PHRASE[:BOOST]",
+        help="a name or term to favour (repeatable; also a comma-separated list); with "
+        ":BOOST its own strength instead of KEYWORDS_BOOST. KEYWORDS is added to them",
     )
     add_jobs_parser(commands)  # durable jobs on a running server (gigaam_api/jobs_cli.py)
     return parser
@@ -280,6 +291,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         raise CliError("--format diarized_json needs --diarize", EXIT_USAGE)
     model = _load_model(settings)
     language = _language(args.language, model)
+    keywords = _keywords(args.keyword, settings, model)
     failures = 0
     written: set[Path] = set()
     speakers = _speakers(args, settings) if args.diarize else None
@@ -294,6 +306,7 @@ def _transcribe(args: argparse.Namespace) -> int:
                 speakers=speakers,
                 language=language,
                 languages=model.languages,
+                keywords=keywords,
             )
         except CliError as exc:
             print(f"gigaam-api: error: {path}: {exc.message}", file=sys.stderr)
@@ -320,6 +333,31 @@ def _language(requested: str | None, model: AsrModel) -> str | None:
             f"--language {requested!r}: the model {model.name} transcribes {served}", EXIT_USAGE
         )
     return language
+
+
+def _keywords(entries: Sequence[str], settings: Settings, model: AsrModel) -> Keywords:
+    """``--keyword`` as every door reads keywords (``keyword_list.py``), checked against the
+    model now (a phrase it cannot write is a usage error naming it, before any file is read):
+    the request's keywords and the compiler the session uses (``KEYWORDS`` merged in)."""
+    from gigaam_api.keyword_list import KeywordListError, parse_entries
+    from gigaam_api.service.errors import ServiceError
+    from gigaam_api.service.keywords import ContextGraph, compile_for, keywords_of
+
+    try:
+        request = keywords_of(parse_entries(entries, max_boost=settings.keywords_max_boost))
+    except KeywordListError as exc:
+        raise CliError(f"--keyword: {exc.message}", EXIT_USAGE) from None
+    server = keywords_of(settings.keyword_specs)
+
+    def compile_keywords(wanted: Sequence[Keyword]) -> ContextGraph | None:
+        return compile_for(model, server, wanted, settings.keywords_boost)
+
+    try:
+        compile_keywords(request)
+    except ServiceError as exc:
+        where = "--keyword" if request else "KEYWORDS"
+        raise CliError(f"{where}: {exc.message}", EXIT_USAGE) from None
+    return request, compile_keywords
 
 
 def _load_model(settings: Settings) -> AsrModel:
@@ -360,13 +398,15 @@ def transcribe_to_text(
     speakers: Speakers | None = None,
     language: str | None = None,
     languages: Sequence[str] = (),
+    keywords: Keywords | None = None,
 ) -> str:
     """Run one file through a core session and render it like the HTTP API would.
 
     ``infer`` is ``model.transcribe``, called directly (no scheduler: one file at a time).
     Audio problems (not audio, no stream, too long, decoder unavailable) come back as
     :class:`CliError` with the core's message — the one the HTTP API would answer.
-    ``speakers`` (from :func:`_speakers`) labels speakers as ``diarize=true`` does over HTTP.
+    ``speakers`` (from :func:`_speakers`) labels speakers as ``diarize=true`` does over HTTP;
+    ``keywords`` (from :func:`_keywords`) favours phrases as ``keywords[]`` does.
     """
     from gigaam_api import audio
     from gigaam_api.config import pipeline_options
@@ -390,10 +430,21 @@ def transcribe_to_text(
     except audio.AudioError as exc:
         raise CliError(exc.message) from None
     labelling, speaker_model = speakers if speakers is not None else (None, None)
+    wanted, compiler = keywords if keywords is not None else ((), None)
     options = SessionOptions(
-        pipeline=pipeline_options(settings), speakers=labelling, language=language
+        pipeline=pipeline_options(settings),
+        speakers=labelling,
+        language=language,
+        keywords=wanted,
     )
-    session = Session(source, options, DirectWorker(infer), path.name, speaker_model=speaker_model)
+    session = Session(
+        source,
+        options,
+        DirectWorker(infer),
+        path.name,
+        speaker_model=speaker_model,
+        keywords=compiler,
+    )
     segments: list[Segment] = []
     duration = 0.0
     for event in _with_progress(session.events(), total, path.name, progress):

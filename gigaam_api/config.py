@@ -14,6 +14,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gigaam_api.catalogue import CATALOGUE, OFFICIAL_WEIGHTS_URL, RUNNABLE_MODELS
 from gigaam_api.formats import ResponseFormat
+from gigaam_api.keyword_list import (
+    BOOST_CEILING,
+    KeywordListError,
+    KeywordSpec,
+    format_entry,
+    parse_entries,
+)
 from gigaam_api.options import (
     ChunkingOptions,
     PipelineOptions,
@@ -22,6 +29,15 @@ from gigaam_api.options import (
 )
 
 CsvList = Annotated[list[str], NoDecode]
+#: ``KEYWORDS``: read by :meth:`Settings._keywords` into entries (``phrase`` / ``phrase:boost``).
+KeywordList = Annotated[list[str], NoDecode]
+
+#: ``KEYWORDS_BOOST`` by default: the engine's own default (``model.keywords.DEFAULT_BOOST``,
+#: which this layer may not import; a test keeps the two equal), natural-log units a whole
+#: phrase gains (4 ≈ an alternative up to e⁴ ≈ 55 times less likely may win).
+DEFAULT_KEYWORDS_BOOST = 4.0
+#: ``KEYWORDS_MAX_BOOST`` by default: the strongest boost a request may ask for.
+DEFAULT_KEYWORDS_MAX_BOOST = 10.0
 
 #: OpenAI's diarizing model id: accepted as ``model`` always, meaning "the loaded model, with
 #: speaker diarization on" (``api/params.py``); listed by ``/v1/models`` as a default alias.
@@ -98,6 +114,16 @@ class Settings(BaseSettings):
     #: the recogniser's worker).
     diarization_threads: int = Field(default=1, ge=1, le=64)
 
+    # -- keywords (names and terms the decoder favours; gigaam_api/keyword_list.py) --
+    #: Phrases favoured in every request, merged with the request's own: a list separated by
+    #: commas or line breaks (``phrase`` or ``phrase:boost``), or the path of a UTF-8 file
+    #: holding one (a value with a ``/`` in it; lines starting with ``#`` are comments).
+    keywords: KeywordList = []
+    #: The boost of a phrase that names none: how strongly the decoder favours it.
+    keywords_boost: float = Field(default=DEFAULT_KEYWORDS_BOOST, gt=0, le=BOOST_CEILING)
+    #: The largest boost a request (or KEYWORDS) may give a phrase; above it → 400.
+    keywords_max_boost: float = Field(default=DEFAULT_KEYWORDS_MAX_BOOST, gt=0, le=BOOST_CEILING)
+
     # -- durable jobs (gigaam_api/jobs) --
     #: Job database (SQLite), uploads and per-job folders.
     jobs_dir: Path = Path("/data/jobs")
@@ -127,6 +153,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keywords(cls, value: object) -> object:
+        """A list or a file of one → its entries, each checked and written back canonically
+        (``phrase`` or ``phrase:boost``); the boosts are checked against the maximum below."""
+        if isinstance(value, str):
+            value = _keywords_text(value.strip())
+        if not isinstance(value, list | tuple):
+            return value
+        try:
+            specs = parse_entries([str(item) for item in value])
+        except KeywordListError as exc:
+            raise ValueError(exc.message) from None
+        return [format_entry(phrase, boost) for phrase, boost in specs]
 
     @field_validator("wyoming_uri")
     @classmethod
@@ -194,11 +235,37 @@ class Settings(BaseSettings):
             )
         if self.wyoming_zeroconf and not self.wyoming_uri.startswith("tcp://"):
             raise ValueError("WYOMING_ZEROCONF needs WYOMING_URI=tcp://HOST:PORT")
+        if self.keywords_boost > self.keywords_max_boost:
+            raise ValueError(
+                f"KEYWORDS_BOOST ({self.keywords_boost:g}) must not be above "
+                f"KEYWORDS_MAX_BOOST ({self.keywords_max_boost:g})"
+            )
+        try:
+            parse_entries(self.keywords, max_boost=self.keywords_max_boost)
+        except KeywordListError as exc:
+            raise ValueError(f"KEYWORDS: {exc.message}") from None
         return self
+
+    @property
+    def keyword_specs(self) -> list[KeywordSpec]:
+        """``KEYWORDS`` as (phrase, boost) pairs, checked when the settings were read."""
+        return parse_entries(self.keywords)
 
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+
+def _keywords_text(value: str) -> list[str]:
+    """``KEYWORDS``' value as lines: the value itself, or the file it names (with a ``/``)."""
+    if "/" not in value:
+        return [value]
+    try:
+        text = Path(value).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ValueError(f"cannot read the keyword file {value!r}: {reason}") from None
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
 
 
 def load_settings(**overrides: object) -> Settings:

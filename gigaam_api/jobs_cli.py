@@ -57,6 +57,13 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="ISO 639-1 language the server's model transcribes (restricts a multilingual "
         "model's output to its alphabet)",
     )
+    submit.add_argument(
+        "--keyword",
+        action="append",
+        default=[],
+        metavar="PHRASE[:BOOST]",
+        help="a name or term to favour, kept with the job (repeatable; sent as keywords[])",
+    )
 
     status = actions.add_parser("status", help="print the job object")
     status.add_argument("job_id", metavar="ID")
@@ -137,7 +144,11 @@ def _run(http: httpx.Client, args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise JobsCliError(f"{path}: no such file")
             with path.open("rb") as fh:
-                fields = {"language": args.language} if args.language else {}
+                fields: dict[str, str | list[str]] = {}
+                if args.language:
+                    fields["language"] = args.language
+                if args.keyword:  # one part per phrase, as the openai SDKs send a list
+                    fields["keywords[]"] = list(args.keyword)
                 job = _check(
                     http.post("/v1/jobs", files={"file": (path.name, fh)}, data=fields)
                 ).json()

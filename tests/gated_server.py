@@ -52,17 +52,20 @@ class Gate:
         self.entered = threading.Semaphore(0)
         #: The ``language`` argument of every model call (per-wave lists when any was asked).
         self.languages: list[Any] = []
+        #: The ``keywords`` argument of every model call (per-wave graphs when any was asked).
+        self.keywords: list[Any] = []
 
     def loader(self) -> Callable[[Settings], AsrModel]:
         def load(settings: Settings) -> AsrModel:
             model = load_model_from_settings(settings)
             real = model.transcribe
 
-            def transcribe(waves: Any, language: Any = None) -> list[Result]:
+            def transcribe(waves: Any, language: Any = None, keywords: Any = None) -> list[Result]:
                 self.entered.release()
                 assert self.open.wait(TIMEOUT), "the test never opened the gate"
                 self.languages.append(language)
-                return real(waves, language)
+                self.keywords.append(keywords)
+                return real(waves, language, keywords)
 
             model.transcribe = transcribe  # type: ignore[method-assign]
             return model

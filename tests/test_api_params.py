@@ -11,16 +11,17 @@ import pytest
 
 from gigaam_api.api.auth import check_api_key, supplied_key
 from gigaam_api.api.errors import ApiError
+from gigaam_api.api.fields import parse_bool, parse_float
 from gigaam_api.api.params import (
+    ChunkingStrategy,
+    normalise_language,
+    parse_transcription_params,
+)
+from gigaam_api.api.speaker_params import (
     MAX_REFERENCE_BYTES,
     MAX_REFERENCE_FIELD_CHARS,
-    ChunkingStrategy,
     DiarizationParams,
     KnownSpeaker,
-    normalise_language,
-    parse_bool,
-    parse_float,
-    parse_transcription_params,
 )
 from gigaam_api.config import DIARIZE_MODEL_ALIAS, Settings, load_settings
 from gigaam_api.speakers import SpeakerCount

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from gigaam_api.api.errors import install_error_handlers
-from gigaam_api.api.params import MAX_KNOWN_SPEAKERS, parse_known_speakers
+from gigaam_api.api.speaker_params import MAX_KNOWN_SPEAKERS, parse_known_speakers
 from gigaam_api.api.uploads import FIELD_LIMIT_BYTES, FLUSH_BYTES, MAX_PARTS, read_form
 from tests.api_server import serve
 from tests.helpers import wait_until

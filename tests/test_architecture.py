@@ -86,6 +86,7 @@ BELOW_THE_CORE = {
     "catalogue",
     "logging",
     "batching",
+    "keyword_list",
     "transcript",
     "formats",
     "chunking",
@@ -113,6 +114,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "logging": set(),
     "web": set(),  # the page is a client of the HTTP API, never of its code
     "batching": set(),
+    "keyword_list": set(),  # how people write keywords: read by the settings and every door
     "transcript": {"options"},
     "formats": {"transcript", "options"},
     "chunking": {"options", "constants"},
@@ -133,7 +135,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "model": {"constants", "onnx_session", "catalogue", "transcript", "options"},
     "scheduler": {"cancellation", "batching"},
-    "config": {"catalogue", "formats", "options", "transcript"},
+    "config": {"catalogue", "formats", "options", "transcript", "keyword_list"},
     "weights": {"catalogue", "config", "formats", "options", "transcript"},
     "pipeline": {
         "audio",

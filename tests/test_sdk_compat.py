@@ -49,6 +49,8 @@ NODE_VERSIONS = ("4.104.0", "5.23.2", "7.57.0")
 PYTHON_VERSIONS = ("1.109.1", "2.54.0")
 MARKER = ".installed"  # written last: a folder without it is a broken install, redone
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
+#: A keyword boosted hard enough to be written into the random fixture model's text.
+KEYWORD = "саш:9"
 
 
 # -- SDK caches ------------------------------------------------------------------------------
@@ -193,6 +195,14 @@ def raw(server: Server) -> dict[str, Any]:
                 )
             assert response.status_code == 200, response.text
             answers[fmt] = response.json() if fmt.endswith("json") else response.text
+        with SPEECH.open("rb") as fh:
+            response = http.post(
+                "/audio/transcriptions",
+                files={"file": (SPEECH.name, fh)},
+                data={"model": "whisper-1", "keywords[]": [KEYWORD]},
+            )
+        assert response.status_code == 200, response.text
+        answers["keywords"] = response.json()
     assert answers["json"]["text"], "the speech clip must give a non-empty transcript"
     return answers
 
@@ -205,7 +215,8 @@ def node(request: pytest.FixtureRequest, server: Server) -> dict[str, Any]:
     version: str = request.param
     prefix = node_sdk(version)
     script = SDK_DIR / "node_client.mjs"
-    summary = run_client(["node", str(script), str(prefix), server.base_url, KEY, str(SPEECH)])
+    command = ["node", str(script), str(prefix), server.base_url, KEY, str(SPEECH), KEYWORD]
+    summary = run_client(command)
     assert summary["version"] == version
     return summary
 
@@ -227,7 +238,7 @@ def test_node_uploads_as_the_contract_says(node: dict[str, Any], server: Server)
         if r.get("user-agent") == f"OpenAI/JS {node['version']}"
         and r["path"].endswith("/audio/transcriptions")
     ]
-    assert len(sent) == 9  # the client's nine transcription calls, each seen once
+    assert len(sent) == 11  # the client's eleven transcription calls, each seen once
     chunked = [r for r in sent if r.get("transfer-encoding") == "chunked"]
     assert all("content-length" not in r for r in chunked)
     # Three of the calls upload an fs.createReadStream (json, verbose_json, stream); v4 and v5
@@ -259,6 +270,14 @@ def test_node_stream_iterates_to_done(node: dict[str, Any], raw: dict[str, Any])
     assert "".join(stream["deltas"]) == stream["done_text"] == raw["json"]["text"]
 
 
+def test_node_keywords_reach_the_decoder(node: dict[str, Any], raw: dict[str, Any]) -> None:
+    assert node["keywords"] == {"type": "object", "value": raw["keywords"]}
+    assert raw["keywords"]["text"] != raw["json"]["text"]
+    bad = node["bad_keyword"]
+    assert bad["raised"] and bad["is_bad_request"] and bad["status"] == 400
+    assert bad["param"] == "keywords" and bad["code"] == "invalid_value"
+
+
 def test_node_error_classes(node: dict[str, Any]) -> None:
     bad_format = node["bad_format"]
     assert bad_format["raised"] and bad_format["is_bad_request"]
@@ -278,7 +297,8 @@ def py(request: pytest.FixtureRequest, server: Server) -> dict[str, Any]:
     version: str = request.param
     python = python_sdk(version)
     script = SDK_DIR / "py_client.py"
-    summary = run_client([str(python), str(script), server.base_url, KEY, str(SPEECH)])
+    command = [str(python), str(script), server.base_url, KEY, str(SPEECH), KEYWORD]
+    summary = run_client(command)
     assert summary["version"] == version
     return summary
 
@@ -340,6 +360,18 @@ def test_python_2x_parses_diarized_json_into_its_own_types(py: dict[str, Any]) -
     assert events[-1]["type"] == "transcript.text.done"
     segments = [e for e in events if e["type"] == "transcript.text.segment"]
     assert [s["text"] for s in segments] == [s["text"] for s in body["segments"]]
+
+
+def test_python_keywords_reach_the_decoder(py: dict[str, Any], raw: dict[str, Any]) -> None:
+    """2.54 sends its own ``keywords=``, 1.109 the same list through ``extra_body``: both
+    arrive as the keywords[] parts the server reads, so the text is the keyword text (not the
+    plain one), and a phrase the model cannot write is a ``BadRequestError`` naming it."""
+    assert py["keywords_native"] == (not py["version"].startswith("1."))
+    assert py["keywords"]["class"] == "Transcription"
+    assert py["keywords"]["value"]["text"] == raw["keywords"]["text"] != raw["json"]["text"]
+    bad = py["bad_keyword"]
+    assert bad["raised"] and bad["class"] == "BadRequestError"
+    assert bad["status"] == 400 and bad["param"] == "keywords" and bad["code"] == "invalid_value"
 
 
 def test_python_error_classes(py: dict[str, Any]) -> None:

@@ -1018,3 +1018,51 @@ def test_a_wrong_speaker_count_is_explained_next_to_the_file(
         "the retry to be refused for the same count",
     )
     expect(row.locator(".error")).to_contain_text(expected)
+
+
+# -- keywords at upload -------------------------------------------------------------------
+
+#: A phrase in the fixture model's letters: boosted this hard it is written into the random
+#: model's text (``tests/test_keywords_api.py`` shows a weak boost is not).
+KEYWORD = "саш"
+
+
+def test_keywords_typed_at_upload_are_kept_with_the_job_and_heard(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path, tmp_path: Path
+) -> None:
+    session = session_factory(locale="ru-RU")
+    page = session.open(jobs_server.url + "/")
+    expect(page.locator("label[for='keywords']")).to_have_text(
+        "Имена и термины, которые нужно узнать (необязательно)"
+    )
+    page.fill("#keywords", f"Сбербанк, {KEYWORD}:9\n")
+    audio = tmp_path / "keywords-call.wav"  # a name no other test's job has
+    audio.write_bytes((corpus_dir / SPEECH).read_bytes())
+    page.set_input_files("#file-input", str(audio))
+    row = _row(page, audio.name)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    job_id = row.get_attribute("data-id") or ""
+    stored = jobs_server.app.state.jobs.service.get(job_id)
+    assert stored.options.keywords == (("Сбербанк", None), (KEYWORD, 9.0))
+
+    http = httpx.Client(base_url=jobs_server.url, timeout=60)
+    with audio.open("rb") as fh:  # the same file, no keywords: the phrase is not in it
+        plain = http.post("/v1/audio/transcriptions", files={"file": fh}).json()["text"]
+    text = http.get(f"/v1/jobs/{job_id}/result", params={"response_format": "text"}).text
+    assert KEYWORD not in plain.split(), plain
+    assert KEYWORD in text.split(), text
+    row.locator(".job-open").click()
+    expect(page.locator("#transcript")).to_contain_text(KEYWORD)
+    assert session.errors == []
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("en", "A name or term"), ("ru", "Имя или термин")])
+def test_a_keyword_the_model_cannot_write_is_explained_next_to_the_file(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path, lang: str, expected: str
+) -> None:
+    page = session_factory(locale=lang).open(jobs_server.url + "/")
+    page.fill("#keywords", "Сбербанк, Moscow")
+    page.set_input_files("#file-input", str(corpus_dir / SPEECH))
+    row = page.locator("#uploads li.upload", has_text=Path(SPEECH).name)
+    expect(row.locator(".error")).to_contain_text(expected)
+    expect(row.locator(".error")).to_contain_text("'Moscow'")  # the server's words name it

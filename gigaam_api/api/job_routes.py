@@ -49,10 +49,10 @@ from gigaam_api.api.errors import (
     not_found,
     too_many_jobs,
 )
+from gigaam_api.api.fields import parse_bool
 from gigaam_api.api.params import (
     TranscriptionParams,
     check_language,
-    parse_bool,
     parse_granularities,
     parse_response_format,
     parse_transcription_params,
@@ -75,6 +75,8 @@ from gigaam_api.jobs.model import (
 )
 from gigaam_api.jobs.service import JobLimit, JobService
 from gigaam_api.model import transcript_language
+from gigaam_api.service.keywords import keywords_of
+from gigaam_api.service.model_service import ModelService
 from gigaam_api.transcript import Segment
 
 log = logging.getLogger(__name__)
@@ -122,10 +124,15 @@ async def _job(service: JobService, job_id: str) -> Job:
     return job
 
 
+def _model(request: Request) -> ModelService:
+    """The served model's service (its languages, its keyword check)."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx.service
+
+
 def _languages(request: Request) -> tuple[str, ...] | None:
     """The languages a job may name: the served model's (``None``: not known yet)."""
-    ctx: AppContext = request.app.state.ctx
-    return ctx.service.languages
+    return _model(request).languages
 
 
 def _audio_gone(job_id: str) -> ApiError:
@@ -166,6 +173,8 @@ async def submit_job(request: Request) -> Response:
         # options that change the run are stored with the job
         params = parse_transcription_params(form.fields, settings)
         check_language(params.language, _languages(request), settings.model)
+        keywords = keywords_of(params.keywords)  # checked off the loop, before the probe
+        await anyio.to_thread.run_sync(_model(request).check_keywords, keywords)
         upload = form.audio_file()
         try:
             duration = await anyio.to_thread.run_sync(_check_upload, upload.path, settings)
@@ -313,7 +322,7 @@ def _job_options(params: TranscriptionParams) -> tuple[JobOptions, list[bytes]]:
     """What a job keeps of its request: the options, and the known speakers' clips (files)."""
     diarization = params.diarization
     if diarization is None:
-        return JobOptions(language=params.language), []
+        return JobOptions(language=params.language, keywords=params.keywords), []
     speakers = JobSpeakers(
         diarization.num_speakers,
         diarization.min_speakers,
@@ -321,7 +330,8 @@ def _job_options(params: TranscriptionParams) -> tuple[JobOptions, list[bytes]]:
         tuple(k.name for k in diarization.known_speakers),
     )
     clips = [k.audio for k in diarization.known_speakers]
-    return JobOptions(language=params.language, speakers=speakers), clips
+    options = JobOptions(language=params.language, speakers=speakers, keywords=params.keywords)
+    return options, clips
 
 
 # -- events --------------------------------------------------------------------------------

@@ -31,13 +31,13 @@ from gigaam_api.api.auth import check_api_key
 from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError, from_service_error, not_found
 from gigaam_api.api.params import (
-    DiarizationParams,
     TranscriptionParams,
     check_language,
     parse_transcription_params,
     translation_unsupported,
 )
 from gigaam_api.api.record import record_of
+from gigaam_api.api.speaker_params import DiarizationParams
 from gigaam_api.api.uploads import FormData, read_form
 from gigaam_api.audio import FileSource
 from gigaam_api.config import Settings, pipeline_options
@@ -45,6 +45,7 @@ from gigaam_api.formats import DeltaJoiner, render
 from gigaam_api.jobs.lifecycle import JobsState
 from gigaam_api.model import transcript_language
 from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.keywords import keywords_of
 from gigaam_api.service.session import (
     DoneEvent,
     FailedEvent,
@@ -191,6 +192,8 @@ async def transcriptions(request: Request) -> Response:
         )
         params = parse_transcription_params(form.fields, ctx.settings)
         check_language(params.language, ctx.service.languages, ctx.settings.model)
+        # before any audio is read; off the loop: a first compile can take a quarter second
+        await anyio.to_thread.run_sync(ctx.service.check_keywords, keywords_of(params.keywords))
         record.response_format = params.response_format
         record.stream = params.wants_sse
         upload = form.audio_file()
@@ -223,6 +226,7 @@ def session_options(params: TranscriptionParams, settings: Settings) -> SessionO
         pipeline=pipeline_options(settings),
         language=params.language,
         speakers=speaker_options(params.diarization),
+        keywords=keywords_of(params.keywords),
     )
 
 

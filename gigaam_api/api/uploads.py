@@ -34,7 +34,7 @@ from gigaam_api.api.errors import (
     too_large,
     upload_stalled,
 )
-from gigaam_api.api.params import MAX_KNOWN_SPEAKERS, MAX_REFERENCE_FIELD_CHARS
+from gigaam_api.api.speaker_params import MAX_KNOWN_SPEAKERS, MAX_REFERENCE_FIELD_CHARS
 
 #: Bytes kept per ordinary (non-file) field; longer values are cut (no field we read is long).
 FIELD_LIMIT_BYTES = 64 * 1024

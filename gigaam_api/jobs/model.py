@@ -90,11 +90,16 @@ class JobOptions:
     language: str | None = None
     #: Label speakers (``None``: do not).
     speakers: JobSpeakers | None = None
+    #: The request's keywords as (phrase, boost) (``None``: the server's default boost), in
+    #: order; the server's ``KEYWORDS`` are merged in by each attempt, not stored.
+    keywords: tuple[tuple[str, float | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"language": self.language}
         if self.speakers is not None:
             data["speakers"] = self.speakers.to_json()
+        if self.keywords:
+            data["keywords"] = [{"phrase": p, "boost": b} for p, b in self.keywords]
         return data
 
     @staticmethod
@@ -105,7 +110,22 @@ class JobOptions:
         return JobOptions(
             language=language if isinstance(language, str) else None,
             speakers=JobSpeakers.from_json(data.get("speakers")),
+            keywords=_keywords_from_json(data.get("keywords")),
         )
+
+
+def _keywords_from_json(data: Any) -> tuple[tuple[str, float | None], ...]:
+    """Stored keywords back; an entry this version cannot read is left out."""
+    if not isinstance(data, list):
+        return ()
+    found: list[tuple[str, float | None]] = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("phrase"), str):
+            continue
+        boost = item.get("boost")
+        number = boost if isinstance(boost, int | float) and not isinstance(boost, bool) else None
+        found.append((item["phrase"], None if number is None else float(number)))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import Job, JobError
 from gigaam_api.jobs.store import DEFAULT_LEASE_SECONDS, JobStore, LeaseLost
 from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.keywords import keywords_of
 from gigaam_api.service.model_service import ModelService
 from gigaam_api.service.session import (
     Admission,
@@ -348,6 +349,7 @@ class JobRunner:
             first_segment_id=job.segment_count,
             language=job.options.language,
             speakers=self._speaker_options(job, start),
+            keywords=keywords_of(job.options.keywords),
         )
         session = item.place.session(audio.FileSource(self.files.audio(job.id)), options)
         item.session = session

@@ -6,7 +6,9 @@ together; it knows nothing of checkpoints, graph building or the cache.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from threading import Lock
 from typing import Any, Literal
 
 import numpy as np
@@ -14,14 +16,36 @@ from numpy.typing import NDArray
 
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model.cache import GraphFiles
-from gigaam_api.model.decoding import Result, StepOutput, ctc_greedy, make_result, rnnt_greedy
+from gigaam_api.model.ctc_beam import ctc_beam_search
+from gigaam_api.model.decoding import (
+    Hypothesis,
+    Result,
+    StepOutput,
+    ctc_greedy,
+    make_result,
+    rnnt_greedy,
+)
 from gigaam_api.model.engine import EncoderSession, StepSession
 from gigaam_api.model.features import FeatureError, FeatureExtractor
+from gigaam_api.model.keywords import (
+    ContextGraph,
+    Keyword,
+    KeywordVocabulary,
+    compile_keywords,
+)
 from gigaam_api.model.language import LanguageError, allowed_classes, normalize_language
+from gigaam_api.model.rnnt_beam import rnnt_beam_search
 from gigaam_api.model.spec import ModelError
-from gigaam_api.model.tokenizer import Tokenizer
+from gigaam_api.model.tokenizer import SentencePieceTokenizer, Tokenizer
 
-__all__ = ["AsrModel"]
+__all__ = ["AsrModel", "Keywords"]
+
+#: What :meth:`AsrModel.transcribe` takes as ``keywords``: one graph for every wave, or one
+#: (or ``None``) per wave, or ``None`` (greedy decoding for all).
+Keywords = ContextGraph | Sequence[ContextGraph | None] | None
+
+#: Compiled keyword lists kept per model (the same server-wide list comes with every request).
+_GRAPH_CACHE_SIZE = 32
 
 
 class AsrModel:
@@ -65,6 +89,9 @@ class AsrModel:
         self._step = step
         self._head_output = "argmax" if kind == "ctc" else "enc_proj"
         self._masks: dict[str, NDArray[np.bool_] | None] = {}
+        self._graphs: OrderedDict[tuple[tuple[Keyword, ...], float], ContextGraph] = OrderedDict()
+        self._graphs_lock = Lock()
+        self._keyword_vocabulary: KeywordVocabulary | None = None
 
     def __repr__(self) -> str:
         precision = "int8" if self.quantized else "fp32"
@@ -122,10 +149,38 @@ class AsrModel:
             self._masks[code] = None if mask.all() else mask
         return self._masks[code]
 
+    def compile_keywords(self, keywords: Sequence[Keyword], default_boost: float) -> ContextGraph:
+        """The context graph of ``keywords`` in this model's tokens (``keywords.py``).
+
+        Raises :class:`KeywordError` naming the first phrase the model cannot write. Cheap to
+        call for every request: the last few lists compiled are kept.
+        """
+        key = (tuple(keywords), float(default_boost))
+        with self._graphs_lock:
+            graph = self._graphs.get(key)
+            if graph is not None:
+                self._graphs.move_to_end(key)
+                return graph
+        graph = compile_keywords(keywords, default_boost, self._vocabulary())
+        with self._graphs_lock:
+            self._graphs[key] = graph
+            while len(self._graphs) > _GRAPH_CACHE_SIZE:
+                self._graphs.popitem(last=False)
+        return graph
+
+    def _vocabulary(self) -> KeywordVocabulary:
+        if self._keyword_vocabulary is None:
+            pieces = tuple(self.tokenizer.pieces(list(range(self.blank_id))))
+            tokenizer = self.tokenizer
+            encoder = tokenizer if isinstance(tokenizer, SentencePieceTokenizer) else None
+            self._keyword_vocabulary = KeywordVocabulary(pieces, encoder)
+        return self._keyword_vocabulary
+
     def transcribe(
         self,
         waves: Sequence[NDArray[Any]],
         language: str | Sequence[str | None] | None = None,
+        keywords: Keywords = None,
     ) -> list[Result]:
         """Decode a batch of float32 mono 16 kHz waves in [-1, 1]; one :class:`Result` each.
 
@@ -135,11 +190,17 @@ class AsrModel:
         sequence gives each wave its own (``None`` entries unrestricted), so one model call
         may combine requests that asked for different languages.
 
+        ``keywords`` (graphs from :meth:`compile_keywords`: one for every wave, or one or
+        ``None`` per wave) switches the waves that have one to beam search with that graph
+        (``ctc_beam.py``, ``rnnt_beam.py``); the others, and every wave when it is ``None``,
+        are decoded greedily exactly as without it. A language restriction applies to both.
+
         A wave shorter than one STFT window gives an empty result; bad input (not 1-D float,
         NaN/inf) raises :class:`FeatureError`, an unserved language :class:`LanguageError`
         (before any work is done).
         """
         masks = self._masks_for(language, len(waves))
+        graphs = self._graphs_for(keywords, len(waves))
         if not len(waves):
             return []
         features, lengths = self._featurizer(waves)
@@ -151,12 +212,14 @@ class AsrModel:
                 features = features[live, :, : int(lengths[live].max())]
                 lengths = lengths[live]
             row_masks = [masks[row] for row in live.tolist()]
+            row_graphs = [graphs[row] for row in live.tolist()]
             restricted = any(m is not None for m in row_masks)
-            restrict_ctc = restricted and self._step is None
+            searched = any(g is not None for g in row_graphs)
+            need_log_probs = (restricted or searched) and self._step is None
             head, enc_lengths = self._encoder.run(
                 features,
                 lengths,
-                ["log_probs" if restrict_ctc else self._head_output, "encoded_lengths"],
+                ["log_probs" if need_log_probs else self._head_output, "encoded_lengths"],
             )
             if self._step is None:
                 if restricted:
@@ -165,8 +228,13 @@ class AsrModel:
                         if mask is not None:
                             head[i][:, ~mask] = -np.inf
                 hyps = ctc_greedy(head, enc_lengths, self.blank_id)
+                for i, graph in enumerate(row_graphs):
+                    if graph is not None:
+                        hyps[i] = ctc_beam_search(
+                            head[i], int(enc_lengths[i]), self.blank_id, graph
+                        )
             else:
-                hyps = self._rnnt(head, enc_lengths, row_masks)
+                hyps = self._rnnt(head, enc_lengths, row_masks, row_graphs)
             for i, (row, (ids, frames)) in enumerate(zip(live.tolist(), hyps, strict=True)):
                 n_samples = int(np.shape(waves[row])[0])
                 results[row] = make_result(
@@ -187,18 +255,43 @@ class AsrModel:
             raise ModelError(f"{len(languages)} languages for {n_waves} waves")
         return [None if code is None else self.language_mask(code) for code in languages]
 
+    def _graphs_for(self, keywords: Keywords, n_waves: int) -> list[ContextGraph | None]:
+        """One keyword graph (or ``None``: greedy) per wave."""
+        if keywords is None or isinstance(keywords, ContextGraph):
+            return [keywords] * n_waves
+        graphs = list(keywords)
+        if len(graphs) != n_waves:
+            raise ModelError(f"{len(graphs)} keyword graphs for {n_waves} waves")
+        for graph in graphs:
+            if graph is not None and not isinstance(graph, ContextGraph):
+                raise ModelError(f"keywords must be ContextGraph or None, got {type(graph)}")
+        return graphs
+
     def _rnnt(
         self,
         enc_proj: NDArray[np.float32],
         enc_lengths: NDArray[np.int32],
         masks: list[NDArray[np.bool_] | None],
-    ) -> list[tuple[list[int], list[int]]]:
-        """Greedy RNN-T, rows grouped by their restriction (each group one batched search)."""
+        graphs: list[ContextGraph | None],
+    ) -> list[Hypothesis]:
+        """Greedy RNN-T, rows grouped by their restriction (each group one batched search);
+        rows with keywords by beam search, one at a time."""
         assert self._step is not None
         groups: dict[int, list[int]] = {}
-        for i, mask in enumerate(masks):
+        hyps: list[Hypothesis] = [([], [])] * len(masks)
+        for i, (mask, graph) in enumerate(zip(masks, graphs, strict=True)):
+            if graph is not None:
+                step_one: Any = self._step if mask is None else _RestrictedStep(self._step, mask)
+                hyps[i] = rnnt_beam_search(
+                    enc_proj[i],
+                    int(enc_lengths[i]),
+                    step_one,
+                    self.blank_id,
+                    graph,
+                    hidden_size=self._step.hidden_size,
+                )
+                continue
             groups.setdefault(-1 if mask is None else id(mask), []).append(i)
-        hyps: list[tuple[list[int], list[int]]] = [([], [])] * len(masks)
         for rows in groups.values():
             mask = masks[rows[0]]
             step: Any = self._step if mask is None else _RestrictedStep(self._step, mask)

@@ -126,6 +126,15 @@ class SentencePieceTokenizer:
     def words(self, ids: Sequence[int], frames: Sequence[int], frame_shift: float) -> list[Word]:
         return group_words(self.pieces(ids), frames, frame_shift)
 
+    def encode(self, text: str) -> list[int]:
+        """The token ids SentencePiece writes ``text`` with (keywords, ``keywords.py``)."""
+        return [int(i) for i in self._sp.EncodeAsIds(text)]
+
+    @property
+    def unk_id(self) -> int:
+        """The id of the unknown piece: a text needing it cannot be written by the model."""
+        return int(self._sp.unk_id())
+
 
 def load_tokenizer(
     decoding_cfg: Mapping[str, Any], tokenizer_path: str | Path | None = None

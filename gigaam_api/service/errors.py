@@ -16,6 +16,7 @@ from typing import Literal
 
 from gigaam_api.audio.errors import AudioError
 from gigaam_api.cancellation import Cancelled
+from gigaam_api.model.keywords import KeywordError
 from gigaam_api.model.language import LanguageError
 from gigaam_api.scheduler import SchedulerClosed
 
@@ -91,6 +92,13 @@ def cancelled() -> ServiceError:
     return ServiceError("cancelled", "The request was cancelled", code="cancelled")
 
 
+def invalid_keyword(error: KeywordError) -> ServiceError:
+    """A keyword the model cannot write (its phrase is named): the client's 400 on
+    ``keywords``, at admission over HTTP, or a stored job's failure."""
+    message = f"Invalid keyword {error.phrase[:80]!r}: {error.reason}"
+    return ServiceError("invalid_audio", message, code="invalid_value", param="keywords")
+
+
 # -- a failed run ------------------------------------------------------------------------------
 
 
@@ -113,6 +121,8 @@ def failure_of(error: BaseException, request_id: str, *, what: str = "request") 
         return ServiceError("internal", error.message, code=error.code)
     if isinstance(error, LanguageError):  # a stored job's language the model (now) lacks
         return ServiceError("invalid_audio", str(error), code="unsupported_value", param="language")
+    if isinstance(error, KeywordError):  # a stored job's keyword the model (now) cannot write
+        return invalid_keyword(error)
     if isinstance(error, Cancelled):
         return cancelled()
     if isinstance(error, SchedulerClosed):

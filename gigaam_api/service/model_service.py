@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -34,7 +35,8 @@ from gigaam_api.loading import load_model_from_settings
 from gigaam_api.model import AsrModel, Result
 from gigaam_api.model.engine import DeviceError, EngineError, resolve_device
 from gigaam_api.scheduler import InferFn, QueueFull, Scheduler, SchedulerClosed, Ticket
-from gigaam_api.service.errors import not_ready, queue_full, shutting_down
+from gigaam_api.service.errors import ServiceError, not_ready, queue_full, shutting_down
+from gigaam_api.service.keywords import ContextGraph, Keyword, compile_for, keywords_of
 from gigaam_api.service.metrics import Metrics
 from gigaam_api.service.speakers import SpeakerModel
 from gigaam_api.weights import WeightsError
@@ -50,6 +52,39 @@ Loader = Callable[[Settings], AsrModel]
 RETRIED: tuple[type[Exception], ...] = (WeightsError, OSError)
 #: Failures no retry can fix: reported with their message (no traceback), not retried.
 CONFIGURATION: tuple[type[Exception], ...] = (DeviceError, EngineError)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """How one request's waves are decoded: the tag its batches carry to the worker.
+
+    Per request, not per server, so a model call that combines requests still decodes each
+    wave as its own request asked: ``language`` restricts the output to that language's
+    alphabet (``None``: the model chooses), ``keywords`` is the request's compiled keyword
+    graph (``None``: plain greedy decoding).
+    """
+
+    language: str | None = None
+    keywords: ContextGraph | None = None
+
+
+#: A request that asked for nothing special.
+PLAIN = Decoding()
+
+
+def decode_waves(
+    transcribe: Callable[..., Sequence[Result]],
+    waves: list[np.ndarray],
+    decodings: Sequence[Decoding],
+) -> Sequence[Result]:
+    """``transcribe(waves)`` with each wave's language and keywords, passed only when some
+    wave has them (so a plain call stays the plain ``transcribe(waves)``)."""
+    extra: dict[str, object] = {}
+    if any(d.language is not None for d in decodings):
+        extra["language"] = [d.language for d in decodings]
+    if any(d.keywords is not None for d in decodings):
+        extra["keywords"] = [d.keywords for d in decodings]
+    return transcribe(waves, **extra)
 
 
 def combine_samples(settings: Settings) -> int:
@@ -116,6 +151,8 @@ class ModelService:
         self.speakers = SpeakerModel(
             settings.diarization_model, settings.models_dir, threads=settings.diarization_threads
         )
+        #: The server-wide ``KEYWORDS``, merged into every request's.
+        self.keywords: tuple[Keyword, ...] = keywords_of(settings.keyword_specs)
 
     def start(self) -> None:
         """Begin loading on a background thread (returns immediately)."""
@@ -172,8 +209,14 @@ class ModelService:
         model = self._load_with_retries()
         if model is None:
             return
+        try:  # KEYWORDS the model cannot write: a configuration error, said at once
+            compile_for(model, self.keywords, (), self.settings.keywords_boost)
+        except ServiceError as exc:
+            log.error("KEYWORDS cannot be used with model %s: %s", model.name, exc.message)
+            self._fail(f"KEYWORDS: {exc.message}")
+            return
         scheduler: Scheduler[Result] = Scheduler(
-            _with_languages(model),
+            _per_wave(model),
             self.settings.max_queue,
             on_batch=self.metrics.observe_batch,
             combine_samples=combine_samples(self.settings),
@@ -226,6 +269,20 @@ class ModelService:
     def ready(self) -> bool:
         return self.state == "ready"
 
+    def compile_keywords(self, request: Sequence[Keyword]) -> ContextGraph | None:
+        """``KEYWORDS`` + a request's keywords as the loaded model's graph (``None``: none at
+        all), or a ``ServiceError`` naming a phrase it cannot write (param ``keywords``); the
+        model must be loaded (:meth:`admit` saw to it)."""
+        if self.model is None:
+            raise not_ready()
+        return compile_for(self.model, self.keywords, request, self.settings.keywords_boost)
+
+    def check_keywords(self, request: Sequence[Keyword]) -> None:
+        """Refuse now a keyword the loaded model cannot write (a job at submission); while the
+        model still loads nothing can be checked, and the job's run says it instead."""
+        if self.model is not None and request:
+            self.compile_keywords(request)
+
     def admit(self, request_id: str, *, background: bool = False) -> Ticket[Result]:
         """A scheduler ticket, or a :class:`~gigaam_api.service.errors.ServiceError` saying
         why not (loading or failed, queue full, shutting down). Doors admit through
@@ -252,16 +309,13 @@ class ModelService:
             scheduler.stop()
 
 
-def _with_languages(model: AsrModel) -> InferFn[Result]:
-    """The scheduler's model call: each wave's tag is its request's language (``None``: not
-    given, the model chooses), so one call may combine requests that asked for different
-    languages. The sessions pass the language as the tag; a call without any is the plain
-    ``transcribe(waves)``."""
+def _per_wave(model: AsrModel) -> InferFn[Result]:
+    """The scheduler's model call: each wave's tag is its request's :class:`Decoding`
+    (language and keywords), so one call may combine requests that asked for different
+    ones; a call where none asked for anything is the plain ``transcribe(waves)``."""
 
     def infer(waves: list[np.ndarray], tags: list[object]) -> list[Result]:
-        if all(tag is None for tag in tags):
-            return model.transcribe(waves)
-        languages = [tag if isinstance(tag, str) else None for tag in tags]
-        return model.transcribe(waves, language=languages)
+        decodings = [tag if isinstance(tag, Decoding) else PLAIN for tag in tags]
+        return list(decode_waves(model.transcribe, waves, decodings))
 
     return infer

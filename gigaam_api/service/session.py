@@ -46,13 +46,17 @@ from gigaam_api.options import PipelineOptions
 from gigaam_api.pipeline import Form
 from gigaam_api.service.bridge import ThreadBridge
 from gigaam_api.service.errors import ServiceError, failure_of
-from gigaam_api.service.model_service import ModelService
+from gigaam_api.service.keywords import ContextGraph, Keyword
+from gigaam_api.service.model_service import PLAIN, Decoding, ModelService, decode_waves
 from gigaam_api.service.speakers import SpeakerOptions, reference_embeddings
 from gigaam_api.speakers import Diarizer, SpeakerEmbedder, SpeakerTurn
 from gigaam_api.transcript import Segment
 
 #: Gives the speaker-embedding model (loaded on first use), or raises a ``ServiceError``.
 SpeakerModelGetter = Callable[[], SpeakerEmbedder]
+#: A request's keywords (with the server's) → the model's graph (``None``: none at all), or
+#: a ``ServiceError`` naming a phrase the model cannot write.
+KeywordCompiler = Callable[[Sequence[Keyword]], ContextGraph | None]
 
 __all__ = [
     "Admission",
@@ -95,6 +99,8 @@ class SessionOptions:
     language: str | None = None
     #: Label speakers (who spoke when); ``None``: do not.
     speakers: SpeakerOptions | None = None
+    #: Phrases the decoder favours (with the server's ``KEYWORDS``); ``()``: the request's none.
+    keywords: tuple[Keyword, ...] = ()
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -149,12 +155,12 @@ SessionEvent = SegmentEvent | ProgressEvent | SpeakersEvent | DoneEvent | Failed
 class Worker(Protocol):
     """What recognises a session's batches: a scheduler ticket in the server.
 
-    ``language`` is the request's (``SessionOptions.language``): a ticket passes it to the model
-    call as its batch's tag, so a call that combines requests keeps each one's language.
+    ``decoding`` is the request's language and compiled keywords: a ticket passes it to the
+    model call as its batch's tag, so a call that combines requests keeps each one's own.
     """
 
     def infer(
-        self, batch: list[NDArray[np.float32]], language: str | None = None, /
+        self, batch: list[NDArray[np.float32]], decoding: Decoding = PLAIN, /
     ) -> Sequence[Result]: ...
 
     def cancel(self) -> None: ...
@@ -165,19 +171,17 @@ class Worker(Protocol):
 class DirectWorker:
     """The model called directly, with no scheduler (the CLI: one file at a time).
 
-    ``infer`` is ``model.transcribe`` (or a function like it): called ``infer(batch)``, and
-    ``infer(batch, language=...)`` only when the request names a language.
+    ``infer`` is ``model.transcribe`` (or a function like it): called ``infer(batch)``, with
+    ``language=`` and ``keywords=`` (one per wave) only when the request has them.
     """
 
     def __init__(self, infer: Callable[..., Sequence[Result]]) -> None:
         self._infer = infer
 
     def infer(
-        self, batch: list[NDArray[np.float32]], language: str | None = None, /
+        self, batch: list[NDArray[np.float32]], decoding: Decoding = PLAIN, /
     ) -> Sequence[Result]:
-        if language is None:
-            return self._infer(batch)
-        return self._infer(batch, language=language)
+        return decode_waves(self._infer, batch, [decoding] * len(batch))
 
     def cancel(self) -> None:
         """Nothing waits for a turn: the pipeline's own cancel flag stops the run."""
@@ -199,12 +203,15 @@ class Admission:
         *,
         what: str = "request",
         speaker_model: SpeakerModelGetter | None = None,
+        keywords: KeywordCompiler | None = None,
     ) -> None:
         self.worker = worker
         self.request_id = request_id
         #: What the work is called in logs and internal-error messages ("request", "job").
         self.what = what
         self.speaker_model = speaker_model
+        #: Compiles a request's keywords for the model this place runs on.
+        self.keywords = keywords
         self._taken = False
 
     def session(
@@ -226,6 +233,7 @@ class Admission:
             what=self.what,
             on_release=on_release,
             speaker_model=self.speaker_model,
+            keywords=self.keywords,
         )
 
     def close(self) -> None:
@@ -239,7 +247,13 @@ def admit(service: ModelService, request_id: str, priority: Priority = "interact
     """A place in the queue, or a :class:`ServiceError` saying why not (loading, full, stopping)."""
     ticket = service.admit(request_id, background=priority == "background")
     what = "job" if priority == "background" else "request"
-    return Admission(ticket, request_id, what=what, speaker_model=service.speakers.get)
+    return Admission(
+        ticket,
+        request_id,
+        what=what,
+        speaker_model=service.speakers.get,
+        keywords=service.compile_keywords,
+    )
 
 
 # -- the session ---------------------------------------------------------------------------------
@@ -258,9 +272,12 @@ class Session:
         what: str = "request",
         on_release: Callable[[], None] | None = None,
         speaker_model: SpeakerModelGetter | None = None,
+        keywords: KeywordCompiler | None = None,
     ) -> None:
         self.source = source
         self._speaker_model = speaker_model
+        self._keywords = keywords
+        self._decoding = PLAIN
         self.options = options
         self.request_id = request_id
         self._worker = worker
@@ -292,6 +309,7 @@ class Session:
         run: pipeline.Transcription | None = None
         labelling: _Labelling | None = None
         try:
+            self._decoding = Decoding(options.language, self._keyword_graph())
             labelling = self._speaker_labelling()
             run = pipeline.transcribe(
                 self.source,
@@ -335,8 +353,16 @@ class Session:
         yield DoneEvent(self.duration)
 
     def _infer(self, batch: list[NDArray[np.float32]]) -> Sequence[Result]:
-        """The pipeline's model call: the worker, with this request's language."""
-        return self._worker.infer(batch, self.options.language)
+        """The pipeline's model call: the worker, with this request's language and keywords."""
+        return self._worker.infer(batch, self._decoding)
+
+    def _keyword_graph(self) -> ContextGraph | None:
+        """The request's keywords (and the server's) compiled once, before any audio is read."""
+        if self._keywords is not None:
+            return self._keywords(self.options.keywords)
+        if self.options.keywords:
+            raise ServiceError("internal", "keywords are not available on this path")
+        return None
 
     def _speaker_labelling(self) -> _Labelling | None:
         """The diarizer this run feeds, when speakers are to be labelled."""

@@ -7,16 +7,16 @@
 // the file part first, fs.createReadStream uploads go out chunked, and SSE is iterated by the
 // SDK's own decoder. So every value below is what a Node application would actually see.
 //
-// Usage: node node_client.mjs <sdk-prefix> <base-url> <api-key> <audio-file>
+// Usage: node node_client.mjs <sdk-prefix> <base-url> <api-key> <audio-file> <keyword>
 // <sdk-prefix> is a folder holding node_modules/openai (one `npm install --prefix`).
 
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
-const [prefix, baseURL, apiKey, audioPath] = process.argv.slice(2);
-if (!audioPath) {
-  console.error("usage: node node_client.mjs <sdk-prefix> <base-url> <api-key> <audio-file>");
+const [prefix, baseURL, apiKey, audioPath, keyword] = process.argv.slice(2);
+if (!keyword) {
+  console.error("usage: node node_client.mjs <sdk-prefix> <base-url> <api-key> <audio-file> <keyword>");
   process.exit(2);
 }
 
@@ -88,6 +88,11 @@ summary.stream = { types, deltas, done_text: done?.text ?? null };
 
 summary.bad_format = await errorOf(async () =>
   create({ file: await buffered(), response_format: "xml" }),
+);
+// keywords: every version passes the field through to the form as a list (keywords[] parts)
+summary.keywords = seen(await create({ file: await buffered(), keywords: [keyword] }));
+summary.bad_keyword = await errorOf(async () =>
+  create({ file: await buffered(), keywords: ["Сбербанк", "Moscow"] }),
 );
 const wrongKey = new OpenAI({ baseURL, apiKey: `${apiKey}-wrong`, maxRetries: 0 });
 summary.bad_key = await errorOf(async () =>

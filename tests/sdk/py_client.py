@@ -9,11 +9,12 @@ what they hand back — the parsed type per ``response_format``, the stream even
 exception classes and their fields — so only the real SDK can show what an application on that
 version would see.
 
-Usage: python py_client.py <base-url> <api-key> <audio-file>
+Usage: python py_client.py <base-url> <api-key> <audio-file> <keyword>
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def error_of(client: OpenAI, **params: Any) -> dict[str, Any]:
     return {"raised": False}
 
 
-def main(base_url: str, api_key: str, audio: Path) -> dict[str, Any]:
+def main(base_url: str, api_key: str, audio: Path, keyword: str) -> dict[str, Any]:
     summary: dict[str, Any] = {"version": openai.__version__}
     with OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=120.0) as client:
         create = client.audio.transcriptions.create
@@ -73,6 +74,20 @@ def main(base_url: str, api_key: str, audio: Path) -> dict[str, Any]:
         summary["bad_format"] = error_of(
             client, file=audio, model="whisper-1", response_format="xml"
         )
+
+        # keywords: a parameter from openai-python 2.50 on; before, the documented way is
+        # extra_body (encoded like the SDK's own lists: one keywords[] part per phrase)
+        native = "keywords" in inspect.signature(create).parameters
+        summary["keywords_native"] = native
+
+        def keywords(*phrases: str) -> dict[str, Any]:
+            listed = list(phrases)
+            return {"keywords": listed} if native else {"extra_body": {"keywords": listed}}
+
+        summary["keywords"] = seen(create(file=audio, model="whisper-1", **keywords(keyword)))
+        summary["bad_keyword"] = error_of(
+            client, file=audio, model="whisper-1", **keywords("Сбербанк", "Moscow")
+        )
         if int(openai.__version__.split(".")[0]) >= 2:  # diarized_json arrived in 2.x
             diarize = "gpt-4o-transcribe-diarize"
             summary["diarized"] = seen(
@@ -90,6 +105,6 @@ def main(base_url: str, api_key: str, audio: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: python py_client.py <base-url> <api-key> <audio-file>")
-    json.dump(main(sys.argv[1], sys.argv[2], Path(sys.argv[3])), sys.stdout)
+    if len(sys.argv) != 5:
+        sys.exit("usage: python py_client.py <base-url> <api-key> <audio-file> <keyword>")
+    json.dump(main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]), sys.stdout)

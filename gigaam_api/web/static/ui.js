@@ -35,6 +35,7 @@ export function describe(error) {
   }
   if (code === "empty_audio") return t("err_empty");
   if (status === 400 && /^(num|min|max)_speakers$/.test(error.param || "")) return t("err_num_speakers");
+  if (status === 400 && error.param === "keywords") return t("err_keywords", { msg: error.message });
   if (code === "audio_too_long") return t("err_too_long");
   if (status === 413 || code === "request_too_large") return t("err_too_big");
   if (status === 507 || code === "insufficient_storage") return t("err_storage");

@@ -1,10 +1,12 @@
 // Uploads: files chosen or dropped become jobs (POST /v1/jobs), one at a time, each with its
 // progress bar, and a failed one offers "retry" and "dismiss". When the served model has more
-// than one language, a choice of the spoken language is shown and sent with each file.
+// than one language, a choice of the spoken language is shown and sent with each file, with
+// the speaker choice (speakers.js) and the keywords (keywords.js).
 
 import * as api from "./api.js";
 import { t } from "./i18n.js";
 import { ensureStreams } from "./jobs.js";
+import { keywordFields } from "./keywords.js";
 import { uploadFields } from "./speakers.js";
 import { addUploads, putJob, removeUpload, state, subscribe, updateUpload } from "./state.js";
 import { $, describe, notify } from "./ui.js";
@@ -14,7 +16,7 @@ function addFiles(files) {
     notify(t("noJobApi"));
     return;
   }
-  addUploads(files, [...languageFields(), ...uploadFields()]);
+  addUploads(files, [...languageFields(), ...uploadFields(), ...keywordFields()]);
   pumpUploads();
 }
 
