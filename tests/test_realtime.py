@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -205,6 +206,74 @@ def test_interim_deltas_arrive_while_a_turn_is_spoken(
     )
     assert any(events.index(d) < stopped for d in deltas), "a delta came while speaking"
     _check_finals_equal_http(server.url, events, sent)
+
+
+def test_a_turn_longer_than_the_model_window_is_cut_at_pauses(
+    server: Server, audio: dict[str, bytes]
+) -> None:
+    sent = audio["longer"] * 3 + silence(1.5, RATE)  # 34 s of speech, no silence between
+    limit_ms = round(server.app.state.ctx.settings.vad_max_duration * 1000)
+    with live(server.url) as client:
+        client.next()
+        client.append(sent)
+        events = client.events_until(
+            lambda e: e["type"] == COMPLETED and e["item_id"] == last_item(client.received)
+        )
+    turns = _turns(events)
+    assert len(turns) >= 2
+    ranges = sorted(turns.values())
+    for (start, end), (next_start, _) in itertools.pairwise(ranges):
+        assert end - start <= limit_ms
+        assert next_start == end  # cut: the speech goes on as the next turn at once
+    _check_finals_equal_http(server.url, events, sent)
+
+
+def last_item(events: list[Event]) -> str | None:
+    """The item of the last turn, once its speech has stopped after the audio's end."""
+    stopped = [e for e in events if e["type"] == "input_audio_buffer.speech_stopped"]
+    started = [e for e in events if e["type"] == "input_audio_buffer.speech_started"]
+    if not stopped or len(stopped) < len(started):
+        return None
+    item: str = stopped[-1]["item_id"]
+    return item
+
+
+def test_turn_detection_can_be_switched_off_and_on(server: Server, audio: dict[str, bytes]) -> None:
+    off = {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+    on = {
+        "type": "session.update",
+        "session": {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}},
+    }
+    with live(server.url) as client:
+        client.next()
+        client.send(off)
+        client.next()
+        client.append(audio["speech"])
+        client.send({"type": "input_audio_buffer.commit"})
+        manual = client.until_type(COMPLETED)
+        client.send(on)
+        assert client.next()["type"] == "session.updated"
+        client.append(silence(0.5, RATE) + audio["speech"] + silence(1.5, RATE))
+        detected = client.until_type(COMPLETED)
+    assert manual[-1]["transcript"] == http_text(server.url, wav_bytes(audio["speech"], RATE))
+    assert "input_audio_buffer.speech_started" in [e["type"] for e in detected]
+
+
+def test_idle_timeout_of_turn_detection(server: Server) -> None:
+    detection = {"type": "server_vad", "idle_timeout_ms": 1000}
+    with live(server.url) as client:
+        client.next()
+        client.send(
+            {
+                "type": "session.update",
+                "session": {"audio": {"input": {"turn_detection": detection}}},
+            }
+        )
+        updated = client.next()
+        assert updated["session"]["audio"]["input"]["turn_detection"]["idle_timeout_ms"] == 1000
+        client.append(silence(2.5, RATE))
+        events = client.until_type("input_audio_buffer.timeout_triggered")
+    assert (events[-1]["audio_start_ms"], events[-1]["audio_end_ms"]) == (0, 1024)
 
 
 def test_client_commits_without_vad(server: Server, audio: dict[str, bytes]) -> None:

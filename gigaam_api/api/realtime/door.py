@@ -69,6 +69,8 @@ BETA_PROTOCOL: Final = "openai-beta.realtime-v1"
 CLOSE_POLICY: Final = 1008
 CLOSE_TRY_LATER: Final = 1013
 CLOSE_NORMAL: Final = 1000
+#: Server events waiting to be sent at most: a client that sends but never reads is dropped.
+MAX_OUTBOX: Final = 2000
 
 realtime_router = APIRouter()
 
@@ -179,6 +181,8 @@ class _Connection:
         self.expires_at = expiry(self.settings.realtime_max_session_seconds)
         self.live: LiveSession | None = None
         self._out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        #: Set when the outbox overflowed: the connection is closed.
+        self._stalled = False
         self._loop = asyncio.get_running_loop()
 
     def refusal(self, protocol_key: str | None) -> tuple[dict[str, Any], int] | None:
@@ -268,8 +272,11 @@ class _Connection:
                 continue
             if len(text) > limit:
                 self._oversize(len(text), limit)
-                continue
-            self._handle_text(text)
+            else:
+                self._handle_text(text)
+            if self._stalled:
+                log.warning("live session %s: the client reads nothing; closed", self.id)
+                return
 
     def _oversize(self, size: int, limit: int) -> None:
         self._error(
@@ -395,9 +402,12 @@ class _Connection:
     def _emit(self, event: LiveEvent) -> None:
         """From the session's threads: queue the event for the sender (loop thread)."""
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
-            self._loop.call_soon_threadsafe(self._out.put_nowait, live_event(event))
+            self._loop.call_soon_threadsafe(self._send, live_event(event))
 
     def _send(self, event: dict[str, Any]) -> None:
+        if self._out.qsize() >= MAX_OUTBOX:
+            self._stalled = True
+            return
         self._out.put_nowait(event)
 
     def _error(
