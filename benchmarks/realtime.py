@@ -199,6 +199,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--job-minutes", type=float, default=60.0)
+    parser.add_argument(
+        "--parts", default="alone,loaded,sixteen", help="which of alone, loaded, sixteen to run"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gigaam-bench-live-"))
@@ -227,57 +230,13 @@ def main() -> None:
     server = start_server(env, port)
     try:
         http_text(base, wav_bytes(turn, RATE))  # warm-up
-        load = os.getloadavg()
-        alone = asyncio.run(stream(url, turn * args.turns, args.turns))
-        interim = asyncio.run(stream(url, longer + silence(1.0, RATE), 1))
-        print(f"\nalone (load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
-        print(f"  speech_stopped -> completed, ~3 s turn: {summary(alone.latencies())}")
-        print(f"  interim delta interval, 11.3 s turn:    {summary(interim.delta_intervals())}")
-
-        job_wav = long_wav(work / "hour.wav", args.job_minutes * 60, speech)
-        with job_wav.open("rb") as fh:
-            job = httpx.post(f"{base}/v1/jobs", files={"file": fh}, timeout=600).json()["id"]
-        time.sleep(5)  # the job is running
-
-        async def four() -> list[Run]:
-            return list(
-                await asyncio.gather(
-                    *(stream(url, turn * args.turns, args.turns) for _ in range(4))
-                )
-            )
-
-        load = os.getloadavg()
-        loaded = asyncio.run(four())
-        status = httpx.get(f"{base}/v1/jobs/{job}").json()
-        before = f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-        print(
-            f"\nwith a {args.job_minutes:g} min job (at {status['processed_seconds']:.0f} s)"
-            f" and 4 live sessions (load average before: {before})"
-        )
-        latencies = [x for r in loaded for x in r.latencies()]
-        print(f"  speech_stopped -> completed, ~3 s turn: {summary(latencies)}")
-        interim_loaded = asyncio.run(stream(url, longer + silence(1.0, RATE), 1))
-        print(
-            f"  interim delta interval, 11.3 s turn:    {summary(interim_loaded.delta_intervals())}"
-        )
-        httpx.post(f"{base}/v1/jobs/{job}/cancel", timeout=60)
-
-        async def sixteen() -> list[Run]:
-            sent = speech + silence(1.0, RATE) + speech[: RATE * 4] + silence(1.0, RATE)
-            return list(await asyncio.gather(*(stream(url, sent, 2) for _ in range(16))))
-
-        runs = asyncio.run(sixteen())
-        expected: dict[tuple[int, int], str] = {}
-        wrong = 0
-        for run in runs:
-            for start, end, text in run.finals():
-                if (start, end) not in expected:
-                    audio = turn_audio(run.sent, RATE, start, end)
-                    expected[start, end] = http_text(base, wav_bytes(audio, RATE))
-                wrong += text != expected[start, end]
-        total = sum(len(r.finals()) for r in runs)
-        print(f"\n16 sessions at once: {total} finals, {total - wrong} equal to the HTTP text")
-        print(f"  speech_stopped -> completed: {summary([x for r in runs for x in r.latencies()])}")
+        parts = args.parts.split(",")
+        if "alone" in parts:
+            alone_part(base, url, turn, longer, args.turns)
+        if "loaded" in parts:
+            loaded_part(base, url, turn, longer, speech, work, args)
+        if "sixteen" in parts:
+            sixteen_part(base, url, speech)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
@@ -285,6 +244,107 @@ def main() -> None:
     print(
         f"\n{model}, NUM_THREADS={args.threads}, 100 ms appends in real time, server_vad defaults"
     )
+
+
+def metrics(base: str) -> dict[str, float]:
+    """The live metrics of the server now (counters and the final-latency histogram)."""
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=60).text.splitlines():
+        if line.startswith("gigaam_live_") and " " in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def server_side(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    ok = delta('gigaam_live_recognitions_total{kind="interim",outcome="ok"}')
+    skipped = delta('gigaam_live_recognitions_total{kind="interim",outcome="skipped"}')
+    count = delta("gigaam_live_final_seconds_count")
+    mean = delta("gigaam_live_final_seconds_sum") / count if count else 0.0
+    return (
+        f"server side: {ok:.0f} interim runs ({ok / seconds:.2f}/s of audio streamed), "
+        f"{skipped:.0f} skipped; turn end -> final text mean {mean:.3f} s over {count:.0f}"
+    )
+
+
+def http_baseline(base: str, wav: bytes, runs: int = 5) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        http_text(base, wav)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def load_text() -> str:
+    load = os.getloadavg()
+    return f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+
+
+def alone_part(base: str, url: str, turn: bytes, longer: bytes, turns: int) -> None:
+    print(f"\nalone ({load_text()})")
+    about = wav_bytes(turn[: len(turn) - RATE], RATE)  # the turn as the VAD cuts it, about
+    print(f"  HTTP POST of the same turn (baseline):  {summary(http_baseline(base, about))}")
+    before = metrics(base)
+    alone = asyncio.run(stream(url, turn * turns, turns))
+    print(f"  speech_stopped -> completed, ~3 s turn: {summary(alone.latencies())}")
+    print(f"  {server_side(before, metrics(base), len(turn) * turns / 2 / RATE)}")
+    before = metrics(base)
+    interim = asyncio.run(stream(url, longer + silence(1.0, RATE), 1))
+    print(f"  interim delta interval, 11.3 s turn:    {summary(interim.delta_intervals())}")
+    print(f"  {server_side(before, metrics(base), len(longer) / 2 / RATE)}")
+
+
+def loaded_part(
+    base: str, url: str, turn: bytes, longer: bytes, speech: bytes, work: Path, args: Any
+) -> None:
+    job_wav = long_wav(work / "hour.wav", args.job_minutes * 60, speech)
+    with job_wav.open("rb") as fh:
+        job = httpx.post(f"{base}/v1/jobs", files={"file": fh}, timeout=600).json()["id"]
+    while httpx.get(f"{base}/v1/jobs/{job}").json()["processed_seconds"] <= 0:
+        time.sleep(0.5)  # until the job is being transcribed
+
+    async def four() -> list[Run]:
+        sessions = (stream(url, turn * args.turns, args.turns) for _ in range(4))
+        return list(await asyncio.gather(*sessions))
+
+    print(f"\nwith a {args.job_minutes:g} min job running and 4 live sessions ({load_text()})")
+    before = metrics(base)
+    loaded = asyncio.run(four())
+    latencies = [x for r in loaded for x in r.latencies()]
+    print(f"  speech_stopped -> completed, ~3 s turn: {summary(latencies)}")
+    print(f"  {server_side(before, metrics(base), 4 * len(turn) * args.turns / 2 / RATE)}")
+    before = metrics(base)
+    interim = asyncio.run(stream(url, longer + silence(1.0, RATE), 1))
+    print(f"  interim delta interval, 11.3 s turn:    {summary(interim.delta_intervals())}")
+    print(f"  {server_side(before, metrics(base), len(longer) / 2 / RATE)}")
+    status = httpx.get(f"{base}/v1/jobs/{job}").json()
+    print(f"  the job meanwhile: {status['processed_seconds']:.0f} s transcribed")
+    httpx.post(f"{base}/v1/jobs/{job}/cancel", timeout=60)
+
+
+def sixteen_part(base: str, url: str, speech: bytes) -> None:
+    sent = speech + silence(1.0, RATE) + speech[: RATE * 4] + silence(1.0, RATE)
+
+    async def sixteen() -> list[Run]:
+        return list(await asyncio.gather(*(stream(url, sent, 2) for _ in range(16))))
+
+    print(f"\n16 sessions at once ({load_text()})")
+    runs = asyncio.run(sixteen())
+    expected: dict[tuple[int, int], str] = {}
+    wrong = 0
+    for run in runs:
+        for start, end, text in run.finals():
+            if (start, end) not in expected:
+                audio = turn_audio(run.sent, RATE, start, end)
+                expected[start, end] = http_text(base, wav_bytes(audio, RATE))
+            wrong += text != expected[start, end]
+    total = sum(len(r.finals()) for r in runs)
+    print(f"  {total} finals, {total - wrong} equal to the HTTP text for the same audio")
+    print(f"  speech_stopped -> completed: {summary([x for r in runs for x in r.latencies()])}")
 
 
 if __name__ == "__main__":

@@ -508,8 +508,8 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_interim < interval:
             return
-        if self._detector.now_ms - start_ms < 500:
-            return
+        if self._detector.now_ms - start_ms < 500 or self._detector.pausing:
+            return  # too little to say, or the turn may be ending: keep the worker for its final
         with self._cond:
             if self._finals or self._interim is not None:
                 return  # a final waits (or the last interim has not run yet): not now
