@@ -456,14 +456,11 @@ def test_openai_sdk_beta_client(server: Server, audio: dict[str, bytes]) -> None
         async with client.beta.realtime.connect(
             model="gpt-4o-transcribe", extra_query={"intent": "transcription"}
         ) as conn:
-            await conn.send(
-                {  # type: ignore[arg-type]
-                    "type": "transcription_session.update",
-                    "session": {
-                        "input_audio_format": "pcm16",
-                        "input_audio_transcription": {"model": "gpt-4o-transcribe"},
-                        "turn_detection": None,
-                    },
+            await conn.transcription_session.update(
+                session={
+                    "input_audio_format": "pcm16",
+                    "input_audio_transcription": {"model": "gpt-4o-transcribe"},
+                    "turn_detection": None,  # type: ignore[typeddict-item]
                 }
             )
             await conn.input_audio_buffer.append(audio=base64.b64encode(sent).decode())

@@ -13,12 +13,22 @@ from gigaam_api.api.realtime.wire import (
     AudioFormat,
     SessionConfig,
     WireError,
+    error_event,
     live_event,
     parse_session_update,
     session_event,
 )
 from gigaam_api.service.errors import ServiceError
-from gigaam_api.service.live import TranscriptCompleted, TranscriptFailed
+from gigaam_api.service.live import (
+    Cleared,
+    Committed,
+    SpeechStarted,
+    SpeechStopped,
+    TimeoutTriggered,
+    TranscriptCompleted,
+    TranscriptDelta,
+    TranscriptFailed,
+)
 from gigaam_api.service.live_turns import TurnDetection
 
 
@@ -148,3 +158,55 @@ def test_completed_and_failed_events_have_openais_shape() -> None:
 )
 def test_origin_rule(origin: str | None, host: str, allowed: list[str], ok: bool) -> None:
     assert origin_allowed(origin, host, allowed) is ok
+
+
+def _every_event() -> list[dict[str, Any]]:
+    return [
+        live_event(SpeechStarted("item_1", 300)),
+        live_event(SpeechStopped("item_1", 3500)),
+        live_event(Committed("item_1", None)),
+        live_event(Committed("item_2", "item_1")),
+        live_event(Cleared()),
+        live_event(TimeoutTriggered("item_3", 0, 5000)),
+        live_event(TranscriptDelta("item_1", "при")),
+        live_event(TranscriptCompleted("item_1", "привет", 3.2, 300, 3500)),
+        live_event(TranscriptFailed("item_1", ServiceError("busy", "busy", code="server_busy"))),
+        error_event("bad", code="invalid_value", param="audio", client_event_id="evt_1"),
+    ]
+
+
+def test_every_event_parses_as_the_sdks_ga_type() -> None:
+    from openai.types.realtime import RealtimeServerEvent
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+    config = parse_session_update(
+        ga(turn_detection={"type": "server_vad", "idle_timeout_ms": 5000}), SessionConfig()
+    )
+    events = [
+        *_every_event(),
+        session_event("created", "ga", "sess_1", config, 0),
+        session_event("updated", "ga", "sess_1", SessionConfig(), 0),
+    ]
+    for event in events:
+        parsed = adapter.validate_python(event)
+        assert parsed.type == event["type"]
+        assert parsed.model_dump(exclude_unset=True).keys() <= event.keys() | {"session"}
+    created = adapter.validate_python(events[-2])
+    assert created.session.type == "transcription"
+    assert created.session.audio.input.turn_detection.idle_timeout_ms == 5000
+
+
+def test_the_beta_events_parse_as_the_sdks_beta_types() -> None:
+    from openai.types.beta.realtime import RealtimeServerEvent, TranscriptionSessionUpdatedEvent
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+    for event in _every_event():
+        if event["type"] != "input_audio_buffer.timeout_triggered":  # GA only
+            assert adapter.validate_python(event).type == event["type"]
+    updated = session_event("updated", "beta", "sess_1", SessionConfig(), 0)
+    parsed = TranscriptionSessionUpdatedEvent.model_validate(updated)
+    assert parsed.session.input_audio_format == "pcm16"
+    assert parsed.session.turn_detection is not None
+    assert parsed.session.turn_detection.silence_duration_ms == 500
