@@ -680,3 +680,22 @@ def test_open_sessions_are_counted(server: Server) -> None:
         assert _metric(server, "gigaam_live_sessions") == 1
     wait_until(lambda: _metric(server, "gigaam_live_sessions") == 0, "the gauge to drop")
     assert httpx.get(f"{server.url}/health", timeout=TIMEOUT).status_code == 200
+
+
+def test_a_server_stopping_with_sessions_open_closes_them(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, audio: dict[str, bytes]
+) -> None:
+    running = _server(golden_dir, tmp_path_factory)
+    stopping = next(running)
+    with live(stopping.url) as client:
+        client.next()
+        client.append(audio["longer"])
+        client.until_type("input_audio_buffer.speech_started")
+        running.close()  # uvicorn stops: the lifespan stops the core under the session
+        with pytest.raises(ConnectionClosed):
+            while True:
+                client.next(20)
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("live-")],
+        "live threads to end",
+    )
