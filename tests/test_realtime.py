@@ -277,6 +277,28 @@ def test_idle_timeout_of_turn_detection(server: Server) -> None:
     assert (events[-1]["audio_start_ms"], events[-1]["audio_end_ms"]) == (0, 1024)
 
 
+def test_interim_deltas_with_client_commits(server: Server, audio: dict[str, bytes]) -> None:
+    sent = audio["longer"]
+    step = RATE * 2 // 5
+    with live(server.url) as client:
+        client.next()
+        client.send(
+            {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+        )
+        client.next()
+        for start in range(0, len(sent), step * 2):
+            client.append(sent[start : start + step * 2], chunk=step * 2)
+            time.sleep(0.1)
+        client.send({"type": "input_audio_buffer.commit"})
+        events = client.until_type(COMPLETED)
+    committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+    deltas = [e for e in client.received if e["type"] == DELTA]
+    assert deltas and all(d["item_id"] == committed["item_id"] for d in deltas)
+    assert client.received.index(deltas[0]) < client.received.index(committed)
+    expected = http_text(server.url, wav_bytes(sent, RATE))
+    assert events[-1]["transcript"] == expected
+
+
 def _metric(server: Server, name: str) -> float:
     for line in httpx.get(f"{server.url}/metrics", timeout=TIMEOUT).text.splitlines():
         if line.startswith(name + " "):

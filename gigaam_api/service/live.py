@@ -284,7 +284,7 @@ class LiveSession:
         self._raw = bytearray()  # raw input kept, from frame ``_raw_start``
         self._raw_start = 0
         self._frames = 0  # raw input frames received
-        self._item: str | None = None  # the open turn's item id (VAD)
+        self._item: str | None = None  # the open turn's item (VAD) or the buffer's (commits)
         self._turn_start_ms = 0
         self._previous_item: str | None = None
         self._last_interim = 0.0
@@ -449,8 +449,13 @@ class LiveSession:
                 return
         self._raw.extend(pcm)
         self._frames += len(pcm) // self.format.frame_bytes
-        if not self._vad_on:
-            return  # the client commits: nothing to score, everything since the commit kept
+        if not self._vad_on:  # the client commits: nothing to score, all since the commit kept
+            if self._item is None:  # the item the buffer will be committed as
+                self._item = new_item_id()
+                self._generation += 1
+                self._last_interim = time.monotonic()
+            self._maybe_interim(self._detector.floor_ms)
+            return
         self._vad_audio.push(pcm)
         blocks = []
         while (block := self._vad_audio.take(self._drain)) is not None:
@@ -508,7 +513,7 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_interim < interval:
             return
-        if self._detector.now_ms - start_ms < 500 or self._detector.pausing:
+        if self._received_ms - start_ms < 500 or self._detector.pausing:
             return  # too little to say, or the turn may be ending: keep the worker for its final
         with self._cond:
             if self._finals or self._interim is not None:
@@ -534,7 +539,7 @@ class LiveSession:
             was_open = self._item is not None
         else:
             start = self._detector.floor_ms
-            item = new_item_id()
+            item = self._item or new_item_id()
             was_open = False
         if end - start < MIN_COMMIT_MS:
             self._emit(
@@ -579,6 +584,8 @@ class LiveSession:
                 self._generation += 1
             return
         if not was_on:  # turned on: scored from here; a commit before speech takes what is kept
+            self._item = None  # the buffer's item: a turn will have its own
+            self._generation += 1
             self._start_vad(self._received_ms, floor_ms=self._detector.floor_ms)
         else:  # the open turn keeps its start; the new parameters apply to what follows
             self._detector.params = options.turn_detection
