@@ -515,6 +515,8 @@ class LiveSession:
             return
         if self._received_ms - start_ms < 500 or self._detector.pausing:
             return  # too little to say, or the turn may be ending: keep the worker for its final
+        if self._received_ms - start_ms > self.limits.max_turn_seconds * 1000:
+            return  # a long uncommitted buffer: one pass would no longer do, wait for the commit
         with self._cond:
             if self._finals or self._interim is not None:
                 return  # a final waits (or the last interim has not run yet): not now
