@@ -86,8 +86,10 @@ log = logging.getLogger(__name__)
 
 #: The shortest buffer a client may commit (OpenAI's rule).
 MIN_COMMIT_MS: Final = 100
-#: Client calls waiting for the listener at most (a flood of appends beyond it is refused).
+#: Client calls waiting for the listener at most (a flood of appends beyond it is refused)…
 MAX_BACKLOG: Final = 4096
+#: …and seconds of audio waiting in them (one append of any size is taken when none waits).
+MAX_BACKLOG_SECONDS: Final = 60.0
 
 
 class SessionBusy(Exception):
@@ -274,6 +276,8 @@ class LiveSession:
         self.session_id = session_id
         self._emit = emit
         self._commands: deque[tuple[str, object]] = deque()
+        self._pending_bytes = 0  # audio in the commands waiting
+        self._max_pending = int(MAX_BACKLOG_SECONDS * fmt.rate) * fmt.frame_bytes
         self._cond = threading.Condition()
         self._closed = False
         # listener state (its thread only)
@@ -318,6 +322,12 @@ class LiveSession:
                     f"{MAX_BACKLOG} events are waiting to be handled: this audio was dropped; "
                     "send fewer, larger appends."
                 )
+            if self._pending_bytes and self._pending_bytes + len(pcm) > self._max_pending:
+                raise SessionBusy(
+                    f"{MAX_BACKLOG_SECONDS:g} s of audio are waiting to be handled: this audio "
+                    "was dropped; send it no faster than the server takes it."
+                )
+            self._pending_bytes += len(pcm)
         self._command("append", pcm)
 
     def commit(self) -> None:
@@ -373,8 +383,8 @@ class LiveSession:
                     parts = [value]
                     while self._commands and self._commands[0][0] == "append":
                         parts.append(self._commands.popleft()[1])
-                    if len(parts) > 1:
-                        value = b"".join(p for p in parts if isinstance(p, bytes))
+                    value = b"".join(p for p in parts if isinstance(p, bytes))
+                    self._pending_bytes -= len(value)
             try:
                 self._handle(name, value)
             except Exception:  # a bug: say so to the client, keep the session
