@@ -505,6 +505,7 @@ def test_openai_sdk_beta_client(server: Server, audio: dict[str, bytes]) -> None
 BAD_EVENTS: list[tuple[str, str | bytes, str]] = [
     ("malformed JSON", "{not json", "invalid_json"),
     ("not an object", "[1, 2]", "invalid_event"),
+    ("nested too deep", "[" * 100_000 + "]" * 100_000, "invalid_json"),
     ("unknown event", '{"type": "response.create"}', "invalid_event"),
     ("no type", '{"audio": "AAAA"}', "invalid_event"),
     ("bad base64", '{"type": "input_audio_buffer.append", "audio": "@@@"}', "invalid_value"),

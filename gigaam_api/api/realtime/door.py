@@ -304,7 +304,7 @@ class _Connection:
     def _handle_text(self, text: str) -> None:
         try:
             event = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
             self._error("The message is not valid JSON.", code="invalid_json")
             return
         if not isinstance(event, dict):
