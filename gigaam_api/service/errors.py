@@ -18,7 +18,7 @@ from gigaam_api.audio.errors import AudioError
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.model.keywords import KeywordError
 from gigaam_api.model.language import LanguageError
-from gigaam_api.scheduler import SchedulerClosed
+from gigaam_api.scheduler import SchedulerClosed, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,8 @@ def failure_of(error: BaseException, request_id: str, *, what: str = "request") 
         return invalid_keyword(error)
     if isinstance(error, Cancelled):
         return cancelled()
+    if isinstance(error, Skipped):  # interim work yields to a person waiting: not a failure
+        return ServiceError("cancelled", str(error), code="skipped")
     if isinstance(error, SchedulerClosed):
         return shutting_down()
     log.error("%s %s: transcription failed", what, request_id, exc_info=error)
