@@ -90,6 +90,23 @@ class Settings(BaseSettings):
     wyoming_timeout: float = Field(default=30.0, gt=0)
     wyoming_zeroconf: bool = False
 
+    # -- live transcription (OpenAI Realtime, WebSocket /v1/realtime; gigaam_api/api/realtime) --
+    #: Live sessions open at once; one more is answered with an error event and closed.
+    realtime_max_sessions: int = Field(default=16, ge=0)
+    #: Longest a live session may stay open (seconds; OpenAI's limit is 60 minutes).
+    realtime_max_session_seconds: float = Field(default=3600, gt=0)
+    #: Most uncommitted audio a session keeps when the client commits turns itself (seconds).
+    realtime_max_buffer_seconds: float = Field(default=300, gt=0)
+    #: Seconds a client may send nothing before its session is closed.
+    realtime_idle_timeout: float = Field(default=60, gt=0)
+    #: Least seconds between two interim recognitions of the turn being spoken; 0: none.
+    realtime_interim_seconds: float = Field(default=1.0, ge=0)
+    #: Largest WebSocket message taken (KiB; base64 audio is 4/3 of its bytes).
+    realtime_max_message_kb: int = Field(default=15360, ge=1)
+    #: Web origins (``https://host[:port]``) besides the server's own whose pages may open a
+    #: live session in a visitor's browser; ``*``: any. Programs send no ``Origin``.
+    allowed_origins: CsvList = []
+
     # -- speaker labelling (gigaam_api/speakers), loaded on the first request that asks --
     #: A speaker model name from the speaker catalogue (fetched into MODELS_DIR and verified)
     #: or a local file (.onnx, or Resemblyzer's pretrained.pt or wheel); empty: the default.
@@ -121,7 +138,7 @@ class Settings(BaseSettings):
     #: Serve the web page at `/` (drop files, watch jobs, read and download transcripts).
     web_ui: bool = True
 
-    @field_validator("allowed_models", "model_aliases", mode="before")
+    @field_validator("allowed_models", "model_aliases", "allowed_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

@@ -20,6 +20,7 @@ from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import install_error_handlers
 from gigaam_api.api.job_routes import job_router
 from gigaam_api.api.middleware import RequestContextMiddleware
+from gigaam_api.api.realtime import RealtimeSessions, realtime_router
 from gigaam_api.api.routes import router
 from gigaam_api.jobs.lifecycle import JobsState
 from gigaam_api.web import install_web
@@ -42,12 +43,15 @@ def build_app(ctx: AppContext, *, lifespan: Lifespan | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.jobs = JobsState()
+    app.state.realtime = RealtimeSessions(ctx.settings.realtime_max_sessions)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
     app.include_router(router, prefix="/v1")
     app.include_router(router)
     app.include_router(job_router, prefix="/v1")
     app.include_router(job_router)
+    app.include_router(realtime_router, prefix="/v1")
+    app.include_router(realtime_router)
     if ctx.settings.web_ui:
         install_web(app)
     return app

@@ -26,6 +26,7 @@ from gigaam_api.scheduler.admission import (
     QueueFull,
     SchedulerClosed,
     SchedulerError,
+    Skipped,
     Ticket,
 )
 from gigaam_api.scheduler.core import Scheduler
@@ -39,5 +40,6 @@ __all__ = [
     "SchedulerError",
     "ServedBatch",
     "ServedLog",
+    "Skipped",
     "Ticket",
 ]

@@ -9,6 +9,15 @@ tickets (durable jobs, admitted with ``background=True``) do not count against `
 (the work runner bounds them with ``JOB_CONCURRENCY``); they are served only when no
 interactive batch waits (:mod:`.policy`).
 
+A third class, *interim* (``interim=True``: a live session's re-recognition of the turn still
+being spoken), is work worth doing only when nobody more urgent waits: it is never queued
+behind an interactive batch — submitting one while an interactive batch is pending fails at
+once with :class:`Skipped`, and an interactive batch arriving drops the interim batches still
+pending with :class:`Skipped` too — and is served before background work (a person watches
+it; the job's slice waits at most one interim call). Interim tickets do not count against
+``MAX_QUEUE``, nor do interactive tickets admitted with ``bounded=False`` (a live session's
+finals: the live door bounds its sessions with ``REALTIME_MAX_SESSIONS``).
+
 Cancellation (client gone) is cooperative: :meth:`Ticket.cancel` wakes a waiting caller with
 :class:`~gigaam_api.cancellation.Cancelled` at once and makes every later ``infer`` raise it,
 so the pipeline unwinds (and stops ffmpeg) between batches. :meth:`Ticket.close` also frees
@@ -39,6 +48,7 @@ __all__ = [
     "QueueFull",
     "SchedulerClosed",
     "SchedulerError",
+    "Skipped",
     "Ticket",
 ]
 
@@ -66,6 +76,13 @@ class SchedulerClosed(SchedulerError):
 
     def __init__(self, message: str = "the server is shutting down") -> None:
         super().__init__(message)
+
+
+class Skipped(SchedulerError):
+    """Interim work was not run because more urgent work waits (it is never queued behind it)."""
+
+    def __init__(self) -> None:
+        super().__init__("interim work skipped: more urgent work is waiting")
 
 
 class BatchWork(Generic[R]):
@@ -156,10 +173,22 @@ class Ticket(Generic[R]):
     called with the scheduler's lock held, never by the ticket's owner.
     """
 
-    def __init__(self, desk: Admission[R], request_id: str, background: bool = False) -> None:
+    def __init__(
+        self,
+        desk: Admission[R],
+        request_id: str,
+        background: bool = False,
+        *,
+        interim: bool = False,
+        bounded: bool = True,
+    ) -> None:
         self._desk = desk
         self.request_id = request_id
         self.background = background
+        #: Interim work (a live turn's re-recognition): skipped rather than queued.
+        self.interim = interim
+        #: Counted against ``MAX_QUEUE`` (interactive tickets admitted bounded).
+        self.bounded = bounded and not background and not interim
         self._pending: deque[BatchWork[R]] = deque()
         self._running: BatchWork[R] | None = None
         self._batches = 0
@@ -291,9 +320,14 @@ class Admission(Generic[R]):
             self._calls += 1
 
     def interactive_count(self) -> int:
-        """Admitted interactive tickets (queued + running): what ``MAX_QUEUE`` bounds."""
+        """Admitted interactive tickets (queued + running; interim ones not counted)."""
         with self.cond:
-            return sum(1 for t in self._active.values() if not t.background)
+            return sum(1 for t in self._active.values() if _interactive(t))
+
+    def bounded_count(self) -> int:
+        """Admitted tickets that count against ``MAX_QUEUE`` (queued + running)."""
+        with self.cond:
+            return sum(1 for t in self._active.values() if t.bounded)
 
     def pending_batches(self) -> int:
         with self.cond:
@@ -306,13 +340,15 @@ class Admission(Generic[R]):
 
     # -- tickets -----------------------------------------------------------------------------
 
-    def admit(self, request_id: str, background: bool) -> Ticket[R]:
+    def admit(
+        self, request_id: str, background: bool, *, interim: bool = False, bounded: bool = True
+    ) -> Ticket[R]:
         with self.cond:
             if self._stopping:
                 raise SchedulerClosed()
-            if not background and self.interactive_count() >= self.max_active:
+            ticket = Ticket(self, request_id, background, interim=interim, bounded=bounded)
+            if ticket.bounded and self.bounded_count() >= self.max_active:
                 raise QueueFull(self.max_active)
-            ticket = Ticket(self, request_id, background)
             self._active[id(ticket)] = ticket
             return ticket
 
@@ -327,6 +363,11 @@ class Admission(Generic[R]):
             if self._stopping:
                 work.finish(None, SchedulerClosed())
                 return work
+            if ticket.interim and any(_interactive(t) for t in self._ring):
+                work.finish(None, Skipped())
+                return work
+            if _interactive(ticket):
+                self._skip_interim()
             if ticket.enqueue(work):
                 self._ring.append(ticket)
             self.cond.notify_all()
@@ -346,6 +387,12 @@ class Admission(Generic[R]):
             ticket.fail(Cancelled(f"request {ticket.request_id} was cancelled"), running_too=True)
             self._leave_ring(ticket)
             self.cond.notify_all()
+
+    def _skip_interim(self) -> None:
+        """Drop the interim batches still pending: an interactive batch has arrived."""
+        for waiting in [t for t in self._ring if t.interim]:
+            waiting.fail(Skipped(), running_too=False)
+            self._ring.remove(waiting)
 
     def _leave_ring(self, ticket: Ticket[R]) -> None:
         if ticket in self._ring:
@@ -383,3 +430,8 @@ class Admission(Generic[R]):
         with self.cond:
             if work.ticket.put_back(work):
                 self._ring.appendleft(work.ticket)
+
+
+def _interactive(ticket: Ticket[R]) -> bool:
+    """A person waits for this ticket's result now (neither background nor interim work)."""
+    return not ticket.background and not ticket.interim

@@ -92,12 +92,21 @@ class Scheduler(Generic[R]):
 
     # -- tickets -----------------------------------------------------------------------------
 
-    def admit(self, request_id: str, *, background: bool = False) -> Ticket[R]:
+    def admit(
+        self,
+        request_id: str,
+        *,
+        background: bool = False,
+        interim: bool = False,
+        bounded: bool = True,
+    ) -> Ticket[R]:
         """Admit a request or raise :class:`QueueFull` / :class:`SchedulerClosed`.
 
-        ``background`` tickets (durable jobs) are not bounded by ``max_active``.
+        ``background`` tickets (durable jobs), ``interim`` ones (a live turn's re-recognition,
+        skipped rather than queued: :class:`Skipped`) and interactive ones admitted with
+        ``bounded=False`` (live finals) are not bounded by ``max_active``.
         """
-        return self._desk.admit(request_id, background)
+        return self._desk.admit(request_id, background, interim=interim, bounded=bounded)
 
     # -- introspection (metrics, health, tests) ----------------------------------------------
 
@@ -108,7 +117,7 @@ class Scheduler(Generic[R]):
     @property
     def active(self) -> int:
         """Admitted requests (queued + running): the queue depth that MAX_QUEUE bounds."""
-        return self._desk.interactive_count()
+        return self._desk.bounded_count()
 
     @property
     def pending_batches(self) -> int:

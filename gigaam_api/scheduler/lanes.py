@@ -195,7 +195,10 @@ class Lanes(Generic[R]):
                 ring = self._desk.waiting()
                 policy = self._policy
                 plan = plan_turn(
-                    [Waiting(t.background, t.next_batch.remaining_lengths()) for t in ring],
+                    [
+                        Waiting(t.background, t.next_batch.remaining_lengths(), interim=t.interim)
+                        for t in ring
+                    ],
                     policy,
                     lane=lane,
                     first_lane_busy=self._busy[0],
@@ -266,6 +269,7 @@ class Lanes(Generic[R]):
                         waited=number - work.submitted_at,
                         seconds=seconds,
                         background=work.ticket.background,
+                        interim=work.ticket.interim,
                         call=number,
                         owners=len(owners),
                         part=position,

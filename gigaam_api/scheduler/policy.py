@@ -36,6 +36,11 @@ background work's place (never combined, only when no interactive batch waits).
 still applies): what an engine needs whose per-wave results depend on the other waves of a
 call (int8), so a request's text never depends on the server's load.
 
+Interim work (a live session's re-recognition of the turn being spoken) comes between the two
+classes: a lane serves it only when no interactive batch waits, before background work, and
+never combines it with anything nor runs it on the second lane. (Admission makes sure it never
+waits behind an interactive batch: it is skipped instead, :mod:`.admission`.)
+
 The second lane (``overlap_samples`` > 0) takes, only while the first lane is busy, the first
 interactive ticket in ring order whose next batch, padded, stays within ``overlap_samples``
 (combined with others up to the same bound); never background work, never a long call.
@@ -90,6 +95,12 @@ class Waiting:
 
     background: bool
     lengths: tuple[int, ...]
+    #: Interim work: after interactive batches, before background ones, never combined.
+    interim: bool = False
+
+    @property
+    def interactive(self) -> bool:
+        return not self.background and not self.interim
 
     @property
     def padded(self) -> int:
@@ -160,7 +171,7 @@ def next_wave_seconds(previous: float | None, per_wave: float) -> float:
 def _overlap_pick(ring: Sequence[Waiting], overlap_samples: int) -> int | None:
     """The first interactive ticket in ring order whose next batch, padded, is short."""
     for position, waiting in enumerate(ring):
-        if not waiting.background and waiting.padded <= overlap_samples:
+        if waiting.interactive and waiting.padded <= overlap_samples:
             return position
     return None
 
@@ -177,7 +188,7 @@ def _combinable(ring: Sequence[Waiting], first: int, limit: int) -> list[int]:
     limit = max(limit, count * longest)
     joined: list[int] = []
     for position, waiting in enumerate(ring):
-        if position == first or waiting.background:
+        if position == first or not waiting.interactive:
             continue
         new_count = count + len(waiting.lengths)
         new_longest = max(longest, *waiting.lengths) if waiting.lengths else longest
@@ -199,16 +210,18 @@ def plan_turn(
     """What ``lane`` serves now from ``ring`` (tickets with pending batches, in ring order).
 
     ``None``: nothing for this lane now (it waits). Lane 0 serves the first interactive
-    ticket, or the ring's head when only background work waits; lane 1 (the second lane)
-    only while lane 0 is busy, and only a short interactive turn. An interactive turn may take
-    other interactive tickets' batches too (combining); a background turn takes one slice of
-    one batch. ``interactive_admitted`` (tickets admitted, waiting or not) and
+    ticket, else the first interim one, else the ring's head (background work); lane 1 (the
+    second lane) only while lane 0 is busy, and only a short interactive turn. An interactive
+    turn may take other interactive tickets' batches too (combining); a background turn takes
+    one slice of one batch. ``interactive_admitted`` (tickets admitted, waiting or not) and
     ``wave_seconds`` (measured seconds per background wave) size a background slice.
     """
     if lane == 0:
         if not ring:
             return None
-        first = next((p for p, w in enumerate(ring) if not w.background), 0)
+        first = next((p for p, w in enumerate(ring) if w.interactive), None)
+        if first is None:
+            first = next((p for p, w in enumerate(ring) if w.interim), 0)
         limit = policy.combine_samples
     else:
         if not first_lane_busy:
@@ -219,7 +232,7 @@ def plan_turn(
         first = found
         limit = min(policy.combine_samples, policy.overlap_samples)
     positions = [first]
-    if not ring[first].background and limit > 0 and policy.combine_requests:
+    if ring[first].interactive and limit > 0 and policy.combine_requests:
         positions.extend(_combinable(ring, first, limit))
     per_slice = background_slice(
         policy, interactive_admitted=interactive_admitted, wave_seconds=wave_seconds

@@ -51,6 +51,8 @@ class ServedBatch:
     audio_samples: int = 0
     #: The call failed and its owners' waves were run again alone (recorded separately).
     failed: bool = False
+    #: Interim work (a live turn's re-recognition, served only when no interactive batch waits).
+    interim: bool = False
 
 
 #: Called with every record as it is made, under the scheduler's lock: it must be quick and

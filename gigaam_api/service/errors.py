@@ -17,7 +17,7 @@ from typing import Literal
 from gigaam_api.audio.errors import AudioError
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.model.language import LanguageError
-from gigaam_api.scheduler import SchedulerClosed
+from gigaam_api.scheduler import SchedulerClosed, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ def failure_of(error: BaseException, request_id: str, *, what: str = "request") 
         return ServiceError("invalid_audio", str(error), code="unsupported_value", param="language")
     if isinstance(error, Cancelled):
         return cancelled()
+    if isinstance(error, Skipped):  # interim work yields to a person waiting: not a failure
+        return ServiceError("cancelled", str(error), code="skipped")
     if isinstance(error, SchedulerClosed):
         return shutting_down()
     log.error("%s %s: transcription failed", what, request_id, exc_info=error)

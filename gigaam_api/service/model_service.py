@@ -226,7 +226,14 @@ class ModelService:
     def ready(self) -> bool:
         return self.state == "ready"
 
-    def admit(self, request_id: str, *, background: bool = False) -> Ticket[Result]:
+    def admit(
+        self,
+        request_id: str,
+        *,
+        background: bool = False,
+        interim: bool = False,
+        bounded: bool = True,
+    ) -> Ticket[Result]:
         """A scheduler ticket, or a :class:`~gigaam_api.service.errors.ServiceError` saying
         why not (loading or failed, queue full, shutting down). Doors admit through
         :func:`gigaam_api.service.session.admit`, which names the priority class."""
@@ -236,7 +243,9 @@ class ModelService:
         if self.state != "ready" or scheduler is None:
             raise not_ready(self.error if self.state == "failed" else None)
         try:
-            return scheduler.admit(request_id, background=background)
+            return scheduler.admit(
+                request_id, background=background, interim=interim, bounded=bounded
+            )
         except QueueFull as exc:
             raise queue_full(exc.limit) from None
         except SchedulerClosed:

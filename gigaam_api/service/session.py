@@ -71,8 +71,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Who waits for the result: a person (*interactive*: served first, counted against
-#: ``MAX_QUEUE``) or nobody right now (*background*: durable jobs, served in between).
-Priority = Literal["interactive", "background"]
+#: ``MAX_QUEUE``), nobody right now (*background*: durable jobs, served in between), or a
+#: person watching a draft (*interim*: a live turn's re-recognition, run only while no
+#: interactive work waits and skipped rather than queued — the run fails with ``skipped``).
+Priority = Literal["interactive", "background", "interim"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +236,24 @@ class Admission:
             self.worker.close()
 
 
-def admit(service: ModelService, request_id: str, priority: Priority = "interactive") -> Admission:
-    """A place in the queue, or a :class:`ServiceError` saying why not (loading, full, stopping)."""
-    ticket = service.admit(request_id, background=priority == "background")
+def admit(
+    service: ModelService,
+    request_id: str,
+    priority: Priority = "interactive",
+    *,
+    bounded: bool = True,
+) -> Admission:
+    """A place in the queue, or a :class:`ServiceError` saying why not (loading, full, stopping).
+
+    ``bounded=False``: an interactive place not counted against ``MAX_QUEUE`` (a live
+    session's final, bounded by the door's session limit instead).
+    """
+    ticket = service.admit(
+        request_id,
+        background=priority == "background",
+        interim=priority == "interim",
+        bounded=bounded,
+    )
     what = "job" if priority == "background" else "request"
     return Admission(ticket, request_id, what=what, speaker_model=service.speakers.get)
 
