@@ -37,6 +37,16 @@ from gigaam_api.jobs_cli import DEFAULT_URL, JobsCliError
 RATE = 24000
 #: Audio per ``input_audio_buffer.append``: 100 ms.
 CHUNK_SAMPLES = RATE // 10
+#: Error codes after which the server closes the session (the others are about one event).
+FATAL_CODES = frozenset(
+    {
+        "invalid_api_key",
+        "session_limit_reached",
+        "model_not_ready",
+        "session_expired",
+        "idle_timeout",
+    }
+)
 #: Seconds to wait for the last final and the server's goodbye after the audio ended.
 FINISH_TIMEOUT_S = 120.0
 
@@ -257,10 +267,14 @@ def _read(ws: Any, printer: Printer, outcome: dict[str, Any], stop: threading.Ev
                 break
             elif kind == "error":
                 error = event.get("error") or {}
-                print(f"gigaam-api: server: {error.get('message')}", file=sys.stderr)
-                if error.get("code") in ("invalid_api_key", "session_limit", "server_busy"):
-                    outcome["error"] = str(error.get("message"))
+                message = str(error.get("message"))
+                if error.get("code") == "invalid_api_key":
+                    message = f"the server did not accept the API key: {message}"
+                if error.get("code") in FATAL_CODES:  # the server closes the session after it
+                    outcome["error"] = message
                     stop.set()
+                else:
+                    print(f"gigaam-api: server: {message}", file=sys.stderr)
     except ConnectionClosed as exc:
         if exc.rcvd is not None and exc.rcvd.code not in (1000, 1001) and "job" not in outcome:
             outcome.setdefault(
