@@ -207,3 +207,26 @@ def test_a_model_call_knows_its_owners_and_their_waves() -> None:
     assert call.of(2) == (0, 1) and call.of(0) == (1, 0) and call.of(1) == ()
     assert call.only([2]) == refs((2, 0), (2, 1))
     assert call.only([]) == refs()
+
+
+# -- interim work (a live turn's re-recognition) ---------------------------------------------
+
+
+def draft(*lengths: int) -> Waiting:
+    return Waiting(background=False, lengths=lengths, interim=True)
+
+
+def test_interactive_work_goes_before_interim_work_ahead_of_it() -> None:
+    ring = [draft(4), request(4)]
+    assert first_lane(ring, COMBINING) == turn((1, 1))  # the interim batch is not combined
+
+
+def test_interim_work_goes_before_background_work_ahead_of_it() -> None:
+    ring = [job(4, 4), draft(4, 4)]
+    assert first_lane(ring) == turn((1, 2))
+
+
+def test_interim_work_is_never_combined_nor_run_on_the_second_lane() -> None:
+    assert first_lane([draft(4), draft(4)], COMBINING) == turn((0, 1))
+    assert first_lane([request(4), draft(4)], COMBINING) == turn((0, 1))
+    assert second_lane([draft(4)]) is None

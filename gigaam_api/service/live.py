@@ -275,11 +275,10 @@ class LiveSession:
         self._cond = threading.Condition()
         self._closed = False
         # listener state (its thread only)
-        self._vad_audio = PushedAudio(fmt, max_seconds=0, block_samples=WINDOW * 8)
+        self._vad_model = vad_model or default_model()
         self._drain = threading.Event()
         self._drain.set()
-        self._scorer = _Scorer(vad_model or default_model())
-        self._detector = self._new_detector(0)
+        self._start_vad(0)
         self._raw = bytearray()  # raw input kept, from frame ``_raw_start``
         self._raw_start = 0
         self._frames = 0  # raw input frames received
@@ -392,10 +391,19 @@ class LiveSession:
             assert isinstance(value, LiveOptions)
             self._on_configure(value)
 
-    def _new_detector(self, at_ms: int) -> TurnDetector:
+    def _start_vad(self, at_ms: int, floor_ms: int | None = None) -> None:
+        """A fresh VAD stream from ``at_ms`` of the session's audio (its start, or where the
+        client turned detection on): the converter, Silero's state and the turn detector.
+
+        With client commits nothing is scored (the detector only keeps the buffer's start).
+        """
+        self._vad_audio = PushedAudio(self.format, max_seconds=0, block_samples=WINDOW * 8)
+        self._scorer = _Scorer(self._vad_model)
         params = self.options.turn_detection or TurnDetection()
-        max_turn = round(self.limits.max_turn_seconds * 1000)
-        return TurnDetector(params, max_turn_ms=max(max_turn, 4 * WINDOW_MS), start_ms=at_ms)
+        max_turn = max(round(self.limits.max_turn_seconds * 1000), 4 * WINDOW_MS)
+        self._detector = TurnDetector(params, max_turn_ms=max_turn, start_ms=at_ms)
+        if floor_ms is not None:
+            self._detector.floor_ms = floor_ms
 
     @property
     def _vad_on(self) -> bool:
@@ -439,25 +447,23 @@ class LiveSession:
                 return
         self._raw.extend(pcm)
         self._frames += len(pcm) // self.format.frame_bytes
+        if not self._vad_on:
+            return  # the client commits: nothing to score, everything since the commit kept
         self._vad_audio.push(pcm)
         blocks = []
         while (block := self._vad_audio.take(self._drain)) is not None:
             blocks.append(block)
         if not blocks:
             return
-        probs = self._scorer.feed(np.concatenate(blocks))
-        if self._vad_on:
-            for change in self._detector.feed(probs):
-                self._on_change(change)
-            start = self._detector.turn_start_ms
-            if start is None:
-                prefix = self._detector.params.prefix_padding_ms
-                self._keep_from(max(self._detector.now_ms - prefix - WINDOW_MS, 0))
-            else:
-                self._keep_from(start)
-                self._maybe_interim(start)
+        for change in self._detector.feed(self._scorer.feed(np.concatenate(blocks))):
+            self._on_change(change)
+        start = self._detector.turn_start_ms
+        if start is None:
+            prefix = self._detector.params.prefix_padding_ms
+            self._keep_from(max(self._detector.now_ms - prefix - WINDOW_MS, 0))
         else:
-            self._detector.now_ms += len(probs) * WINDOW_MS  # the VAD's clock, for a switch
+            self._keep_from(start)
+            self._maybe_interim(start)
 
     def _on_change(self, change: TurnStarted | TurnEnded | IdleTimeout) -> None:
         if isinstance(change, TurnStarted):
@@ -513,8 +519,8 @@ class LiveSession:
         end = self._received_ms
         if self._vad_on:
             start = self._detector.turn_start_ms
-            if start is None:
-                start = self._detector.floor_ms
+            if start is None:  # no speech heard: what is kept since the last turn
+                start = max(self._detector.floor_ms, -(-self._raw_start * 1000 // self.format.rate))
             item = self._item or new_item_id()
             was_open = self._item is not None
         else:
@@ -553,16 +559,20 @@ class LiveSession:
         self._emit(Cleared())
 
     def _on_configure(self, options: LiveOptions) -> None:
-        turn_changed = options.turn_detection != self.options.turn_detection
+        was_on = self._vad_on
         self.options = options
-        if turn_changed and self._item is None:
-            now = self._detector.now_ms
-            floor = self._detector.floor_ms
-            self._detector = self._new_detector(now)
-            self._detector.floor_ms = floor
-        elif turn_changed:
-            # the open turn keeps its start; new parameters apply to its end and what follows
-            self._detector.params = options.turn_detection or TurnDetection()
+        if options.turn_detection is None:
+            if was_on and self._item is not None:
+                # detection turned off mid-turn: the open turn becomes the uncommitted buffer
+                self._detector.floor_ms = self._detector.turn_start_ms or self._detector.floor_ms
+                self._detector.reset(self._detector.floor_ms)
+                self._item = None
+                self._generation += 1
+            return
+        if not was_on:  # turned on: scored from here; a commit before speech takes what is kept
+            self._start_vad(self._received_ms, floor_ms=self._detector.floor_ms)
+        else:  # the open turn keeps its start; the new parameters apply to what follows
+            self._detector.params = options.turn_detection
 
     # -- the recogniser thread ---------------------------------------------------------------
 

@@ -204,7 +204,9 @@ def cut_point(probs: Sequence[float], first_ms: int) -> int:
     if values.size < 2:
         return first_ms + WINDOW_MS * int(values.size)
     kernel = np.ones(_SMOOTH_WINDOWS, dtype=np.float32) / _SMOOTH_WINDOWS
-    smooth = np.convolve(values, kernel, mode="same")
+    half_kernel = _SMOOTH_WINDOWS // 2  # edges padded with their own values: no edge dip
+    padded = np.pad(values, half_kernel, mode="edge")
+    smooth = np.convolve(padded, kernel, mode="valid")
     half = values.size // 2
     index = half + int(np.argmin(smooth[half:]))
     return first_ms + WINDOW_MS * index

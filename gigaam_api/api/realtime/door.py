@@ -71,6 +71,8 @@ BETA_PROTOCOL: Final = "openai-beta.realtime-v1"
 CLOSE_POLICY: Final = 1008
 CLOSE_TRY_LATER: Final = 1013
 CLOSE_NORMAL: Final = 1000
+#: Server events waiting to be sent at most: a client that sends but never reads is dropped.
+MAX_OUTBOX: Final = 2000
 
 realtime_router = APIRouter()
 
@@ -184,6 +186,8 @@ class _Connection:
         self.recording: LiveRecording | None = None
         self._finishing = False
         self._out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        #: Set when the outbox overflowed: the connection is closed.
+        self._stalled = False
         self._loop = asyncio.get_running_loop()
 
     def refusal(self, protocol_key: str | None) -> tuple[dict[str, Any], int] | None:
@@ -275,8 +279,11 @@ class _Connection:
                 continue
             if len(text) > limit:
                 self._oversize(len(text), limit)
-                continue
-            self._handle_text(text)
+            else:
+                self._handle_text(text)
+            if self._stalled:
+                log.warning("live session %s: the client reads nothing; closed", self.id)
+                return
             if self._finishing:  # the client's audio ended: last finals, the saved job, bye
                 recording, live = self.recording, self.live
                 commit = live.commit if live is not None else None
@@ -418,9 +425,12 @@ class _Connection:
 
     def _deliver(self, event: LiveEvent) -> None:
         if self.recording is None or not self.recording.observe(event):
-            self._out.put_nowait(live_event(event))
+            self._send(live_event(event))
 
     def _send(self, event: dict[str, Any]) -> None:
+        if self._out.qsize() >= MAX_OUTBOX:
+            self._stalled = True
+            return
         self._out.put_nowait(event)
 
     def _error(
