@@ -92,6 +92,16 @@ def _open(page: Page, url: str) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
 
+def _color_of(kind: str) -> str:
+    """An expression: true once a ``kind`` span of live text is shown, noting its colour."""
+    return f"""(() => {{
+        const span = document.querySelector('#live-text .{kind}');
+        const color = span && getComputedStyle(span).color;
+        if (span) window.seenColor = {{ ...window.seenColor, {kind}: color }};
+        return span !== null;
+    }})()"""
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_record_shows_live_text_and_keeps_the_recording_as_a_job(
     browser: Browser, url: str, viewport: dict[str, int]
@@ -106,11 +116,11 @@ def test_record_shows_live_text_and_keeps_the_recording_as_a_job(
     expect(record).to_have_text("Stop")
     expect(page.locator("#live")).to_be_visible()
     # interim words greyed while a turn is spoken, then its final in normal text
-    wait_until(page, "document.querySelector('#live-text .interim') !== null")
-    grey = page.eval_on_selector("#live-text .interim", "e => getComputedStyle(e).color")
+    # (an interim span turns final when its turn ends: its colour is read in the same step)
+    wait_until(page, _color_of("interim"))
     wait_until(page, "document.querySelectorAll('#live-text .final').length >= 2")
-    final = page.eval_on_selector("#live-text .final", "e => getComputedStyle(e).color")
-    assert grey != final
+    wait_until(page, _color_of("final"))
+    assert page.evaluate("window.seenColor.interim") != page.evaluate("window.seenColor.final")
     assert frames.of(DELTA), "the page showed interim text the server never sent"
 
     record.click()  # Stop: the last turn's final, then the job opens like an upload
