@@ -3,7 +3,7 @@
 It speaks OpenAI's Realtime transcription protocol like any client (``/v1/realtime?intent=
 transcription``, ``session.update`` with 24 kHz PCM16, ``input_audio_buffer.append``), so it is
 also a working example of it. The audio is the default input device (through ``sounddevice``,
-an optional extra: ``pip install 'gigaam-api[mic]'``) or ``--file F``, decoded by the same
+the optional ``mic`` extra, with the PortAudio library) or ``--file F``, decoded by the same
 decoder path the server uses for an upload and sent at real-time pace (``--fast``: as fast as
 the socket takes it, for tests and demos). On a terminal the interim text of the turn being
 spoken is rewritten in place and each final gets its own line; piped, only the finals are
@@ -130,16 +130,25 @@ def file_chunks(path: Path) -> Iterator[bytes]:
 
 
 def mic_chunks(device: str | None, stop: threading.Event) -> Iterator[bytes]:
-    """The default (or ``device``) input as 24 kHz mono PCM16 chunks until ``stop`` is set."""
+    """The default (or ``device``) input as 24 kHz mono PCM16 chunks until ``stop`` is set.
+
+    Checked at once (before any connection is made): a missing package or PortAudio library is
+    a clear error, not a traceback after the session started.
+    """
     try:
         import sounddevice
     except ImportError:
         raise ListenError(
-            "recording from a microphone needs the optional 'sounddevice' package (and the "
-            "PortAudio library): pip install 'gigaam-api[mic]'; or play a file with --file"
+            "recording from a microphone needs the optional 'sounddevice' package (the "
+            "'mic' extra: pip install -e '.[mic]') and the PortAudio library "
+            "(apt-get install libportaudio2); or play a file with --file"
         ) from None
     except OSError as exc:  # the package is there but PortAudio is not
         raise ListenError(f"the microphone cannot be used: {exc}") from None
+    return _recorded(sounddevice, device, stop)
+
+
+def _recorded(sounddevice: Any, device: str | None, stop: threading.Event) -> Iterator[bytes]:
     blocks: queue.Queue[bytes] = queue.Queue()
     selected: int | str | None = int(device) if device and device.isdigit() else device
     try:

@@ -180,3 +180,15 @@ def test_listen_says_when_the_key_is_wrong(url: str) -> None:
     done = _listen(url, "--api-key", "wrong", "--file", str(FIRST), "--fast")
     assert done.returncode == 1
     assert "API key" in done.stderr
+
+
+def test_listen_without_the_microphone_package_says_what_to_install(url: str) -> None:
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError):
+        pass
+    else:
+        pytest.skip("sounddevice is installed here: the message for its absence cannot show")
+    done = _listen(url, "--api-key", KEY)
+    assert done.returncode == 1
+    assert "sounddevice" in done.stderr and "--file" in done.stderr
