@@ -43,6 +43,16 @@ def test_the_prefix_never_reaches_into_the_previous_turn() -> None:
     assert second.start_ms == ended.end_ms
 
 
+def test_a_pause_inside_a_turn_is_visible() -> None:
+    detector = TurnDetector(TurnDetection(silence_duration_ms=500), max_turn_ms=20_000)
+    detector.feed(windows(320, SPEECH))
+    assert not detector.pausing
+    detector.feed(windows(64, QUIET))
+    assert detector.pausing
+    detector.feed(windows(32, SPEECH))
+    assert not detector.pausing
+
+
 def test_probabilities_between_the_thresholds_keep_the_state() -> None:
     detector = TurnDetector(
         TurnDetection(threshold=0.5, silence_duration_ms=320), max_turn_ms=20_000

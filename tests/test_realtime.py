@@ -198,6 +198,7 @@ def test_interim_deltas_arrive_while_a_turn_is_spoken(
         events = _completed(client, 1)
     interim = [r for r in log.records[-(log.total - before) :] if r.interim]
     assert interim, "the open turn was re-recognised as interim work"
+    assert _metric(server, 'gigaam_live_recognitions_total{kind="interim",outcome="ok"}') > 0
     item = next(e["item_id"] for e in events if e["type"] == COMPLETED)
     deltas = [e for e in events if e["type"] == DELTA and e["item_id"] == item]
     assert deltas
@@ -274,6 +275,13 @@ def test_idle_timeout_of_turn_detection(server: Server) -> None:
         client.append(silence(2.5, RATE))
         events = client.until_type("input_audio_buffer.timeout_triggered")
     assert (events[-1]["audio_start_ms"], events[-1]["audio_end_ms"]) == (0, 1024)
+
+
+def _metric(server: Server, name: str) -> float:
+    for line in httpx.get(f"{server.url}/metrics", timeout=TIMEOUT).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_client_commits_without_vad(server: Server, audio: dict[str, bytes]) -> None:
@@ -448,14 +456,11 @@ def test_openai_sdk_beta_client(server: Server, audio: dict[str, bytes]) -> None
         async with client.beta.realtime.connect(
             model="gpt-4o-transcribe", extra_query={"intent": "transcription"}
         ) as conn:
-            await conn.send(
-                {  # type: ignore[arg-type]
-                    "type": "transcription_session.update",
-                    "session": {
-                        "input_audio_format": "pcm16",
-                        "input_audio_transcription": {"model": "gpt-4o-transcribe"},
-                        "turn_detection": None,
-                    },
+            await conn.transcription_session.update(
+                session={
+                    "input_audio_format": "pcm16",
+                    "input_audio_transcription": {"model": "gpt-4o-transcribe"},
+                    "turn_detection": None,  # type: ignore[typeddict-item]
                 }
             )
             await conn.input_audio_buffer.append(audio=base64.b64encode(sent).decode())
@@ -669,5 +674,9 @@ def test_an_idle_session_is_closed_with_an_error(guarded: Server) -> None:
             client.next(5)
 
 
-def test_health_is_still_http(server: Server) -> None:
+def test_open_sessions_are_counted(server: Server) -> None:
+    with live(server.url) as client:
+        client.next()
+        assert _metric(server, "gigaam_live_sessions") == 1
+    wait_until(lambda: _metric(server, "gigaam_live_sessions") == 0, "the gauge to drop")
     assert httpx.get(f"{server.url}/health", timeout=TIMEOUT).status_code == 200

@@ -73,3 +73,18 @@ def test_interim_and_unbounded_tickets_do_not_count_against_max_queue() -> None:
         for ticket in [held, *drafts, *finals]:
             ticket.close()
         assert sched.active == 0
+
+
+def test_interim_and_background_work_take_turns() -> None:
+    model = GatedModel()
+    with running(Scheduler(model, max_active=4), model) as sched:
+        first = Caller(sched.admit("first"), [1.0])
+        model.wait_entered()
+        job = Caller(sched.admit("job", background=True), [2.0, 2.0, 2.0])
+        drafts = [Caller(sched.admit(f"draft{i}", interim=True), [3.0]) for i in range(2)]
+        wait_pending(sched, 3)
+        model.open_gate()
+        for caller in [first, job, *drafts]:
+            caller.join()
+    order = [r.request_id for r in sched.record_served().records]
+    assert order[:4] == ["first", "draft0", "job", "draft1"]

@@ -226,6 +226,21 @@ def test_interim_work_goes_before_background_work_ahead_of_it() -> None:
     assert first_lane(ring) == turn((1, 2))
 
 
+def test_background_work_goes_next_after_an_interim_turn() -> None:
+    ring = [draft(4), job(4, 4)]
+    after_interim = plan_turn(
+        ring,
+        PLAIN,
+        lane=0,
+        first_lane_busy=False,
+        interactive_admitted=0,
+        wave_seconds=None,
+        last_was_interim=True,
+    )
+    assert after_interim == turn((1, 1))
+    assert first_lane([draft(4)]) == turn((0, 1))  # alone, interim work runs at once
+
+
 def test_interim_work_is_never_combined_nor_run_on_the_second_lane() -> None:
     assert first_lane([draft(4), draft(4)], COMBINING) == turn((0, 1))
     assert first_lane([request(4), draft(4)], COMBINING) == turn((0, 1))

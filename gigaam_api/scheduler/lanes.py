@@ -116,6 +116,8 @@ class Lanes(Generic[R]):
         self._served_hooks: list[ServedHook] = [] if on_served is None else [on_served]
         #: Seconds per wave of background work (moving average): sizes the slices.
         self._wave_seconds: float | None = None
+        #: Lane 0's last non-interactive turn was interim work (background work goes next).
+        self._last_was_interim = False
         #: Whether each lane is running a turn (lane 0: any work; lane 1: short overlap).
         self._busy = [False, False] if policy.overlap_samples > 0 else [False]
         self._threads = [
@@ -203,6 +205,7 @@ class Lanes(Generic[R]):
                     lane=lane,
                     first_lane_busy=self._busy[0],
                     interactive_admitted=self._desk.interactive_count(),
+                    last_was_interim=self._last_was_interim,
                     wave_seconds=self._wave_seconds,
                 )
                 if plan is not None:
@@ -214,6 +217,9 @@ class Lanes(Generic[R]):
                 for work, take in zip(works, plan.takes, strict=True)
             ]
             self._busy[lane] = True
+            head = ring[plan.takes[0].position]
+            if lane == 0 and (head.interim or head.background):
+                self._last_was_interim = head.interim
             self._cond.notify_all()  # the second lane may start now that this one is busy
             return parts, policy
 

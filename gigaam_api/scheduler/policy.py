@@ -37,9 +37,12 @@ still applies): what an engine needs whose per-wave results depend on the other 
 call (int8), so a request's text never depends on the server's load.
 
 Interim work (a live session's re-recognition of the turn being spoken) comes between the two
-classes: a lane serves it only when no interactive batch waits, before background work, and
-never combines it with anything nor runs it on the second lane. (Admission makes sure it never
-waits behind an interactive batch: it is skipped instead, :mod:`.admission`.)
+classes: a lane serves it only when no interactive batch waits, and never combines it with
+anything nor runs it on the second lane. Against background work it takes turns: when both
+wait, a background slice follows every interim call (``last_was_interim``), so many live
+sessions cannot starve a durable job, nor a job hold back the live text by more than a slice.
+(Admission makes sure it never waits behind an interactive batch: it is skipped instead,
+:mod:`.admission`.)
 
 The second lane (``overlap_samples`` > 0) takes, only while the first lane is busy, the first
 interactive ticket in ring order whose next batch, padded, stays within ``overlap_samples``
@@ -206,6 +209,7 @@ def plan_turn(
     first_lane_busy: bool,
     interactive_admitted: int,
     wave_seconds: float | None,
+    last_was_interim: bool = False,
 ) -> TurnPlan | None:
     """What ``lane`` serves now from ``ring`` (tickets with pending batches, in ring order).
 
@@ -215,13 +219,20 @@ def plan_turn(
     turn may take other interactive tickets' batches too (combining); a background turn takes
     one slice of one batch. ``interactive_admitted`` (tickets admitted, waiting or not) and
     ``wave_seconds`` (measured seconds per background wave) size a background slice.
+    ``last_was_interim``: lane 0's last non-interactive turn was interim work, so background
+    work waiting goes first now.
     """
     if lane == 0:
         if not ring:
             return None
         first = next((p for p, w in enumerate(ring) if w.interactive), None)
         if first is None:
-            first = next((p for p, w in enumerate(ring) if w.interim), 0)
+            interim = next((p for p, w in enumerate(ring) if w.interim), None)
+            background = next((p for p, w in enumerate(ring) if w.background), None)
+            if interim is not None and (background is None or not last_was_interim):
+                first = interim
+            else:
+                first = background if background is not None else 0
         limit = policy.combine_samples
     else:
         if not first_lane_busy:

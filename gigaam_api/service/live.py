@@ -246,6 +246,8 @@ class _Turn:
     end_ms: int
     final: bool
     generation: int = 0
+    #: When the turn was handed over (``time.perf_counter``): what a final's latency counts.
+    queued_at: float = 0.0
 
 
 class LiveSession:
@@ -485,7 +487,14 @@ class LiveSession:
         """Commit ``[start_ms, end_ms)`` as item ``item`` and queue its final recognition."""
         self._emit(Committed(item, self._previous_item))
         self._previous_item = item
-        turn = _Turn(item, self._slice(start_ms, end_ms), start_ms, end_ms, final=True)
+        turn = _Turn(
+            item,
+            self._slice(start_ms, end_ms),
+            start_ms,
+            end_ms,
+            final=True,
+            queued_at=time.perf_counter(),
+        )
         with self._cond:
             if self._interim is not None and self._interim.item_id == item:
                 self._interim = None
@@ -499,8 +508,8 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_interim < interval:
             return
-        if self._detector.now_ms - start_ms < 500:
-            return
+        if self._detector.now_ms - start_ms < 500 or self._detector.pausing:
+            return  # too little to say, or the turn may be ending: keep the worker for its final
         with self._cond:
             if self._finals or self._interim is not None:
                 return  # a final waits (or the last interim has not run yet): not now
@@ -602,6 +611,7 @@ class LiveSession:
 
     def _final(self, turn: _Turn) -> None:
         text = self._run(turn, "interactive")
+        self._count("final", text)
         if isinstance(text, ServiceError):
             self._interim_text.pop(turn.item_id, None)
             if text.kind != "cancelled" or not self._closed:
@@ -612,10 +622,21 @@ class LiveSession:
         if delta:
             self._emit(TranscriptDelta(turn.item_id, delta))
         seconds = len(turn.pcm) / self.format.frame_bytes / self.format.rate
+        self.service.metrics.live_final_seconds.observe(time.perf_counter() - turn.queued_at)
         self._emit(TranscriptCompleted(turn.item_id, text, seconds, turn.start_ms, turn.end_ms))
+
+    def _count(self, kind: str, result: str | ServiceError) -> None:
+        if isinstance(result, str):
+            outcome = "ok"
+        elif result.code == "skipped":
+            outcome = "skipped"
+        else:
+            outcome = result.outcome
+        self.service.metrics.live_recognitions.labels(kind=kind, outcome=outcome).inc()
 
     def _interim_of(self, turn: _Turn) -> None:
         text = self._run(turn, "interim")
+        self._count("interim", text)
         if isinstance(text, ServiceError):
             return  # skipped (more urgent work waits) or failed: the final will tell
         with self._cond:
@@ -626,6 +647,11 @@ class LiveSession:
         delta = stable_delta(sent, previous, text)
         if stale:
             return
+        for item in [i for i in self._interim_text if i != turn.item_id]:
+            with self._cond:  # an item whose turn was cleared never gets its final
+                pending = any(final.item_id == item for final in self._finals)
+            if not pending:
+                del self._interim_text[item]
         self._interim_text[turn.item_id] = (text, sent + delta)
         if delta:
             self._emit(TranscriptDelta(turn.item_id, delta))

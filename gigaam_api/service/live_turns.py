@@ -113,6 +113,11 @@ class TurnDetector:
         return self._in_turn
 
     @property
+    def pausing(self) -> bool:
+        """The open turn has been silent since some window (it may be about to end)."""
+        return self._in_turn and self._silence_since is not None
+
+    @property
     def turn_start_ms(self) -> int | None:
         """Where the open turn's audio begins; ``None`` when no turn is open."""
         return self._turn_start if self._in_turn else None

@@ -98,6 +98,23 @@ class Metrics:
             "gigaam_wyoming_connections", "Open Wyoming client connections", registry=r
         )
 
+        self.live_sessions = Gauge(
+            "gigaam_live_sessions", "Open live transcription sessions (/v1/realtime)", registry=r
+        )
+        self.live_recognitions = Counter(
+            "gigaam_live_recognitions",
+            "Live recognitions by kind (final, interim) and outcome (ok, skipped: interim work "
+            "yielding to a waiting request, client_error, cancelled, error)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.live_final_seconds = Histogram(
+            "gigaam_live_final_seconds",
+            "Seconds from a live turn's end to its final text",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+            registry=r,
+        )
+
     def bind_queue(self, depth: Callable[[], int], pending: Callable[[], int], limit: int) -> None:
         """Read queue gauges live from the scheduler at scrape time."""
         self.queue_depth.set_function(lambda: float(depth()))

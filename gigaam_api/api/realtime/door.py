@@ -102,21 +102,31 @@ class RealtimeSessions:
             self._open -= 1
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: list[str], scheme: str) -> bool:
-    """Whether a page at ``origin`` may open a session on the server reached as ``host``."""
+_DEFAULT_PORTS: Final = (80, 443)
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Whether a page at ``origin`` may open a session on the server reached as ``host``.
+
+    The server's own origin is the ``Host`` the browser connected to: same host name and port
+    (a default port, 80 or 443, equals no port — behind a TLS proxy the server sees ``ws`` while
+    the page is ``https``, so the scheme is not compared).
+    """
     if origin is None:
         return True  # not a browser page: programs are judged by their key
     if "*" in allowed or origin.rstrip("/") in (a.rstrip("/") for a in allowed):
         return True
-    parts = urlsplit(origin)
-    if not parts.hostname or host is None:
+    try:
+        page = urlsplit(origin)
+        own = urlsplit(f"//{host}") if host else None
+        page_port, own_port = page.port, own.port if own else None
+    except ValueError:
         return False
-    secure = scheme == "wss"
-    default = 443 if parts.scheme == "https" else 80
-    port = parts.port or default
-    own = urlsplit(f"{'https' if secure else 'http'}://{host}")
-    own_port = own.port or (443 if secure else 80)
-    return parts.hostname == own.hostname and port == own_port
+    if own is None or not page.hostname or page.hostname != own.hostname:
+        return False
+    return (page_port if page_port not in _DEFAULT_PORTS else None) == (
+        own_port if own_port not in _DEFAULT_PORTS else None
+    )
 
 
 def _key_from_protocols(protocols: list[str]) -> str | None:
@@ -131,9 +141,7 @@ async def realtime(websocket: WebSocket) -> None:
     ctx: AppContext = websocket.app.state.ctx
     headers = websocket.headers
     settings = ctx.settings
-    if not origin_allowed(
-        headers.get("origin"), headers.get("host"), settings.allowed_origins, websocket.url.scheme
-    ):
+    if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
         log.warning("live session refused: origin %s not allowed", headers.get("origin"))
         await websocket.close(code=CLOSE_POLICY)
         return
@@ -164,9 +172,12 @@ async def realtime(websocket: WebSocket) -> None:
             )
             await websocket.close(code=CLOSE_TRY_LATER)
         return
+    metrics = ctx.metrics.live_sessions
+    metrics.inc()
     try:
         await connection.run()
     finally:
+        metrics.dec()
         sessions.give_back()
 
 
@@ -231,9 +242,12 @@ class _Connection:
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
         self._send(session_event("created", self.dialect, self.id, self.config, self.expires_at))
+        opened = self._loop.time()
+        log.info("live session %s opened", self.id)
         try:
             await self._receive_loop()
         finally:
+            log.info("live session %s closed after %.1f s", self.id, self._loop.time() - opened)
             if self.live is not None:
                 self.live.close()
             if self.recording is not None:
@@ -254,6 +268,8 @@ class _Connection:
             wait = min(self.settings.realtime_idle_timeout, remaining)
             try:
                 message = await asyncio.wait_for(self.websocket.receive(), max(wait, 0.001))
+            except (WebSocketDisconnect, RuntimeError):  # gone mid-read
+                return
             except TimeoutError:
                 if self._loop.time() >= deadline:
                     self._fail("Your session hit its maximum duration.", "session_expired")

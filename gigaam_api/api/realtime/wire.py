@@ -440,6 +440,8 @@ def session_event(
             "id": session_id,
             "object": "realtime.transcription_session",
             "expires_at": expires_at,
+            # the beta type requires it; a WebSocket session issues no ephemeral key
+            "client_secret": {"value": "", "expires_at": expires_at},
             "modalities": ["text"],
             "input_audio_format": config.format.beta(),
             "input_audio_transcription": _transcription_wire(config, ga=False),
