@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gigaam_api.listen_cli import Printer
 from gigaam_api.server import create_app
 from tests.api_server import real_model_settings, serve
 from tests.conftest import CORPUS_DIR
@@ -192,3 +193,33 @@ def test_listen_without_the_microphone_package_says_what_to_install(url: str) ->
     done = _listen(url, "--api-key", KEY)
     assert done.returncode == 1
     assert "sounddevice" in done.stderr and "--file" in done.stderr
+
+
+class _Terminal(io.StringIO):
+    """What ``listen`` writes to a terminal (a text stream that says it is one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_listen_rewrites_interim_text_in_place_on_a_terminal() -> None:
+    screen = _Terminal()
+    printer = Printer(screen)
+    printer.delta("первые ")
+    printer.delta("слова")
+    printer.final("первые слова фразы")
+    printer.final("   ")  # a turn with no words prints nothing
+    printer.delta("вторая")
+    printer.final("вторая фраза")
+    shown = screen.getvalue()
+    # interim: back to the line's start, cleared, dimmed; each final on its own line
+    assert shown.count("\r\x1b[K\x1b[2m") == 3
+    assert "\x1b[2mпервые слова\x1b[0m" in shown
+    lines = [line.split("\r\x1b[K")[-1] for line in shown.split("\n")]
+    assert lines == ["первые слова фразы", "вторая фраза", ""]
+
+    piped = io.StringIO()  # not a terminal: finals only, no control characters
+    printer = Printer(piped)
+    printer.delta("первые")
+    printer.final("первые слова")
+    assert piped.getvalue() == "первые слова\n"
