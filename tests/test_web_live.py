@@ -58,7 +58,9 @@ def browser() -> Iterator[Browser]:
     if not SPEECH.is_file():
         pytest.skip(f"audio corpus not found at {CORPUS_DIR}")
     with sync_playwright() as playwright:
-        chromium = launch(playwright, fake_microphone(SPEECH))
+        # lan.test: this server under a name that is not localhost, as a phone on the LAN sees it
+        resolve = "--host-resolver-rules=MAP lan.test 127.0.0.1"
+        chromium = launch(playwright, [*fake_microphone(SPEECH), resolve])
         yield chromium
         chromium.close()
 
@@ -168,4 +170,19 @@ def test_a_refused_microphone_is_said(browser: Browser, url: str) -> None:
     expect(page.locator("#live-error")).to_contain_text("The microphone is blocked")
     expect(page.locator("#record")).to_have_text("Record")
     assert frames.urls == []  # no session was opened for nothing
+    page.context.close()
+
+
+def test_a_plain_http_page_on_the_lan_says_the_microphone_needs_https(
+    browser: Browser, url: str
+) -> None:
+    lan = url.replace("127.0.0.1", "lan.test")  # http, and not localhost: no secure context
+    page = _page(browser, lan, microphone=False, viewport=PHONE)  # (none to grant: insecure)
+    frames = Frames(page)
+    _open(page, lan)
+    assert page.evaluate("window.isSecureContext") is False
+    expect(page.locator("#record-note")).to_contain_text("only on a secure page")
+    page.click("#record")
+    expect(page.locator("#live-error")).to_contain_text("open this server over https")
+    assert frames.urls == []
     page.context.close()
