@@ -109,6 +109,21 @@ def test_a_saved_session_is_a_job_whose_text_is_the_live_finals(
     assert result["text"] == " ".join(f.strip() for f in finals if f.strip())
     for fmt in FORMATS:
         assert http.get(f"/v1/jobs/{job['id']}/result", params={"response_format": fmt}).is_success
+    # each turn's words, on the recording's clock, inside their turn (the player highlights them)
+    verbose = http.get(
+        f"/v1/jobs/{job['id']}/result",
+        params={"response_format": "verbose_json", "timestamp_granularities[]": "word"},
+    ).json()
+    segments = http.get(
+        f"/v1/jobs/{job['id']}/result", params={"response_format": "verbose_json"}
+    ).json()["segments"]
+    assert verbose["words"] and len(segments) == len([f for f in finals if f.strip()])
+    starts = [w["start"] for w in verbose["words"]]
+    assert starts == sorted(starts)
+    assert all(
+        any(s["start"] - 0.05 <= w["start"] <= w["end"] <= s["end"] + 0.05 for s in segments)
+        for w in verbose["words"]
+    )
 
     audio = http.get(f"/v1/jobs/{job['id']}/audio")
     assert audio.status_code == 200 and audio.headers["content-type"].startswith("audio/")

@@ -144,6 +144,7 @@ def test_record_shows_live_text_and_keeps_the_recording_as_a_job(
     # it is a job like an upload: listed, its text on the page, its audio in the player
     expect(page.locator("#jobs li.job").first).to_contain_text("Recording")
     expect(page.locator("#transcript .seg").first).to_be_visible()
+    assert page.locator("#transcript .w").count() > len(finals)  # its words, each highlightable
     wait_until(page, "document.getElementById('player').readyState >= 1")
     expect(page.locator(".dl[data-format='srt']")).to_be_enabled()
     page.context.close()

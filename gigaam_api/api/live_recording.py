@@ -9,7 +9,8 @@ loses the final of the turn it was in. This server adds one, and a way to keep t
   closes the socket normally (1000);
 * ``/v1/realtime?intent=transcription&save=true`` keeps the session as a job: the session's
   audio, converted to 16 kHz mono as it arrives (:class:`~gigaam_api.audio.PushedAudio`, the
-  conversion the recogniser's audio gets), and its finals, one segment per turn. At
+  conversion the recogniser's audio gets), and its finals, one segment per turn with the
+  turn's timed words (the player highlights them). At
   ``session.finish`` the job is created (``jobs/recordings.py``: completed at birth, its text
   the live finals by construction) and ``session.finished`` carries its ``transcription.job``
   object; a socket closed without a finish keeps what was heard, with the finals sent so far.
@@ -120,7 +121,10 @@ class LiveRecording:
             self._pending.discard(event.item_id)
             self._turns.append(
                 RecordedTurn(
-                    event.audio_start_ms / 1000, event.audio_end_ms / 1000, event.transcript
+                    event.audio_start_ms / 1000,
+                    event.audio_end_ms / 1000,
+                    event.transcript,
+                    event.words,
                 )
             )
         elif isinstance(event, TranscriptFailed):
