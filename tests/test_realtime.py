@@ -277,6 +277,28 @@ def test_idle_timeout_of_turn_detection(server: Server) -> None:
     assert (events[-1]["audio_start_ms"], events[-1]["audio_end_ms"]) == (0, 1024)
 
 
+def test_interim_deltas_with_client_commits(server: Server, audio: dict[str, bytes]) -> None:
+    sent = audio["longer"]
+    step = RATE * 2 // 5
+    with live(server.url) as client:
+        client.next()
+        client.send(
+            {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+        )
+        client.next()
+        for start in range(0, len(sent), step * 2):
+            client.append(sent[start : start + step * 2], chunk=step * 2)
+            time.sleep(0.1)
+        client.send({"type": "input_audio_buffer.commit"})
+        events = client.until_type(COMPLETED)
+    committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+    deltas = [e for e in client.received if e["type"] == DELTA]
+    assert deltas and all(d["item_id"] == committed["item_id"] for d in deltas)
+    assert client.received.index(deltas[0]) < client.received.index(committed)
+    expected = http_text(server.url, wav_bytes(sent, RATE))
+    assert events[-1]["transcript"] == expected
+
+
 def _metric(server: Server, name: str) -> float:
     for line in httpx.get(f"{server.url}/metrics", timeout=TIMEOUT).text.splitlines():
         if line.startswith(name + " "):
@@ -680,3 +702,22 @@ def test_open_sessions_are_counted(server: Server) -> None:
         assert _metric(server, "gigaam_live_sessions") == 1
     wait_until(lambda: _metric(server, "gigaam_live_sessions") == 0, "the gauge to drop")
     assert httpx.get(f"{server.url}/health", timeout=TIMEOUT).status_code == 200
+
+
+def test_a_server_stopping_with_sessions_open_closes_them(
+    golden_dir: Path, tmp_path_factory: pytest.TempPathFactory, audio: dict[str, bytes]
+) -> None:
+    running = _server(golden_dir, tmp_path_factory)
+    stopping = next(running)
+    with live(stopping.url) as client:
+        client.next()
+        client.append(audio["longer"])
+        client.until_type("input_audio_buffer.speech_started")
+        running.close()  # uvicorn stops: the lifespan stops the core under the session
+        with pytest.raises(ConnectionClosed):
+            while True:
+                client.next(20)
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("live-")],
+        "live threads to end",
+    )

@@ -86,8 +86,10 @@ log = logging.getLogger(__name__)
 
 #: The shortest buffer a client may commit (OpenAI's rule).
 MIN_COMMIT_MS: Final = 100
-#: Client calls waiting for the listener at most (a flood of appends beyond it is refused).
+#: Client calls waiting for the listener at most (a flood of appends beyond it is refused)…
 MAX_BACKLOG: Final = 4096
+#: …and seconds of audio waiting in them (one append of any size is taken when none waits).
+MAX_BACKLOG_SECONDS: Final = 60.0
 
 
 class SessionBusy(Exception):
@@ -277,6 +279,8 @@ class LiveSession:
         self.session_id = session_id
         self._emit = emit
         self._commands: deque[tuple[str, object]] = deque()
+        self._pending_bytes = 0  # audio in the commands waiting
+        self._max_pending = int(MAX_BACKLOG_SECONDS * fmt.rate) * fmt.frame_bytes
         self._cond = threading.Condition()
         self._closed = False
         # listener state (its thread only)
@@ -287,7 +291,7 @@ class LiveSession:
         self._raw = bytearray()  # raw input kept, from frame ``_raw_start``
         self._raw_start = 0
         self._frames = 0  # raw input frames received
-        self._item: str | None = None  # the open turn's item id (VAD)
+        self._item: str | None = None  # the open turn's item (VAD) or the buffer's (commits)
         self._turn_start_ms = 0
         self._previous_item: str | None = None
         self._last_interim = 0.0
@@ -321,6 +325,12 @@ class LiveSession:
                     f"{MAX_BACKLOG} events are waiting to be handled: this audio was dropped; "
                     "send fewer, larger appends."
                 )
+            if self._pending_bytes and self._pending_bytes + len(pcm) > self._max_pending:
+                raise SessionBusy(
+                    f"{MAX_BACKLOG_SECONDS:g} s of audio are waiting to be handled: this audio "
+                    "was dropped; send it no faster than the server takes it."
+                )
+            self._pending_bytes += len(pcm)
         self._command("append", pcm)
 
     def commit(self) -> None:
@@ -376,8 +386,8 @@ class LiveSession:
                     parts = [value]
                     while self._commands and self._commands[0][0] == "append":
                         parts.append(self._commands.popleft()[1])
-                    if len(parts) > 1:
-                        value = b"".join(p for p in parts if isinstance(p, bytes))
+                    value = b"".join(p for p in parts if isinstance(p, bytes))
+                    self._pending_bytes -= len(value)
             try:
                 self._handle(name, value)
             except Exception:  # a bug: say so to the client, keep the session
@@ -452,8 +462,13 @@ class LiveSession:
                 return
         self._raw.extend(pcm)
         self._frames += len(pcm) // self.format.frame_bytes
-        if not self._vad_on:
-            return  # the client commits: nothing to score, everything since the commit kept
+        if not self._vad_on:  # the client commits: nothing to score, all since the commit kept
+            if self._item is None:  # the item the buffer will be committed as
+                self._item = new_item_id()
+                self._generation += 1
+                self._last_interim = time.monotonic()
+            self._maybe_interim(self._detector.floor_ms)
+            return
         self._vad_audio.push(pcm)
         blocks = []
         while (block := self._vad_audio.take(self._drain)) is not None:
@@ -511,8 +526,10 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_interim < interval:
             return
-        if self._detector.now_ms - start_ms < 500 or self._detector.pausing:
+        if self._received_ms - start_ms < 500 or self._detector.pausing:
             return  # too little to say, or the turn may be ending: keep the worker for its final
+        if self._received_ms - start_ms > self.limits.max_turn_seconds * 1000:
+            return  # a long uncommitted buffer: one pass would no longer do, wait for the commit
         with self._cond:
             if self._finals or self._interim is not None:
                 return  # a final waits (or the last interim has not run yet): not now
@@ -537,7 +554,7 @@ class LiveSession:
             was_open = self._item is not None
         else:
             start = self._detector.floor_ms
-            item = new_item_id()
+            item = self._item or new_item_id()
             was_open = False
         if end - start < MIN_COMMIT_MS:
             self._emit(
@@ -582,6 +599,8 @@ class LiveSession:
                 self._generation += 1
             return
         if not was_on:  # turned on: scored from here; a commit before speech takes what is kept
+            self._item = None  # the buffer's item: a turn will have its own
+            self._generation += 1
             self._start_vad(self._received_ms, floor_ms=self._detector.floor_ms)
         else:  # the open turn keeps its start; the new parameters apply to what follows
             self._detector.params = options.turn_detection
