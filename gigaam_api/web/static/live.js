@@ -105,7 +105,7 @@ async function stop() {
   clearInterval(timer);
   await mic?.stop(); // its last samples go before the finish
   mic = null;
-  const finished = await door.finish(FINISH_TIMEOUT_MS);
+  const finished = door ? await door.finish(FINISH_TIMEOUT_MS) : null; // null: it closed meanwhile
   door = null;
   setRecording("idle");
   const job = finished?.job;
