@@ -505,6 +505,7 @@ def test_openai_sdk_beta_client(server: Server, audio: dict[str, bytes]) -> None
 BAD_EVENTS: list[tuple[str, str | bytes, str]] = [
     ("malformed JSON", "{not json", "invalid_json"),
     ("not an object", "[1, 2]", "invalid_event"),
+    ("nested too deep", "[" * 100_000 + "]" * 100_000, "invalid_json"),
     ("unknown event", '{"type": "response.create"}', "invalid_event"),
     ("no type", '{"audio": "AAAA"}', "invalid_event"),
     ("bad base64", '{"type": "input_audio_buffer.append", "audio": "@@@"}', "invalid_value"),
@@ -580,6 +581,8 @@ def test_bad_input_gets_an_error_event_and_the_session_goes_on(
         assert error["error"]["code"] == code
         assert error["error"]["type"] in ("invalid_request_error", "server_error")
         assert error["error"]["message"]
+        if code in ("unsupported_value", "model_not_found"):
+            assert error["error"]["param"].startswith("session.audio.input.transcription.")
         # the same session still transcribes
         client.append(audio["speech"])
         client.send({"type": "input_audio_buffer.commit"})

@@ -300,6 +300,7 @@ class LiveSession:
         self._finals: deque[_Turn] = deque()
         self._interim: _Turn | None = None
         self._current: Session | None = None
+        self._current_final = False  # whether the recognition in flight is a final
         self._interim_text: dict[str, tuple[str | None, str]] = {}  # item → (last hyp, sent)
         self.finished = threading.Event()
         self._threads = [
@@ -517,7 +518,10 @@ class LiveSession:
             if self._interim is not None and self._interim.item_id == item:
                 self._interim = None
             self._finals.append(turn)
+            interim = None if self._current_final else self._current
             self._cond.notify_all()
+        if interim is not None:  # a draft in flight would hold up the final: drop it
+            interim.cancel()
 
     def _maybe_interim(self, start_ms: int) -> None:
         interval = self.limits.interim_seconds
@@ -703,9 +707,10 @@ class LiveSession:
         )
         session = place.session(pushed, options, on_release=pushed.abort)
         with self._cond:
-            if self._closed:
+            if self._closed or (priority == "interim" and self._finals):
                 session.cancel()
             self._current = session
+            self._current_final = priority != "interim"
         segments: list[Segment] = []
         try:
             for event in session.events():

@@ -316,7 +316,7 @@ class _Connection:
     def _handle_text(self, text: str) -> None:
         try:
             event = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
             self._error("The message is not valid JSON.", code="invalid_json")
             return
         if not isinstance(event, dict):
@@ -371,9 +371,19 @@ class _Connection:
     def _update(self, event: Mapping[str, Any], dialect: Dialect) -> None:
         self._only(event, str(event.get("type")), "session")
         config = parse_session_update(event, self.config)
-        check_model(config.model, self.settings)
-        language = normalise_language(config.language)
-        check_language(language, self.ctx.service.languages, self.settings.model)
+        where = (
+            "session.audio.input.transcription"
+            if dialect == "ga"
+            else "session.input_audio_transcription"
+        )
+        try:  # the HTTP door's own checks, their param named as the session's field
+            check_model(config.model, self.settings)
+            language = normalise_language(config.language)
+            check_language(language, self.ctx.service.languages, self.settings.model)
+        except ApiError as exc:
+            raise WireError(
+                exc.message, param=f"{where}.{exc.param}", code=exc.code or ""
+            ) from None
         if self.live is not None and config.format != self.config.format:
             raise WireError(
                 "The audio format cannot change once audio was sent: open a new session.",
