@@ -133,6 +133,24 @@ def test_a_saved_session_is_a_job_whose_text_is_the_live_finals(
     http.delete(f"/v1/jobs/{job['id']}")
 
 
+def test_a_finish_right_after_the_audio_waits_for_every_turn_it_ended(
+    url: str, http: httpx.Client, speech: bytes
+) -> None:
+    """The finish comes while the session still scores the audio before it: the turn the VAD
+    ends there and the one the finish commits both have their finals in the saved job."""
+    with live(url, path="/v1/realtime?intent=transcription&save=true", headers=AUTH) as client:
+        client.send(SESSION)
+        client.append(speech)
+        finals, finished = _finish(client)
+    committed = [e for e in client.received if e["type"] == "input_audio_buffer.committed"]
+    assert len(finals) == len(committed) >= 2
+    assert not [e for e in client.received if e["type"] in ("error", "input_audio_buffer.cleared")]
+    job = finished["job"]
+    result = http.get(f"/v1/jobs/{job['id']}/result").json()
+    assert result["text"] == " ".join(f.strip() for f in finals if f.strip())
+    http.delete(f"/v1/jobs/{job['id']}")
+
+
 def test_finish_without_save_gives_the_last_final_and_no_job(
     url: str, http: httpx.Client, speech: bytes
 ) -> None:

@@ -17,8 +17,11 @@ loses the final of the turn it was in. This server adds one, and a way to keep t
 
 :class:`LiveRecording` is that state for one connection. The door calls it on its event loop
 only: :meth:`push` with each append's PCM, :meth:`observe` with each core event before sending
-it (the commit that a finish makes on an empty buffer is answered here, not as an ``error``),
-:meth:`finish` when the client asks, :meth:`keep` when the socket went away.
+it, :meth:`finish` when the client asks, :meth:`keep` when the socket went away. A finish asks
+the session for a commit and then a clear: the session handles its commands in order, so the
+clear's ``Cleared`` says every turn the audio ended has been committed, and the finish then
+waits for their finals. Both answers are the finish's own, not sent to the client (nor is an
+"empty commit" error: nothing was left to commit).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any, Final
 
 from gigaam_api.audio import PushedAudio, RawFormat
@@ -34,9 +36,11 @@ from gigaam_api.jobs.model import job_object
 from gigaam_api.jobs.recordings import RecordedTurn
 from gigaam_api.jobs.service import JobLimit, JobService
 from gigaam_api.service.live import (
+    Cleared,
     Committed,
     LiveError,
     LiveEvent,
+    LiveSession,
     TranscriptCompleted,
     TranscriptFailed,
 )
@@ -75,7 +79,10 @@ class LiveRecording:
         self._turns: list[RecordedTurn] = []
         self._pending: set[str] = set()  # committed items whose final has not come yet
         self._finishing = False
-        self._commit_open = False  # the finish's commit has not been answered yet
+        #: The finish's commit and clear are not handled yet: the session handles commands in
+        #: order, so its ``Cleared`` says every earlier append and the commit were handled (every
+        #: turn they ended is in ``_pending``).
+        self._marker_open = False
         self._settled = asyncio.Event()
         self.saved = False
         #: Why the recording could not be kept (``session.finished`` says it), or None.
@@ -116,7 +123,6 @@ class LiveRecording:
         swallow = False
         if isinstance(event, Committed):
             self._pending.add(event.item_id)
-            self._commit_open = False
         elif isinstance(event, TranscriptCompleted):
             self._pending.discard(event.item_id)
             self._turns.append(
@@ -129,22 +135,25 @@ class LiveRecording:
             )
         elif isinstance(event, TranscriptFailed):
             self._pending.discard(event.item_id)
-        elif isinstance(event, LiveError) and event.code == _EMPTY_COMMIT and self._commit_open:
-            self._commit_open = False
-            swallow = True
-        if self._finishing and not self._commit_open and not self._pending:
+        elif isinstance(event, LiveError) and event.code == _EMPTY_COMMIT and self._marker_open:
+            swallow = True  # nothing was left to commit: no last turn
+        elif isinstance(event, Cleared) and self._marker_open:
+            self._marker_open = False
+            swallow = True  # the finish's own marker, not the client's
+        if self._finishing and not self._marker_open and not self._pending:
             self._settled.set()
         return swallow
 
     # -- the end -------------------------------------------------------------------------------
 
-    async def finish(self, commit: Callable[[], None] | None, timeout: float) -> dict[str, Any]:
-        """``session.finish``: commit what remains (``commit`` is the session's, ``None`` when no
-        audio came), wait for the last finals, save; the ``session.finished`` event."""
+    async def finish(self, live: LiveSession | None, timeout: float) -> dict[str, Any]:
+        """``session.finish``: commit what remains of ``live``'s audio (``None`` when no audio
+        came), wait for the last finals, save; the ``session.finished`` event."""
         self._finishing = True
-        if commit is not None:
-            self._commit_open = True
-            commit()
+        if live is not None:
+            self._marker_open = True
+            live.commit()
+            live.clear()  # handled after the commit: its Cleared marks the end of the audio
         else:
             self._settled.set()
         try:
@@ -156,7 +165,12 @@ class LiveRecording:
 
     async def keep(self) -> None:
         """The socket went away without a finish: keep what was heard, with the finals sent."""
-        if self.jobs is not None and not self.saved and self._pcm:
+        if (
+            self.jobs is not None
+            and self._audio is not None
+            and self._audio.frames
+            and not self.saved
+        ):
             await asyncio.to_thread(self._save)
 
     def _save(self) -> dict[str, Any] | None:
@@ -176,12 +190,12 @@ class LiveRecording:
                 "message": exc.message,
             }
             return None
-        except Exception as exc:  # the database or the disk failed: say so, do not crash
+        except Exception:  # the database or the disk failed: say so (details in the log)
             log.exception("live recording not saved")
             self.error = {
                 "type": "server_error",
                 "code": "recording_not_saved",
-                "message": str(exc),
+                "message": "The recording could not be saved (the server's log says why).",
             }
             return None
         log.info("live recording saved as job %s (%d turns)", job.id, len(self._turns))
@@ -189,9 +203,9 @@ class LiveRecording:
 
 
 async def finished_event(
-    recording: LiveRecording | None, commit: Callable[[], None] | None
+    recording: LiveRecording | None, live: LiveSession | None
 ) -> dict[str, Any]:
     """The answer to ``session.finish`` (the door adds the ``event_id``)."""
     if recording is None:  # no audio came: nothing to commit, nothing to keep
         return {"type": FINISHED_EVENT, "job": None, "error": None}
-    return await recording.finish(commit, FINISH_TIMEOUT_S)
+    return await recording.finish(live, FINISH_TIMEOUT_S)

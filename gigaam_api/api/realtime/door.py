@@ -301,9 +301,8 @@ class _Connection:
                 log.warning("live session %s: the client reads nothing; closed", self.id)
                 return
             if self._finishing:  # the client's audio ended: last finals, the saved job, bye
-                recording, live = self.recording, self.live
-                commit = live.commit if live is not None else None
-                self._send({"event_id": event_id(), **await finished_event(recording, commit)})
+                event = await finished_event(self.recording, self.live)
+                self._send({"event_id": event_id(), **event})
                 return
 
     def _oversize(self, size: int, limit: int) -> None:
