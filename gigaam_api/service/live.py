@@ -283,6 +283,8 @@ class LiveSession:
         self._max_pending = int(MAX_BACKLOG_SECONDS * fmt.rate) * fmt.frame_bytes
         self._cond = threading.Condition()
         self._closed = False
+        self._handling = False  # the listener is handling a call
+        self._recognising = False  # the recogniser is running a recognition
         # listener state (its thread only)
         self._vad_model = vad_model or default_model()
         self._drain = threading.Event()
@@ -345,6 +347,19 @@ class LiveSession:
         recognition that starts from now on."""
         self._command("configure", options)
 
+    @property
+    def kept_seconds(self) -> float:
+        """Seconds of raw audio the session holds now (the open turn, the prefix, or the
+        uncommitted buffer): what bounds its memory."""
+        return len(self._raw) / self.format.frame_bytes / self.format.rate
+
+    @property
+    def settled(self) -> bool:
+        """Every call so far has been handled and no recognition waits or runs."""
+        with self._cond:
+            busy = self._commands or self._finals or self._interim or self._recognising
+            return not busy and not self._handling
+
     def close(self) -> None:
         """End the session: drop what waits, cancel the recognition in flight. Returns at once;
         :attr:`finished` is set once both threads have ended."""
@@ -389,11 +404,15 @@ class LiveSession:
                         parts.append(self._commands.popleft()[1])
                     value = b"".join(p for p in parts if isinstance(p, bytes))
                     self._pending_bytes -= len(value)
+                self._handling = True
             try:
                 self._handle(name, value)
             except Exception:  # a bug: say so to the client, keep the session
                 log.exception("live session %s: %s failed", self.session_id, name)
                 self._emit(LiveError("server_error", f"Internal error while handling {name}"))
+            finally:
+                with self._cond:
+                    self._handling = False
 
     def _handle(self, name: str, value: object) -> None:
         if name == "append":
@@ -413,7 +432,8 @@ class LiveSession:
 
         With client commits nothing is scored (the detector only keeps the buffer's start).
         """
-        self._vad_audio = PushedAudio(self.format, max_seconds=0, block_samples=WINDOW * 8)
+        # blocks of one VAD window: the end of a turn is heard 32 ms after it, not a block later
+        self._vad_audio = PushedAudio(self.format, max_seconds=0, block_samples=WINDOW)
         self._scorer = _Scorer(self._vad_model)
         params = self.options.turn_detection or TurnDetection()
         max_turn = max(round(self.limits.max_turn_seconds * 1000), 4 * WINDOW_MS)
@@ -449,18 +469,20 @@ class LiveSession:
 
     def _on_audio(self, pcm: bytes) -> None:
         if not self._vad_on:
-            buffered = (self._frames - self._raw_start) / self.format.rate
-            if buffered + len(pcm) / self.format.frame_bytes / self.format.rate > (
-                self.limits.max_buffer_seconds
-            ):
+            room = int(self.limits.max_buffer_seconds * self.format.rate) - (
+                self._frames - self._raw_start
+            )
+            if len(pcm) > max(room, 0) * self.format.frame_bytes:
+                pcm = pcm[: max(room, 0) * self.format.frame_bytes]
                 self._emit(
                     LiveError(
                         "input_audio_buffer_full",
                         f"The input audio buffer holds {self.limits.max_buffer_seconds:g} s at "
-                        "most: commit or clear it; this audio was dropped.",
+                        "most: commit or clear it; the audio past that was dropped.",
                     )
                 )
-                return
+                if not pcm:
+                    return
         self._raw.extend(pcm)
         self._frames += len(pcm) // self.format.frame_bytes
         if not self._vad_on:  # the client commits: nothing to score, all since the commit kept
@@ -624,6 +646,7 @@ class LiveSession:
                     assert self._interim is not None
                     turn = self._interim
                     self._interim = None
+                self._recognising = True
             try:
                 if turn.final:
                     self._final(turn)
@@ -634,6 +657,9 @@ class LiveSession:
                 if turn.final:
                     error = ServiceError("internal", "Internal error while transcribing")
                     self._emit(TranscriptFailed(turn.item_id, error))
+            finally:
+                with self._cond:
+                    self._recognising = False
 
     def _final(self, turn: _Turn) -> None:
         words: list[Word] = []
