@@ -25,6 +25,7 @@ from gigaam_api.catalogue import RUNNABLE_MODELS
 from gigaam_api.config import Settings, SettingsError, load_settings
 from gigaam_api.formats import FILE_EXTENSIONS, RESPONSE_FORMATS
 from gigaam_api.jobs_cli import JobsCliError, add_jobs_parser, run_jobs
+from gigaam_api.listen_cli import add_listen_parser, run_listen
 from gigaam_api.weights import WeightsError, ensure_model
 
 if TYPE_CHECKING:  # heavy at run time: imported there only by the command that needs them
@@ -159,13 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
         ":BOOST its own strength instead of KEYWORDS_BOOST. KEYWORDS is added to them",
     )
     add_jobs_parser(commands)  # durable jobs on a running server (gigaam_api/jobs_cli.py)
+    add_listen_parser(commands)  # live text from a server's /v1/realtime (listen_cli.py)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    handlers = {"serve": _serve, "download": _download, "transcribe": _transcribe, "jobs": run_jobs}
+    handlers = {
+        "serve": _serve,
+        "download": _download,
+        "transcribe": _transcribe,
+        "jobs": run_jobs,
+        "listen": run_listen,
+    }
     try:
         return handlers[args.command](args)
     except JobsCliError as exc:

@@ -8,9 +8,11 @@ random weights give nonsense text; pass ``--checkpoint`` with real weights for a
 transcript) with an API key set, and shoots, in English and Russian, on a desktop and a phone
 viewport: the key prompt, the empty page, the job list with a finished recording open (when
 the server has the job API), a conversation of three real voices with its speakers labelled
-(Resemblyzer's trained weights, as in the tests; one speaker renamed) and a file that is not
-audio. Files go to ``--out`` (git-ignored); ``--docs`` also copies the English desktop job view
-to ``docs/web-page.png`` and the labelled one to ``docs/web-page-speakers.png`` for the README.
+(Resemblyzer's trained weights, as in the tests; one speaker renamed), a file that is not
+audio, and a live recording (Chromium's fake microphone playing ``--live-audio``: the live text
+while speaking, then the saved job). Files go to ``--out`` (git-ignored); ``--docs`` also copies
+the English desktop job view to ``docs/web-page.png``, the labelled one to
+``docs/web-page-speakers.png`` and the live one to ``docs/web-page-live.png`` for the README.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -32,7 +35,7 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 from gigaam_api.config import Settings  # noqa: E402
 from gigaam_api.server import create_app  # noqa: E402
 from tests.api_server import real_model_settings, serve  # noqa: E402
-from tests.browser import DESKTOP, PHONE, launch, wait_until  # noqa: E402
+from tests.browser import DESKTOP, PHONE, fake_microphone, launch, wait_until  # noqa: E402
 from tests.conftest import CORPUS_DIR, GOLDEN_DIR  # noqa: E402
 from tests.media import encode  # noqa: E402
 from tests.speakers_conversations import build_conversations  # noqa: E402
@@ -45,6 +48,8 @@ DEFAULT_AUDIO = [
     CORPUS_DIR / "longform" / "longform_espeak_ru.wav",
 ]
 TIMEOUT_MS = 180_000
+#: What the fake microphone says (looped): sentences with pauses, so turns end live.
+LIVE_AUDIO = CORPUS_DIR / "longform" / "longform_espeak_ru.wav"
 MEETING = "meeting.flac"
 
 
@@ -102,12 +107,40 @@ def _rename(url: str, job_id: str) -> None:
     httpx.patch(f"{url}/v1/jobs/{job_id}", headers=headers, json=body).raise_for_status()
 
 
+def _live_shots(browser: Any, url: str, out: Path) -> Path | None:
+    """Record from the fake microphone: the live text (interim words greyed) while speaking,
+    then Stop and the saved job. Last, since each recording adds a job to the list. Returns
+    the English desktop shot of the live text."""
+    live_view = None
+    for lang in ("en", "ru"):
+        for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+            context = browser.new_context(locale=lang, viewport=viewport)
+            context.set_default_timeout(TIMEOUT_MS)
+            context.grant_permissions(["microphone"], origin=url)
+            context.add_init_script(f"localStorage.setItem('gigaam-api-key', {KEY!r})")
+            page = context.new_page()
+            prefix = f"{lang}-{label}"
+            _ready(page, url + "/")
+            page.click("#record")
+            wait_until(page, "document.querySelectorAll('#live-text .final').length >= 3")
+            wait_until(page, "document.querySelector('#live-text .interim') !== null")
+            shot = _shoot(page, out, f"{prefix}-6-live")
+            if lang == "en" and label == "desktop":
+                live_view = shot
+            page.click("#record")
+            expect(page.locator("#transcript .seg").first).to_be_visible()
+            _shoot(page, out, f"{prefix}-7-live-saved")
+            context.close()
+    return live_view
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "screenshots")
     parser.add_argument("--docs", action="store_true", help="also write docs/web-page.png")
     parser.add_argument("--checkpoint", type=Path, help="a real checkpoint for real text")
     parser.add_argument("--audio", type=Path, nargs="*", default=DEFAULT_AUDIO)
+    parser.add_argument("--live-audio", type=Path, default=LIVE_AUDIO, help="a WAV to speak")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -125,7 +158,7 @@ def main() -> int:
                 for audio in args.audio:
                     _post(url, audio)
                 _rename(url, meeting)
-            browser = launch(playwright)
+            browser = launch(playwright, fake_microphone(args.live_audio.resolve()))
             job_view: Path | None = None
             speakers_view: Path | None = None
             for lang in ("en", "ru"):
@@ -170,12 +203,17 @@ def main() -> int:
                     if lang == "en" and label == "desktop":
                         speakers_view = shot
                     context.close()
+            live_view = _live_shots(browser, url, args.out) if has_jobs else None
             browser.close()
     if args.docs:
-        if job_view is None or speakers_view is None:
+        if job_view is None or speakers_view is None or live_view is None:
             print("no job view was shot (no job API): docs/web-page*.png left as they are")
             return 1
-        for shot, name in ((job_view, "web-page.png"), (speakers_view, "web-page-speakers.png")):
+        for shot, name in (
+            (job_view, "web-page.png"),
+            (speakers_view, "web-page-speakers.png"),
+            (live_view, "web-page-live.png"),
+        ):
             target = REPO_ROOT / "docs" / name
             shutil.copyfile(shot, target)
             print(target)

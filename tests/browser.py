@@ -44,9 +44,18 @@ def chromium_path() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def launch(playwright: Playwright) -> Browser:
+def fake_microphone(wav: Path) -> list[str]:
+    """Chromium's arguments for a microphone that plays ``wav`` (looped) instead of a device.
+
+    The permission prompt is left alone: a context gets the microphone with
+    ``grant_permissions(["microphone"])`` and is refused it otherwise, like a person saying no.
+    """
+    return ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
+
+
+def launch(playwright: Playwright, extra_args: list[str] | None = None) -> Browser:
     return playwright.chromium.launch(
-        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS + (extra_args or [])
     )
 
 

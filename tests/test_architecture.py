@@ -149,7 +149,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "loading": {"config", "model", "weights", "catalogue", "formats", "options", "transcript"},
     # Durable jobs run over the core: its sessions (admission, the run, a failure's reading).
-    "jobs": {"config", "audio", "transcript", "service", "speakers"},
+    "jobs": {"config", "audio", "constants", "transcript", "service", "speakers"},
     # The service core: below every door, knowing none of them.
     "service": BELOW_THE_CORE,
     # The doors: over the core, never over each other (only ``server`` puts them together).

@@ -375,19 +375,21 @@ def test_keyboard_order_and_labels(
     page.on("filechooser", lambda chooser: None)
     page.wait_for_load_state("networkidle")
     order = []
-    for _ in range(4):
+    for _ in range(5):
         page.keyboard.press("Tab")
         order.append(page.evaluate(_FOCUSED))
     assert [(f["tag"], f["id"]) for f in order] == [
         ("a", ""),  # skip link
         ("select", "lang"),
         ("button", "key-button"),
+        ("button", "record"),  # the microphone (tests/test_web_live.py)
         ("button", "pick"),
     ]
     assert [f["name"] for f in order] == [
         "Skip to the upload",
         "Language Русский English",
         "API key",
+        "Record",
         "Choose files",
     ]
     with page.expect_file_chooser(timeout=15_000) as chooser:

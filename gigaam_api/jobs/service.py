@@ -15,6 +15,7 @@ from gigaam_api.config import Settings
 from gigaam_api.jobs.database import describe_error, is_sqlite, is_unavailable
 from gigaam_api.jobs.files import JobFiles
 from gigaam_api.jobs.model import ACTIVE, Job, JobOptions, new_job_id
+from gigaam_api.jobs.recordings import RecordedTurn, save_recording
 from gigaam_api.jobs.runner import JobRunner, apply_retention
 from gigaam_api.jobs.store import SqlJobStore, open_store, sqlite_url
 from gigaam_api.service.model_service import ModelService
@@ -114,6 +115,10 @@ class JobService:
                 f"Too many jobs: {active} are queued or running (MAX_JOBS="
                 f"{self.settings.max_jobs}); retry later",
             )
+        self.check_storage()
+
+    def check_storage(self) -> None:
+        """Raise :class:`JobLimit` when the disk is below ``JOBS_MIN_FREE_MB``."""
         free_mb = self.files.free_bytes() / (1024 * 1024)
         if free_mb < self.settings.jobs_min_free_mb:
             raise JobLimit(
@@ -151,6 +156,28 @@ class JobService:
             raise
         self.runner.wake()
         return job
+
+    def save_recording(
+        self,
+        pcm: bytes,
+        turns: list[RecordedTurn],
+        *,
+        filename: str | None = None,
+        language: str | None = None,
+    ) -> Job:
+        """Keep a live session's 16 kHz audio and its finals as a completed job
+        (:mod:`gigaam_api.jobs.recordings`). Only the disk is checked: the job is finished
+        work, so it never counts against ``MAX_JOBS``."""
+        self.check_storage()
+        return save_recording(
+            self.store,
+            self.files,
+            pcm,
+            turns,
+            filename=filename,
+            language=language,
+            replica=self.runner.owner,
+        )
 
     # -- queries -----------------------------------------------------------------------------
 

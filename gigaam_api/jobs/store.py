@@ -107,6 +107,7 @@ class JobStore(Protocol):
     """What the runner, the routes and retention need from a job store."""
 
     def create(self, job: Job) -> None: ...
+    def create_completed(self, job: Job, segments: Sequence[Segment]) -> None: ...
     def get(self, job_id: str) -> Job | None: ...
     def list_jobs(self, limit: int, after: str | None = None) -> tuple[list[Job], bool]: ...
     def count_active(self) -> int: ...
@@ -328,6 +329,32 @@ class SqlJobStore:
                     options=job.options.to_json(),
                 )
             )
+
+    def create_completed(self, job: Job, segments: Sequence[Segment]) -> None:
+        """Insert a job that is finished at birth (a live recording, whose text the live
+        session already recognised) with its segments, in one transaction: no runner ever
+        claims it, and it is never seen half written."""
+        now = self._clock()
+        with self._tx() as connection:
+            connection.execute(
+                jobs_table.insert().values(
+                    id=job.id,
+                    status="completed",
+                    filename=job.filename,
+                    created_at=job.created_at,
+                    updated_at=now,
+                    started_at=job.started_at if job.started_at is not None else job.created_at,
+                    completed_at=now,
+                    duration=job.duration,
+                    processed_seconds=job.duration or 0.0,
+                    segment_count=len(segments),
+                    attempt=0,
+                    resumed_from=0.0,
+                    replica=job.replica,
+                    options=job.options.to_json(),
+                )
+            )
+            self._insert_segments(connection, job, segments)
 
     def claim(self, owner: str, lease_seconds: float) -> Job | None:
         """Take the oldest claimable job: queued, or running with an expired lease.

@@ -62,7 +62,7 @@ from gigaam_api.service.session import (
     SessionOptions,
     admit,
 )
-from gigaam_api.transcript import Segment, Transcript
+from gigaam_api.transcript import Segment, Transcript, Word
 from gigaam_api.vad import BATCH_WINDOWS, CONTEXT, WINDOW, SileroModel, default_model
 
 __all__ = [
@@ -176,6 +176,9 @@ class TranscriptCompleted:
     seconds: float
     audio_start_ms: int
     audio_end_ms: int
+    #: The turn's timed words, seconds from the start of the session's audio (not on the wire:
+    #: a saved recording's word timings, api/live_recording.py).
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,7 +662,8 @@ class LiveSession:
                     self._recognising = False
 
     def _final(self, turn: _Turn) -> None:
-        text = self._run(turn, "interactive")
+        words: list[Word] = []
+        text = self._run(turn, "interactive", words)
         self._count("final", text)
         if isinstance(text, ServiceError):
             self._interim_text.pop(turn.item_id, None)
@@ -672,7 +676,11 @@ class LiveSession:
             self._emit(TranscriptDelta(turn.item_id, delta))
         seconds = len(turn.pcm) / self.format.frame_bytes / self.format.rate
         self.service.metrics.live_final_seconds.observe(time.perf_counter() - turn.queued_at)
-        self._emit(TranscriptCompleted(turn.item_id, text, seconds, turn.start_ms, turn.end_ms))
+        self._emit(
+            TranscriptCompleted(
+                turn.item_id, text, seconds, turn.start_ms, turn.end_ms, tuple(words)
+            )
+        )
 
     def _count(self, kind: str, result: str | ServiceError) -> None:
         if isinstance(result, str):
@@ -705,8 +713,11 @@ class LiveSession:
         if delta:
             self._emit(TranscriptDelta(turn.item_id, delta))
 
-    def _run(self, turn: _Turn, priority: Priority) -> str | ServiceError:
-        """The text of ``turn``'s audio, as ``POST /v1/audio/transcriptions`` gives it."""
+    def _run(
+        self, turn: _Turn, priority: Priority, words: list[Word] | None = None
+    ) -> str | ServiceError:
+        """The text of ``turn``'s audio, as ``POST /v1/audio/transcriptions`` gives it (and its
+        words, on the session's clock, added to ``words`` when given)."""
         if not turn.pcm:
             return ""
         request_id = f"{self.session_id}-{turn.item_id[-8:]}"
@@ -732,6 +743,13 @@ class LiveSession:
                 if isinstance(event, SegmentEvent):
                     segments.append(event.segment)
                 elif isinstance(event, DoneEvent):
+                    if words is not None:
+                        offset = turn.start_ms / 1000
+                        words.extend(
+                            Word(w.text, w.start + offset, w.end + offset)
+                            for segment in segments
+                            for w in segment.words
+                        )
                     return transcript_text(Transcript(segments=segments, duration=event.duration))
                 elif isinstance(event, FailedEvent):
                     return event.error

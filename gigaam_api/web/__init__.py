@@ -45,7 +45,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    # the Record button asks for this page's own microphone (no frame may: see above)
+    "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
     "Cross-Origin-Opener-Policy": "same-origin",
     # Revalidate every time (ETag), so an upgraded server never runs yesterday's script.
     "Cache-Control": "no-cache",

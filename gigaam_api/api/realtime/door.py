@@ -42,12 +42,14 @@ from starlette.websockets import WebSocketState
 from gigaam_api.api.auth import supplied_key
 from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError
+from gigaam_api.api.live_recording import FINISH_EVENT, LiveRecording, finished_event, wants_save
 from gigaam_api.api.params import check_language, check_model
 from gigaam_api.api.realtime.wire import (
     Dialect,
     SessionConfig,
     WireError,
     error_event,
+    event_id,
     expiry,
     live_event,
     parse_session_update,
@@ -191,6 +193,9 @@ class _Connection:
         self.config = SessionConfig()
         self.expires_at = expiry(self.settings.realtime_max_session_seconds)
         self.live: LiveSession | None = None
+        # this server's extensions (api/live_recording.py): session.finish, and ?save=true
+        self.recording: LiveRecording | None = None
+        self._finishing = False
         self._out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         #: Set when the outbox overflowed: the connection is closed.
         self._stalled = False
@@ -245,6 +250,8 @@ class _Connection:
             log.info("live session %s closed after %.1f s", self.id, self._loop.time() - opened)
             if self.live is not None:
                 self.live.close()
+            if self.recording is not None:
+                await self.recording.keep()  # gone without a finish: keep what was heard
             self._out.put_nowait(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(sender, 5)
@@ -293,6 +300,10 @@ class _Connection:
             if self._stalled:
                 log.warning("live session %s: the client reads nothing; closed", self.id)
                 return
+            if self._finishing:  # the client's audio ended: last finals, the saved job, bye
+                event = await finished_event(self.recording, self.live)
+                self._send({"event_id": event_id(), **event})
+                return
 
     def _oversize(self, size: int, limit: int) -> None:
         self._error(
@@ -331,6 +342,9 @@ class _Connection:
         elif kind == "input_audio_buffer.commit":
             self._only(event, "input_audio_buffer.commit")
             self._session().commit()
+        elif kind == FINISH_EVENT:
+            self._only(event, FINISH_EVENT)
+            self._finishing = True
         elif kind == "input_audio_buffer.clear":
             self._only(event, "input_audio_buffer.clear")
             self._session().clear()
@@ -399,6 +413,8 @@ class _Connection:
                 self._emit,
                 session_id=self.id,
             )
+            save = wants_save(self.websocket.query_params.get("save"))
+            self.recording = LiveRecording.for_app(self.websocket.app, self.live.format, save)
         return self.live
 
     def _append(self, event: Mapping[str, Any]) -> None:
@@ -422,13 +438,19 @@ class _Connection:
             )
         if payload:
             self._session().append(payload)
+            if self.recording is not None:
+                self.recording.push(payload)
 
     # -- sending -------------------------------------------------------------------------
 
     def _emit(self, event: LiveEvent) -> None:
         """From the session's threads: queue the event for the sender (loop thread)."""
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
-            self._loop.call_soon_threadsafe(self._send, live_event(event))
+            self._loop.call_soon_threadsafe(self._deliver, event)
+
+    def _deliver(self, event: LiveEvent) -> None:
+        if self.recording is None or not self.recording.observe(event):
+            self._send(live_event(event))
 
     def _send(self, event: dict[str, Any]) -> None:
         if self._out.qsize() >= MAX_OUTBOX:

@@ -9,6 +9,7 @@ import { labelDownloads, wireDownloads } from "./downloads.js";
 import { apply, language, setLanguage, t } from "./i18n.js";
 import { loadJobs, renderJobs, wireJobs } from "./jobs.js";
 import { keyAccepted, wireKey } from "./key.js";
+import { renderLive, wireLive } from "./live.js";
 import { wirePlayer } from "./player.js";
 import { renderSpeakers, wireSpeakers } from "./speakers.js";
 import { TERMINAL, setOffline, setSpeechLanguages, state } from "./state.js";
@@ -29,6 +30,7 @@ function rerender() {
   renderUploads();
   renderLanguages();
   renderJobs();
+  renderLive();
   if (state.openId) {
     renderViewHead();
     renderSpeakers();
@@ -75,6 +77,7 @@ wireTranscript();
 wireSpeakers();
 wirePlayer();
 wireDownloads();
+wireLive();
 $("lang").addEventListener("change", (event) => {
   setLanguage(event.target.value);
   rerender();

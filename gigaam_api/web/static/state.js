@@ -12,6 +12,7 @@
 //   "speakers" — a job's speaker names changed, or which speakers the view shows: {id}
 //   "offline"  — the server stopped or started answering (none)
 //   "languages" — the served model's spoken languages became known (none)
+//   "live"     — the recording's state or its live text changed (none)
 //
 // Parts that are one module's business stay in that module (event streams, rows, the word
 // index, the audio link's timer); this holds only what several parts share.
@@ -31,6 +32,8 @@ const data = {
   jobApi: null, // null until known; false when the server has no /v1/jobs
   offline: false,
   speechLanguages: [], // ISO 639-1 codes the served model transcribes (GET /v1/models)
+  recording: "idle", // the microphone: idle | starting | recording | saving
+  turns: [], // the recording's live text: {id (item_id), text, final}, in the order spoken
 };
 
 /** The state, to read: assigning a field here throws (the functions below change it). */
@@ -193,4 +196,27 @@ export function updateUpload(upload, changes) {
 export function removeUpload(upload) {
   data.uploads = data.uploads.filter((other) => other !== upload);
   emit("uploads");
+}
+
+// -- the recording (live.js) --------------------------------------------------------------
+
+export function setRecording(status) {
+  data.recording = status;
+  if (status === "starting") data.turns = [];
+  emit("live");
+}
+
+function turn(id) {
+  let found = data.turns.find((other) => other.id === id);
+  if (!found) data.turns.push((found = { id, text: "", final: false }));
+  return found;
+}
+
+/** A turn was heard (speech_started), an interim piece of it (delta), or its final text. */
+export function liveTurn(id, { delta = "", final = null } = {}) {
+  const item = turn(id);
+  if (item.final) return;
+  if (final !== null) Object.assign(item, { text: final, final: true });
+  else item.text += delta;
+  emit("live");
 }
