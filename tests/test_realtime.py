@@ -345,6 +345,68 @@ def test_client_commits_without_vad(server: Server, audio: dict[str, bytes]) -> 
         assert error["error"]["code"] == "input_audio_buffer_commit_empty"
 
 
+def _commit_session(keywords: list[str] | None) -> dict[str, Any]:
+    transcription: dict[str, Any] = {"model": "gpt-4o-transcribe", "language": "ru"}
+    if keywords is not None:
+        transcription["keywords"] = keywords
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "transcription",
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 16000},
+                    "turn_detection": None,
+                    "transcription": transcription,
+                }
+            },
+        },
+    }
+
+
+def test_session_keywords_reach_the_decoder(server: Server, audio: dict[str, bytes]) -> None:
+    """``audio.input.transcription.keywords`` is read as the HTTP field is: a phrase boosted
+    hard enough is written into this random model's text (the README's failure mode, used as
+    proof the list reached the beam search), and the turn's text equals the HTTP answer with
+    the same keywords; clearing the list brings the greedy text back."""
+    phrase, strong = "саш", "саш:9"  # as tests/test_keywords_api.py measured on this model
+    wav = wav_bytes(audio["speech16"], 16000)
+    plain = http_text(server.url, wav, language="ru")
+    boosted = http_text(server.url, wav, language="ru", **{"keywords[]": strong})
+    assert phrase not in plain.split() and phrase in boosted.split(), (plain, boosted)
+    with live(server.url) as client:
+        client.next()
+        texts = []
+        for keywords in ([strong], None, []):
+            client.send(_commit_session(keywords))
+            updated = client.next()
+            assert updated["type"] == "session.updated", updated
+            client.append(audio["speech16"])
+            client.send({"type": "input_audio_buffer.commit"})
+            texts.append(client.until_type(COMPLETED)[-1]["transcript"])
+    assert texts == [boosted, boosted, plain]  # an update without the field keeps the list
+
+
+@pytest.mark.parametrize(
+    ("keywords", "needle"),
+    [(["саш", "Moscow"], "'Moscow'"), (["саш:99"], "boost"), (["x" * 65], "64")],
+)
+def test_session_keywords_are_checked(
+    server: Server, audio: dict[str, bytes], keywords: list[str], needle: str
+) -> None:
+    with live(server.url) as client:
+        client.next()
+        client.send(_commit_session(keywords))
+        error = client.next()
+        assert error["type"] == "error", error
+        assert error["error"]["param"] == "session.audio.input.transcription.keywords", error
+        assert needle in error["error"]["message"], error
+        client.send(_commit_session(None))  # the session goes on, without the refused list
+        updated = client.next()
+        assert updated["type"] == "session.updated"
+        assert "keywords" not in updated["session"]["audio"]["input"]["transcription"]
+
+
 def test_beta_names_and_g711(server: Server, audio: dict[str, bytes]) -> None:
     ulaw = _ulaw(audio["speech8"])
     with live(server.url, headers={"OpenAI-Beta": "realtime=v1"}) as client:

@@ -42,6 +42,7 @@ from gigaam_api.audio import PushedAudio, RawFormat
 from gigaam_api.config import Settings, pipeline_options
 from gigaam_api.formats import transcript_text
 from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.keywords import Keyword
 from gigaam_api.service.live_turns import (
     WINDOW_MS,
     IdleTimeout,
@@ -107,6 +108,9 @@ class LiveOptions:
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
     #: ISO 639-1, already checked against the served model; ``None``: the model chooses.
     language: str | None = None
+    #: Names and terms to listen for, already checked against the served model (``KEYWORDS``
+    #: is merged in by each turn's session, as for an HTTP request).
+    keywords: tuple[Keyword, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -729,7 +733,9 @@ class LiveSession:
         pushed.push(turn.pcm)
         pushed.end()
         options = SessionOptions(
-            pipeline=pipeline_options(self.settings), language=self.options.language
+            pipeline=pipeline_options(self.settings),
+            language=self.options.language,
+            keywords=self.options.keywords,
         )
         session = place.session(pushed, options, on_release=pushed.abort)
         with self._cond:

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
@@ -57,7 +58,9 @@ from gigaam_api.api.realtime.wire import (
 )
 from gigaam_api.audio import RawFormat
 from gigaam_api.audio.g711 import expand
+from gigaam_api.keyword_list import KeywordListError, parse_entries
 from gigaam_api.service.errors import ServiceError
+from gigaam_api.service.keywords import Keyword, keywords_of
 from gigaam_api.service.languages import normalise_language
 from gigaam_api.service.live import LiveEvent, LiveOptions, LiveSession, SessionBusy
 
@@ -193,6 +196,9 @@ class _Connection:
         self.config = SessionConfig()
         self.expires_at = expiry(self.settings.realtime_max_session_seconds)
         self.live: LiveSession | None = None
+        #: ``audio.input.transcription.keywords`` as read and checked (``KEYWORDS`` is merged
+        #: in when each turn's session compiles them).
+        self.keywords: tuple[Keyword, ...] = ()
         # this server's extensions (api/live_recording.py): session.finish, and ?save=true
         self.recording: LiveRecording | None = None
         self._finishing = False
@@ -296,7 +302,7 @@ class _Connection:
             if len(text) > limit:
                 self._oversize(len(text), limit)
             else:
-                self._handle_text(text)
+                await self._handle_text(text)
             if self._stalled:
                 log.warning("live session %s: the client reads nothing; closed", self.id)
                 return
@@ -312,7 +318,7 @@ class _Connection:
             code="message_too_large",
         )
 
-    def _handle_text(self, text: str) -> None:
+    async def _handle_text(self, text: str) -> None:
         try:
             event = json.loads(text)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
@@ -323,7 +329,7 @@ class _Connection:
             return
         client_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         try:
-            self._dispatch(event)
+            await self._dispatch(event)
         except WireError as exc:
             self._error(exc.message, code=exc.code, param=exc.param, client_event_id=client_id)
         except ApiError as exc:
@@ -333,10 +339,10 @@ class _Connection:
         except SessionBusy as exc:
             self._error(str(exc), code="rate_limit_exceeded", client_event_id=client_id)
 
-    def _dispatch(self, event: Mapping[str, Any]) -> None:
+    async def _dispatch(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         if kind in ("session.update", "transcription_session.update"):
-            self._update(event, "beta" if kind == "transcription_session.update" else "ga")
+            await self._update(event, "beta" if kind == "transcription_session.update" else "ga")
         elif kind == "input_audio_buffer.append":
             self._append(event)
         elif kind == "input_audio_buffer.commit":
@@ -367,7 +373,7 @@ class _Connection:
                     f"Unknown parameter: '{key}' in {name}.", param=key, code="unknown_parameter"
                 )
 
-    def _update(self, event: Mapping[str, Any], dialect: Dialect) -> None:
+    async def _update(self, event: Mapping[str, Any], dialect: Dialect) -> None:
         self._only(event, str(event.get("type")), "session")
         config = parse_session_update(event, self.config)
         where = (
@@ -383,6 +389,9 @@ class _Connection:
             raise WireError(
                 exc.message, param=f"{where}.{exc.param}", code=exc.code or ""
             ) from None
+        keywords = self.keywords
+        if config.keywords != self.config.keywords:
+            keywords = await self._keywords(config.keywords, f"{where}.keywords")
         if self.live is not None and config.format != self.config.format:
             raise WireError(
                 "The audio format cannot change once audio was sent: open a new session.",
@@ -391,15 +400,33 @@ class _Connection:
                 else "session.input_audio_format",
             )
         self.config = config
+        self.keywords = keywords
         self.dialect = dialect
         if self.live is not None:
             self.live.configure(self._options())
         self._send(session_event("updated", dialect, self.id, config, self.expires_at))
 
+    async def _keywords(self, entries: tuple[str, ...], param: str) -> tuple[Keyword, ...]:
+        """The session's ``keywords`` read as every door reads them (``keyword_list.py``) and
+        checked against the served model, off the event loop (a first compile of a long list
+        takes a moment), so a phrase it cannot write is an ``error`` naming it now rather than
+        a failed turn later."""
+        try:
+            specs = parse_entries(entries, max_boost=self.settings.keywords_max_boost)
+        except KeywordListError as exc:
+            raise WireError(exc.message, param=param, code="invalid_value") from None
+        keywords = keywords_of(specs)
+        try:
+            await anyio.to_thread.run_sync(self.ctx.service.check_keywords, keywords)
+        except ServiceError as exc:
+            raise WireError(exc.message, param=param, code=exc.code or "invalid_value") from None
+        return keywords
+
     def _options(self) -> LiveOptions:
         return LiveOptions(
             turn_detection=self.config.turn_detection,
             language=normalise_language(self.config.language),
+            keywords=self.keywords,
         )
 
     def _session(self) -> LiveSession:

@@ -10,8 +10,8 @@ are read, and a session's server events use the dialect it opened in (the beta c
 Nothing a client sends is ignored silently: an unknown field, event or value is an ``error``
 event naming it (``param``), and the fields accepted without effect are listed in
 ``docs/realtime.md`` (``noise_reduction``, ``include``, ``prompt``, ``delay``,
-``create_response``, ``interrupt_response``; ``keywords`` are kept for when the recogniser
-takes them).
+``create_response``, ``interrupt_response``). ``keywords`` are read here as strings; the door
+reads them as every door does (``keyword_list.py``) and checks them against the model.
 """
 
 from __future__ import annotations
