@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gigaam_api import __version__, cli, weights
+from gigaam_api import __version__, cli, cli_common, transcribe_cli, weights
 from gigaam_api.config import Settings
 from tests.file_server import PREFIX, FileServer
 from tests.helpers import wait_until
@@ -88,6 +88,34 @@ def test_help_lists_the_commands(tmp_path: Path, capsys: pytest.CaptureFixture[s
             cli.main([command, "--help"])
         assert info.value.code == 0
         assert flag in capsys.readouterr().out
+
+
+def test_help_imports_no_heavy_module(tmp_path: Path) -> None:
+    """``--help`` of every command stays instant: ONNX Runtime, the core and the HTTP stack
+    are imported only by the command that runs them (in a fresh interpreter, so nothing an
+    earlier test imported counts)."""
+    heavy = {"onnxruntime", "numpy", "av", "uvicorn", "fastapi"}
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from gigaam_api.cli import main\n"
+        f"for command in {['', 'serve', 'download', 'transcribe', 'jobs', 'listen']!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main([command, '--help'] if command else ['--help'])\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded: list[str] = json.loads(result.stdout)
+    assert "gigaam_api.transcribe_cli" in loaded  # the script did build the command line
+    assert sorted({m.split(".")[0] for m in loaded} & heavy) == []
+    assert [m for m in loaded if m.startswith("gigaam_api.service")] == []
 
 
 def test_console_script_points_at_main() -> None:
@@ -270,9 +298,9 @@ def test_progress_bar_over_audio_seconds(
 ) -> None:
     for key, value in fixture_env.items():
         monkeypatch.setenv(key, value)
-    settings = cli._settings()
-    model = cli._load_model(settings)
-    body = cli.transcribe_to_text(
+    settings = cli_common.command_settings()
+    model = transcribe_cli.load_model(settings)
+    body = transcribe_cli.transcribe_to_text(
         corpus_dir / LONG, model.transcribe, settings, "srt", progress=True
     )
     assert _srt_cues(body)

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from openai import OpenAI
 from wyoming.info import Info
 
-from gigaam_api import cli
+from gigaam_api import cli, cli_common
 from gigaam_api.api.errors import ApiError
 from gigaam_api.api.params import check_language
 from gigaam_api.catalogue import MULTILINGUAL_LANGUAGES
@@ -342,7 +342,7 @@ def test_cli_language_flag(
     assert verbose["language"] == "kazakh" and in_alphabet(verbose["text"], "kk")
     assert cli.main([*base, "--language", "en-US"]) == 0
     assert in_alphabet(json.loads(capsys.readouterr().out)["text"], "en")
-    assert cli.main([*base, "--language", "xx"]) == cli.EXIT_USAGE
+    assert cli.main([*base, "--language", "xx"]) == cli_common.EXIT_USAGE
     assert "--language 'xx'" in capsys.readouterr().err
 
 
