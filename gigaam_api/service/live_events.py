@@ -5,9 +5,9 @@ A live session (:mod:`gigaam_api.service.live`) knows no wire shape: the door
 settings give :class:`LiveLimits`, and the session answers with the events of
 :data:`LiveEvent` (a turn started or stopped, committed, cleared, timed out; interim and final
 text; a request it could not follow), which the door writes as OpenAI's server events and the
-recording (``api/live_recording.py``) notes. They live apart from the session's threads so a
-reader of the protocol's meaning need not read the threads, and the door imports no more than
-it consumes.
+recording (``api/realtime/recording.py``) notes. They live apart from the session's threads
+so a reader of the protocol's meaning need not read the threads, and the door imports no more
+than it consumes.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class TranscriptCompleted:
     audio_start_ms: int
     audio_end_ms: int
     #: The turn's timed words, seconds from the start of the session's audio (not on the wire:
-    #: a saved recording's word timings, api/live_recording.py).
+    #: a saved recording's word timings, api/realtime/recording.py).
     words: tuple[Word, ...] = ()
 
 

@@ -5,8 +5,9 @@ intent, readiness, the session count), :mod:`.door` is the route (``/v1/realtime
 ``/realtime``) and each connection's receive and send loop, :mod:`.client_session` acts on
 each client event over a :class:`~gigaam_api.service.live.LiveSession` of the core;
 :mod:`.session_update` reads ``session.update`` (GA and beta names) into a
-:class:`~.session_config.SessionConfig`, and :mod:`.server_events` writes the server events.
-The protocol as implemented is in ``docs/realtime.md``.
+:class:`~.session_config.SessionConfig`, and :mod:`.server_events` writes the server events;
+:mod:`.recording` is this server's ``session.finish`` and ``?save=true``. The protocol as
+implemented is in ``docs/realtime.md``.
 """
 
 from gigaam_api.api.realtime.door import realtime_router

@@ -6,7 +6,7 @@ The door (:mod:`.door`) reads each message off the socket and hands the event he
 ``language``, ``keywords``); ``input_audio_buffer.append`` is base64 decoded (G.711 expanded to
 16-bit PCM) and pushed into the core's :class:`~gigaam_api.service.live.LiveSession`, created
 with the first audio in the format then set; ``commit`` and ``clear`` are passed on; and this
-server's ``session.finish`` is noted for the door to answer (``api/live_recording.py``, which
+server's ``session.finish`` is noted for the door to answer (:mod:`.recording`, which
 also keeps the audio with ``?save=true``).
 
 A handler raises :class:`~.session_config.WireError` (or the core's and the HTTP layer's own
@@ -27,8 +27,8 @@ import anyio
 
 from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError
-from gigaam_api.api.live_recording import FINISH_EVENT, LiveRecording
 from gigaam_api.api.params import check_language, check_model
+from gigaam_api.api.realtime.recording import FINISH_EVENT, LiveRecording
 from gigaam_api.api.realtime.server_events import expiry, session_event
 from gigaam_api.api.realtime.session_config import Dialect, SessionConfig, WireError
 from gigaam_api.api.realtime.session_update import parse_session_update
@@ -68,7 +68,7 @@ class ClientSession:
         #: ``audio.input.transcription.keywords`` as read and checked (``KEYWORDS`` is merged
         #: in when each turn's session compiles them).
         self.keywords: tuple[Keyword, ...] = ()
-        # this server's extensions (api/live_recording.py): session.finish, and ?save=true
+        # this server's extensions (api/realtime/recording.py): session.finish, and ?save=true
         self.recording: LiveRecording | None = None
         #: The client sent ``session.finish``: the door answers it and closes.
         self.finishing = False

@@ -8,7 +8,7 @@ readiness, ``REALTIME_MAX_SESSIONS``), then runs its session loop, which is this
   ``REALTIME_IDLE_TIMEOUT`` (no client message for that long) and
   ``REALTIME_MAX_SESSION_SECONDS``; each event parsed as JSON and handed to the connection's
   :class:`~.client_session.ClientSession`, whose errors become ``error`` events and the session
-  goes on; a ``session.finish`` answered with ``session.finished`` (``api/live_recording.py``);
+  goes on; a ``session.finish`` answered with ``session.finished`` (:mod:`.recording`);
 * **send** — the core's events, which arrive on the session's threads, moved onto the event
   loop, noted by the recording and written as server events (:mod:`.server_events`) by one
   sender task, through an outbox bounded at :data:`MAX_OUTBOX` (a client that sends but never
@@ -31,9 +31,9 @@ from starlette.websockets import WebSocketState
 
 from gigaam_api.api.context import AppContext
 from gigaam_api.api.errors import ApiError
-from gigaam_api.api.live_recording import finished_event, wants_save
 from gigaam_api.api.realtime.client_session import ClientSession
 from gigaam_api.api.realtime.gate import CLOSE_NORMAL, RealtimeSessions, admit
+from gigaam_api.api.realtime.recording import finished_event, wants_save
 from gigaam_api.api.realtime.server_events import error_event, event_id, live_event
 from gigaam_api.api.realtime.session_config import Dialect, WireError
 from gigaam_api.service.errors import ServiceError
