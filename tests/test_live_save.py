@@ -1,5 +1,6 @@
 """The live door's extensions on the real server: ``session.finish`` and ``?save=true``
-(``gigaam_api/api/live_recording.py``), and ``gigaam-api listen --file`` against it.
+(``gigaam_api/api/realtime/recording.py``), and ``gigaam-api listen --file`` against
+it.
 
 A plain WebSocket client streams real speech (several turns, the last one still open when the
 audio ends); the saved job must then be an ordinary job in every way the page and clients use:

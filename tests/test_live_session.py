@@ -1,6 +1,7 @@
-"""The live core (``service/live.py``) without the WebSocket: a real model service on the
-golden fixture, the real VAD, events collected from its callback. What the door cannot show:
-the audio a session keeps stays bounded, and closing ends its threads and releases its places.
+"""The live core (``service/live.py``, its listener and recogniser) without the WebSocket: a
+real model service on the golden fixture, the real VAD, events collected from its callback.
+What the door cannot show: the audio a session keeps stays bounded, and closing ends its
+threads and releases its places.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from gigaam_api.audio import RawFormat
-from gigaam_api.service.live import (
+from gigaam_api.service.live import LiveSession
+from gigaam_api.service.live_events import (
     LiveError,
     LiveEvent,
     LiveOptions,
-    LiveSession,
     TranscriptCompleted,
 )
 from gigaam_api.service.live_turns import TurnDetection

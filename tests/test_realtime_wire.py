@@ -1,5 +1,6 @@
 """The live door's pure parts: reading session updates in both dialects, writing the session
-and the core's events, and the Origin rule (``api/realtime/wire.py``, ``door.origin_allowed``).
+and the core's events, and the Origin rule (``api/realtime/session_update.py``,
+``server_events.py``, ``gate.origin_allowed``).
 The same events go over a real socket in ``tests/test_realtime.py``."""
 
 from __future__ import annotations
@@ -8,18 +9,12 @@ from typing import Any
 
 import pytest
 
-from gigaam_api.api.realtime.door import origin_allowed
-from gigaam_api.api.realtime.wire import (
-    AudioFormat,
-    SessionConfig,
-    WireError,
-    error_event,
-    live_event,
-    parse_session_update,
-    session_event,
-)
+from gigaam_api.api.realtime.gate import origin_allowed
+from gigaam_api.api.realtime.server_events import error_event, live_event, session_event
+from gigaam_api.api.realtime.session_config import AudioFormat, SessionConfig, WireError
+from gigaam_api.api.realtime.session_update import parse_session_update
 from gigaam_api.service.errors import ServiceError
-from gigaam_api.service.live import (
+from gigaam_api.service.live_events import (
     Cleared,
     Committed,
     SpeechStarted,

@@ -1,53 +1,35 @@
-"""OpenAI's Realtime transcription events on the wire: client events in, server events out.
+"""Reading a client's ``session.update``: GA and beta names → a :class:`SessionConfig`.
 
 Pure functions over JSON values, no socket. The names and shapes are those of the ``openai``
 SDK's types (``openai.types.realtime`` for the GA protocol of openai-python ≥ 1.103,
-``openai.types.beta.realtime`` for the beta one deployed clients still speak); both dialects
-are read, and a session's server events use the dialect it opened in (the beta clients send
-``OpenAI-Beta: realtime=v1``): only the session events differ (``session.created`` /
-``transcription_session.created``…), the audio and transcription events are the same.
+``openai.types.beta.realtime`` for the beta ``transcription_session.update`` deployed clients
+still send); fields not given keep their values.
 
-Nothing a client sends is ignored silently: an unknown field, event or value is an ``error``
-event naming it (``param``), and the fields accepted without effect are listed in
-``docs/realtime.md`` (``noise_reduction``, ``include``, ``prompt``, ``delay``,
-``create_response``, ``interrupt_response``). ``keywords`` are read here as strings; the door
-reads them as every door does (``keyword_list.py``) and checks them against the model.
+Nothing a client sends is ignored silently: an unknown field or value is a
+:class:`~.session_config.WireError` naming it (``param``), and the fields accepted without
+effect are listed in ``docs/realtime.md`` (``noise_reduction``, ``include``, ``prompt``,
+``delay``, ``create_response``, ``interrupt_response``). ``keywords`` are read here as
+strings; the door reads them as every door does (``keyword_list.py``) and checks them against
+the model. The other client events are small enough to be read where they are handled
+(:mod:`.client_session`).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from dataclasses import replace
+from typing import Any, Final
 
-from gigaam_api.audio.g711 import G711_RATE
-from gigaam_api.service.live import (
-    Cleared,
-    Committed,
-    LiveEvent,
-    SpeechStarted,
-    SpeechStopped,
-    TimeoutTriggered,
-    TranscriptCompleted,
-    TranscriptDelta,
-    TranscriptFailed,
+from gigaam_api.api.realtime.session_config import (
+    AudioFormat,
+    SessionConfig,
+    WireError,
+    server_vad_wire,
 )
+from gigaam_api.audio.g711 import G711_RATE
 from gigaam_api.service.live_turns import TurnDetection
 
-__all__ = [
-    "AudioFormat",
-    "Dialect",
-    "SessionConfig",
-    "WireError",
-    "error_event",
-    "live_event",
-    "parse_session_update",
-    "session_event",
-]
-
-Dialect = Literal["ga", "beta"]
+__all__ = ["PCM_RATES", "parse_session_update"]
 
 #: PCM rates taken besides OpenAI's only one (24 kHz): what browsers and our own tools send.
 PCM_RATES: Final = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -55,82 +37,11 @@ PCM_RATES: Final = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 EAGERNESS_SILENCE_MS: Final = {"low": 1200, "medium": 700, "auto": 700, "high": 400}
 LOGPROBS: Final = "item.input_audio_transcription.logprobs"
 
-
-class WireError(Exception):
-    """A client event that cannot be followed: becomes an ``error`` event."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_value"):
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class AudioFormat:
-    """``audio/pcm`` (16-bit little-endian mono at ``rate``), ``audio/pcmu`` or ``audio/pcma``."""
-
-    type: Literal["audio/pcm", "audio/pcmu", "audio/pcma"] = "audio/pcm"
-    rate: int = 24000
-
-    @property
-    def law(self) -> Literal["ulaw", "alaw"] | None:
-        return {"audio/pcmu": "ulaw", "audio/pcma": "alaw"}.get(self.type)  # type: ignore[return-value]
-
-    @property
-    def pcm_rate(self) -> int:
-        """The rate of the 16-bit PCM the session sees (G.711 is expanded at 8 kHz)."""
-        return self.rate if self.type == "audio/pcm" else G711_RATE
-
-    def ga(self) -> dict[str, Any]:
-        if self.type == "audio/pcm":
-            return {"type": self.type, "rate": self.rate}
-        return {"type": self.type}
-
-    def beta(self) -> str:
-        return {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}[
-            self.type
-        ]
-
-
 _BETA_FORMATS: Final = {
     "pcm16": AudioFormat("audio/pcm", 24000),
     "g711_ulaw": AudioFormat("audio/pcmu", G711_RATE),
     "g711_alaw": AudioFormat("audio/pcma", G711_RATE),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """A session's configuration as the client set it (echoed in ``session.updated``)."""
-
-    format: AudioFormat = AudioFormat()
-    turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
-    #: The ``turn_detection`` object as echoed (``semantic_vad`` keeps its own shape).
-    turn_detection_wire: dict[str, Any] | None = field(
-        default_factory=lambda: _server_vad_wire(TurnDetection())
-    )
-    model: str = "gpt-4o-transcribe"
-    language: str | None = None
-    prompt: str = ""
-    keywords: tuple[str, ...] = ()
-    noise_reduction: dict[str, Any] | None = None
-    include: tuple[str, ...] = ()
-
-
-def _server_vad_wire(params: TurnDetection) -> dict[str, Any]:
-    wire: dict[str, Any] = {
-        "type": "server_vad",
-        "threshold": params.threshold,
-        "prefix_padding_ms": params.prefix_padding_ms,
-        "silence_duration_ms": params.silence_duration_ms,
-    }
-    if params.idle_timeout_ms is not None:
-        wire["idle_timeout_ms"] = params.idle_timeout_ms
-    return wire
-
-
-# -- reading client values -------------------------------------------------------------------
 
 
 def _object(value: object, param: str) -> Mapping[str, Any]:
@@ -237,7 +148,7 @@ def _turn_detection(value: object, param: str) -> tuple[TurnDetection | None, An
             if idle is None
             else _int(idle, f"{param}.idle_timeout_ms", 1000, 600_000),
         )
-        return params, _server_vad_wire(params)
+        return params, server_vad_wire(params)
     if kind == "semantic_vad":
         _known(obj, frozenset(common | {"eagerness"}), param)
         eagerness = obj.get("eagerness", "auto")
@@ -407,153 +318,3 @@ def _parse_beta(session: Mapping[str, Any], config: SessionConfig) -> SessionCon
         config,
         ga=False,
     )
-
-
-# -- server events ---------------------------------------------------------------------------
-
-
-def event_id() -> str:
-    return f"event_{uuid.uuid4().hex[:22]}"
-
-
-def _transcription_wire(config: SessionConfig, *, ga: bool) -> dict[str, Any]:
-    wire: dict[str, Any] = {
-        "model": config.model,
-        "language": config.language,
-        "prompt": config.prompt,
-    }
-    if ga and config.keywords:
-        wire["keywords"] = list(config.keywords)
-    return wire
-
-
-def session_event(
-    kind: Literal["created", "updated"],
-    dialect: Dialect,
-    session_id: str,
-    config: SessionConfig,
-    expires_at: int,
-) -> dict[str, Any]:
-    """``session.created``/``session.updated`` (beta: ``transcription_session.…``)."""
-    if dialect == "beta":
-        session: dict[str, Any] = {
-            "id": session_id,
-            "object": "realtime.transcription_session",
-            "expires_at": expires_at,
-            # the beta type requires it; a WebSocket session issues no ephemeral key
-            "client_secret": {"value": "", "expires_at": expires_at},
-            "modalities": ["text"],
-            "input_audio_format": config.format.beta(),
-            "input_audio_transcription": _transcription_wire(config, ga=False),
-            "turn_detection": config.turn_detection_wire,
-            "input_audio_noise_reduction": config.noise_reduction,
-            "include": list(config.include),
-        }
-        return {"type": f"transcription_session.{kind}", "event_id": event_id(), "session": session}
-    session = {
-        "type": "transcription",
-        "id": session_id,
-        "object": "realtime.transcription_session",
-        "expires_at": expires_at,
-        "audio": {
-            "input": {
-                "format": config.format.ga(),
-                "noise_reduction": config.noise_reduction,
-                "transcription": _transcription_wire(config, ga=True),
-                "turn_detection": config.turn_detection_wire,
-            }
-        },
-        "include": list(config.include),
-    }
-    return {"type": f"session.{kind}", "event_id": event_id(), "session": session}
-
-
-def error_event(
-    message: str,
-    *,
-    code: str | None = "invalid_value",
-    param: str | None = None,
-    client_event_id: str | None = None,
-    type: str = "invalid_request_error",
-) -> dict[str, Any]:
-    """OpenAI's ``error`` server event."""
-    return {
-        "type": "error",
-        "event_id": event_id(),
-        "error": {
-            "type": type,
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": client_event_id,
-        },
-    }
-
-
-def live_event(event: LiveEvent) -> dict[str, Any]:
-    """A core live event → its server event."""
-    body: dict[str, Any]
-    if isinstance(event, SpeechStarted):
-        body = {
-            "type": "input_audio_buffer.speech_started",
-            "audio_start_ms": event.audio_start_ms,
-            "item_id": event.item_id,
-        }
-    elif isinstance(event, SpeechStopped):
-        body = {
-            "type": "input_audio_buffer.speech_stopped",
-            "audio_end_ms": event.audio_end_ms,
-            "item_id": event.item_id,
-        }
-    elif isinstance(event, Committed):
-        body = {
-            "type": "input_audio_buffer.committed",
-            "item_id": event.item_id,
-            "previous_item_id": event.previous_item_id,
-        }
-    elif isinstance(event, Cleared):
-        body = {"type": "input_audio_buffer.cleared"}
-    elif isinstance(event, TimeoutTriggered):
-        body = {
-            "type": "input_audio_buffer.timeout_triggered",
-            "audio_start_ms": event.audio_start_ms,
-            "audio_end_ms": event.audio_end_ms,
-            "item_id": event.item_id,
-        }
-    elif isinstance(event, TranscriptDelta):
-        body = {
-            "type": "conversation.item.input_audio_transcription.delta",
-            "item_id": event.item_id,
-            "content_index": 0,
-            "delta": event.delta,
-        }
-    elif isinstance(event, TranscriptCompleted):
-        body = {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": event.item_id,
-            "content_index": 0,
-            "transcript": event.transcript,
-            "usage": {"type": "duration", "seconds": round(event.seconds, 3)},
-        }
-    elif isinstance(event, TranscriptFailed):
-        body = {
-            "type": "conversation.item.input_audio_transcription.failed",
-            "item_id": event.item_id,
-            "content_index": 0,
-            "error": {
-                "type": "server_error"
-                if event.error.kind == "internal"
-                else "invalid_request_error",
-                "code": event.error.code,
-                "message": event.error.message,
-                "param": event.error.param,
-            },
-        }
-    else:
-        return error_event(event.message, code=event.code, param=event.param)
-    return {"event_id": event_id(), **body}
-
-
-def expiry(seconds: float) -> int:
-    """``expires_at`` of a session opened now that may last ``seconds``."""
-    return int(time.time() + seconds)

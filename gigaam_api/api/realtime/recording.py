@@ -35,12 +35,12 @@ from gigaam_api.audio import PushedAudio, RawFormat
 from gigaam_api.jobs.model import job_object
 from gigaam_api.jobs.recordings import RecordedTurn
 from gigaam_api.jobs.service import JobLimit, JobService
-from gigaam_api.service.live import (
+from gigaam_api.service.live import LiveSession
+from gigaam_api.service.live_events import (
     Cleared,
     Committed,
     LiveError,
     LiveEvent,
-    LiveSession,
     TranscriptCompleted,
     TranscriptFailed,
 )
