@@ -48,7 +48,7 @@ from random_checkpoint import cached_checkpoint  # noqa: E402
 from gigaam_api.model import AsrModel, ContextGraph, Keyword, load_model  # noqa: E402
 from gigaam_api.model.ctc_beam import ctc_beam_search  # noqa: E402
 from gigaam_api.model.decoding import ctc_greedy, rnnt_greedy  # noqa: E402
-from gigaam_api.model.rnnt_beam import rnnt_beam_search  # noqa: E402
+from gigaam_api.model.rnnt_beam import rnnt_beam_search_batch  # noqa: E402
 from tests.keyword_cases import DISTRACTORS, Effect, KeywordBench, evaluate  # noqa: E402
 
 SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))
@@ -115,14 +115,18 @@ def decoding_alone(model: AsrModel, batches: list[list[Any]], audio_s: float) ->
                 elif graph is None:
                     assert step is not None
                     rnnt_greedy(out, lengths, step, model.blank_id, hidden_size=step.hidden_size)
-                else:
+                elif step is None:
                     for i, n in enumerate(lengths.tolist()):
-                        if step is None:
-                            ctc_beam_search(out[i], n, model.blank_id, graph)
-                        else:
-                            rnnt_beam_search(
-                                out[i], n, step, model.blank_id, graph, hidden_size=step.hidden_size
-                            )
+                        ctc_beam_search(out[i], n, model.blank_id, graph)
+                else:
+                    rnnt_beam_search_batch(
+                        out,
+                        lengths.tolist(),
+                        step,
+                        model.blank_id,
+                        [graph] * len(lengths),
+                        hidden_size=step.hidden_size,
+                    )
             times.append(time.perf_counter() - started)
         best = min(times)
         base = best if base is None else base

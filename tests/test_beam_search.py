@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from gigaam_api.model.ctc_beam import ctc_beam_search
 from gigaam_api.model.decoding import StepOutput, ctc_greedy
 from gigaam_api.model.keywords import ContextGraph, Keyword, KeywordVocabulary, compile_keywords
-from gigaam_api.model.rnnt_beam import rnnt_beam_search
+from gigaam_api.model.rnnt_beam import rnnt_beam_search, rnnt_beam_search_batch
 
 #: Labels: space, three letters; blank is the last class.
 PIECES = (" ", "а", "б", "в")
@@ -227,3 +227,15 @@ def test_keywords_change_the_rnnt_answer_on_some_tables() -> None:
         totals = _rnnt_brute_force(step, enc)
         changed += _best(totals, []) != _best(totals, _random_keywords(rng))
     assert changed >= 5
+
+
+def test_rnnt_batch_in_lockstep_equals_each_row_alone() -> None:
+    rng = np.random.default_rng(9)
+    step = _TinyStep(rng)
+    enc = rng.normal(0, 1.0, size=(3, 12, BLANK + 1)).astype(np.float32)
+    lengths = [12, 5, 0]
+    graphs = [compile_keywords(_random_keywords(rng), 2.0, VOCAB), None, None]
+    together = rnnt_beam_search_batch(enc, lengths, step, BLANK, graphs)
+    alone = [rnnt_beam_search(enc[i], lengths[i], step, BLANK, graphs[i]) for i in range(3)]
+    assert together == alone
+    assert together[2] == ([], [])
