@@ -167,11 +167,12 @@ class _Row:
     def __init__(
         self, context: ContextGraph | None, blank_id: int, hidden_size: int, beam: int, prune: float
     ) -> None:
-        self.context = context
+        # no phrase: the plain search, without the graph's bookkeeping
+        self.context = context if context is not None and context.phrase_count else None
         self.blank_id = blank_id
         self.beam = beam
         self.prune = prune
-        start = 0 if context is None else context.start
+        start = 0 if self.context is None else self.context.start
         self.hyps = [_Hyp(0, blank_id, 0, 0.0, start, 0.0, None)]
         self.h = np.zeros((1, 1, hidden_size), dtype=np.float32)
         self.c = np.zeros((1, 1, hidden_size), dtype=np.float32)
