@@ -2,7 +2,7 @@
 asserted (``tests/test_keyword_effect.py`` asserts the effect claims on the fixtures).
 
     .venv/bin/python benchmarks/keywords.py cost [--minutes 5] [--rounds 3] [--models v3_ctc]
-    .venv/bin/python benchmarks/keywords.py effect [--boosts 1 2 4 8]
+    .venv/bin/python benchmarks/keywords.py effect [--boosts 1 2 4 8] [--no-full-size]
 
 1. **cost** — three arms on the same file: ``greedy`` (no keywords: today's path), ``beam``
    (beam search with an empty keyword list: the search alone) and ``beam+100`` (the 100
@@ -48,7 +48,7 @@ from random_checkpoint import cached_checkpoint  # noqa: E402
 from gigaam_api.model import AsrModel, ContextGraph, Keyword, load_model  # noqa: E402
 from gigaam_api.model.ctc_beam import ctc_beam_search  # noqa: E402
 from gigaam_api.model.decoding import ctc_greedy, rnnt_greedy  # noqa: E402
-from gigaam_api.model.rnnt_beam import rnnt_beam_search  # noqa: E402
+from gigaam_api.model.rnnt_beam import rnnt_beam_search_batch  # noqa: E402
 from tests.keyword_cases import DISTRACTORS, Effect, KeywordBench, evaluate  # noqa: E402
 
 SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))
@@ -115,14 +115,18 @@ def decoding_alone(model: AsrModel, batches: list[list[Any]], audio_s: float) ->
                 elif graph is None:
                     assert step is not None
                     rnnt_greedy(out, lengths, step, model.blank_id, hidden_size=step.hidden_size)
-                else:
+                elif step is None:
                     for i, n in enumerate(lengths.tolist()):
-                        if step is None:
-                            ctc_beam_search(out[i], n, model.blank_id, graph)
-                        else:
-                            rnnt_beam_search(
-                                out[i], n, step, model.blank_id, graph, hidden_size=step.hidden_size
-                            )
+                        ctc_beam_search(out[i], n, model.blank_id, graph)
+                else:
+                    rnnt_beam_search_batch(
+                        out,
+                        lengths.tolist(),
+                        step,
+                        model.blank_id,
+                        [graph] * len(lengths),
+                        hidden_size=step.hidden_size,
+                    )
             times.append(time.perf_counter() - started)
         best = min(times)
         base = best if base is None else base
@@ -193,7 +197,7 @@ def _row(name: str, beta: float, boost: float, effect: Effect) -> str:
     )
 
 
-def effect(boosts: list[float]) -> None:
+def effect(boosts: list[float], full: bool) -> None:
     print(f"# keywords effect; CPU: {cpu_line()}")
     print(
         "\n| model | β | boost | words | near recovered | rejected forced in "
@@ -205,11 +209,12 @@ def effect(boosts: list[float]) -> None:
         folder = SHARED / "golden" / name
         model = load_model(folder / f"{name}.ckpt", num_threads=1, cache_dir=CACHE / "models")
         benches.append((name, KeywordBench(model, np.load(folder / "waveform.npy"))))
-    from gigaam_api.audio import load_audio
+    if full:
+        from gigaam_api.audio import load_audio
 
-    speech = load_audio(SHARED / "corpus" / "silero_vad" / "silero_ru.wav")
-    wave = (speech[: 20 * SAMPLE_RATE].astype(np.float32) / 32768.0).copy()
-    benches.append(("v3_ctc full size, int8", KeywordBench(full_size("v3_ctc"), wave)))
+        speech = load_audio(SHARED / "corpus" / "silero_vad" / "silero_ru.wav")
+        wave = (speech[: 20 * SAMPLE_RATE].astype(np.float32) / 32768.0).copy()
+        benches.append(("v3_ctc full size, int8", KeywordBench(full_size("v3_ctc"), wave)))
     for name, bench in benches:
         for sharpen in (False, True):
             bench.sharpness = 1.0
@@ -226,11 +231,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["v3_ctc", "v3_rnnt"])
     parser.add_argument("--boosts", nargs="+", type=float, default=[1.0, 2.0, 4.0, 8.0])
+    parser.add_argument("--no-full-size", action="store_true", help="the fixtures only")
     args = parser.parse_args()
     if args.what == "cost":
         cost(args.minutes, args.rounds, args.models)
     else:
-        effect(args.boosts)
+        effect(args.boosts, not args.no_full_size)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from gigaam_api.model import AsrModel, Keyword
 from gigaam_api.model.ctc_beam import ctc_beam_search
 from gigaam_api.model.decoding import Hypothesis, Result, StepOutput, make_result
-from gigaam_api.model.keywords import ContextGraph
+from gigaam_api.model.keywords import MIN_LETTERS, ContextGraph
 from gigaam_api.model.rnnt_beam import rnnt_beam_search
 from gigaam_api.model.tokenizer import SentencePieceTokenizer
 
@@ -275,6 +275,8 @@ def planted_alternatives(bench: KeywordBench, hyp: Hypothesis) -> list[Planted]:
         if len(new_words) != len(words) or new_words[word] == words[word]:
             continue
         text = new_words[word]
+        if sum(ch.isalnum() for ch in text) < MIN_LETTERS:
+            continue
         if sp is not None:
             first = next(k for k in range(len(changed)) if owner[k] == word)
             last = max(k for k in range(len(changed)) if owner[k] == word)

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from gigaam_api.model.ctc_beam import ctc_beam_search
 from gigaam_api.model.decoding import StepOutput, ctc_greedy
 from gigaam_api.model.keywords import ContextGraph, Keyword, KeywordVocabulary, compile_keywords
-from gigaam_api.model.rnnt_beam import rnnt_beam_search
+from gigaam_api.model.rnnt_beam import rnnt_beam_search, rnnt_beam_search_batch
 
 #: Labels: space, three letters; blank is the last class.
 PIECES = (" ", "а", "б", "в")
@@ -40,7 +40,7 @@ def _log_softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _random_keywords(rng: np.random.Generator) -> list[Keyword]:
-    words = ["".join(rng.choice(list("абв"), size=int(rng.integers(1, 4)))) for _ in range(3)]
+    words = ["".join(rng.choice(list("абв"), size=int(rng.integers(2, 4)))) for _ in range(3)]
     return [Keyword(w, float(rng.uniform(0.5, 4.0))) for w in words]
 
 
@@ -125,7 +125,7 @@ def test_ctc_classes_at_minus_infinity_are_never_emitted() -> None:
     rng = np.random.default_rng(3)
     log_probs = _log_softmax(rng.normal(0, 2.0, size=(30, BLANK + 1)))
     log_probs[:, 2] = -np.inf  # "б" excluded, as a language restriction does
-    graph = compile_keywords([Keyword("б", 50.0), Keyword("аб", 50.0)], 1.0, VOCAB)
+    graph = compile_keywords([Keyword("бб", 50.0), Keyword("аб", 50.0)], 1.0, VOCAB)
     ids, _ = ctc_beam_search(log_probs, 30, BLANK, graph)
     assert 2 not in ids
 
@@ -211,7 +211,7 @@ def test_rnnt_classes_at_minus_infinity_are_never_emitted() -> None:
         return lp, h, c
 
     enc = rng.normal(0, 1.0, size=(20, BLANK + 1)).astype(np.float32)
-    graph = compile_keywords([Keyword("б", 50.0)], 1.0, VOCAB)
+    graph = compile_keywords([Keyword("бв", 50.0)], 1.0, VOCAB)
     ids, _ = rnnt_beam_search(enc, 20, restricted, BLANK, graph, hidden_size=HIDDEN)
     assert 2 not in ids
 
@@ -227,3 +227,15 @@ def test_keywords_change_the_rnnt_answer_on_some_tables() -> None:
         totals = _rnnt_brute_force(step, enc)
         changed += _best(totals, []) != _best(totals, _random_keywords(rng))
     assert changed >= 5
+
+
+def test_rnnt_batch_in_lockstep_equals_each_row_alone() -> None:
+    rng = np.random.default_rng(9)
+    step = _TinyStep(rng)
+    enc = rng.normal(0, 1.0, size=(3, 12, BLANK + 1)).astype(np.float32)
+    lengths = [12, 5, 0]
+    graphs = [compile_keywords(_random_keywords(rng), 2.0, VOCAB), None, None]
+    together = rnnt_beam_search_batch(enc, lengths, step, BLANK, graphs)
+    alone = [rnnt_beam_search(enc[i], lengths[i], step, BLANK, graphs[i]) for i in range(3)]
+    assert together == alone
+    assert together[2] == ([], [])

@@ -57,7 +57,7 @@ def test_final_bonus_is_the_sum_of_the_boosts_of_the_phrases_found() -> None:
         keywords = []
         for _ in range(rng.randint(1, 4)):
             words = [
-                "".join(rng.choice("абв") for _ in range(rng.randint(1, 3)))
+                "".join(rng.choice("абв") for _ in range(rng.randint(2, 3)))
                 for _ in range(rng.randint(1, 2))
             ]
             boost = round(rng.uniform(0.5, 5.0), 2)
@@ -116,6 +116,8 @@ def test_char_models_normalise_case_yo_and_punctuation() -> None:
         ("", "empty"),
         ("  ", "empty"),
         ("—!", "no letters"),
+        ("в", "at least 2 letters"),
+        (" Я! ", "at least 2 letters"),
         ("iPhone", "cannot write"),
         ("R2D2", "cannot write"),
         ("Москва 2024", "cannot write"),

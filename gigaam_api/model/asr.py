@@ -34,7 +34,7 @@ from gigaam_api.model.keywords import (
     compile_keywords,
 )
 from gigaam_api.model.language import LanguageError, allowed_classes, normalize_language
-from gigaam_api.model.rnnt_beam import rnnt_beam_search
+from gigaam_api.model.rnnt_beam import rnnt_beam_search_batch
 from gigaam_api.model.spec import ModelError
 from gigaam_api.model.tokenizer import SentencePieceTokenizer, Tokenizer
 
@@ -275,23 +275,28 @@ class AsrModel:
         graphs: list[ContextGraph | None],
     ) -> list[Hypothesis]:
         """Greedy RNN-T, rows grouped by their restriction (each group one batched search);
-        rows with keywords by beam search, one at a time."""
+        rows with keywords by beam search, likewise grouped (one step call per frame)."""
         assert self._step is not None
         groups: dict[int, list[int]] = {}
+        searched: dict[int, list[int]] = {}
         hyps: list[Hypothesis] = [([], [])] * len(masks)
         for i, (mask, graph) in enumerate(zip(masks, graphs, strict=True)):
-            if graph is not None:
-                step_one: Any = self._step if mask is None else _RestrictedStep(self._step, mask)
-                hyps[i] = rnnt_beam_search(
-                    enc_proj[i],
-                    int(enc_lengths[i]),
-                    step_one,
-                    self.blank_id,
-                    graph,
-                    hidden_size=self._step.hidden_size,
-                )
-                continue
-            groups.setdefault(-1 if mask is None else id(mask), []).append(i)
+            group = searched if graph is not None else groups
+            group.setdefault(-1 if mask is None else id(mask), []).append(i)
+        for rows in searched.values():  # beam search, a group's rows in lockstep
+            mask = masks[rows[0]]
+            step_all: Any = self._step if mask is None else _RestrictedStep(self._step, mask)
+            index = np.asarray(rows)
+            found = rnnt_beam_search_batch(
+                enc_proj[index],
+                enc_lengths[index].tolist(),
+                step_all,
+                self.blank_id,
+                [graphs[row] for row in rows],
+                hidden_size=self._step.hidden_size,
+            )
+            for row, hyp in zip(rows, found, strict=True):
+                hyps[row] = hyp
         for rows in groups.values():
             mask = masks[rows[0]]
             step: Any = self._step if mask is None else _RestrictedStep(self._step, mask)

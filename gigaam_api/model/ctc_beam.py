@@ -25,7 +25,6 @@ run, as greedy reports), so ``decoding.make_result`` builds the words and times 
 
 from __future__ import annotations
 
-import heapq
 import math
 from typing import Any, Final
 
@@ -110,6 +109,8 @@ def ctc_beam_search(
     if beam < 1:
         raise DecodingError(f"beam must be at least 1, got {beam}")
     rows = scores[:length].astype(np.float64)
+    if context is not None and not context.phrase_count:
+        context = None  # no phrase: the plain search, without the graph's bookkeeping
     start = 0 if context is None else context.start
     # keys: prefixes are identified by a hash chain of their labels (ints hash stably)
     hyps: dict[int, _Prefix] = {0: _Prefix(0.0, _NEG_INF, -1, start, 0.0, None, None)}
@@ -225,14 +226,15 @@ def _prune(new: dict[int, _Prefix], beam: int, context: ContextGraph | None) -> 
     """The ``beam`` best prefixes, and with keywords also the ``beam`` best by committed
     bonus alone: an open match's not-yet-earned bonus must not crowd out the prefixes that
     win when it fails (they are what the search without keywords would have kept)."""
-    kept = dict(heapq.nlargest(beam, new.items(), key=lambda item: item[1].score()))
+    items = list(new.items())
+    scores = np.array([h.score() for _, h in items])
+    chosen = np.argpartition(scores, -beam)[-beam:]
     if context is not None:
-        potential = context.potential
-        for key, prefix in heapq.nlargest(
-            beam, new.items(), key=lambda item: item[1].score() - potential(item[1].state)
-        ):
-            kept.setdefault(key, prefix)
-    return kept
+        potential = np.array([context.potential(h.state) for _, h in items])
+        if potential.any():
+            committed = np.argpartition(scores - potential, -beam)[-beam:]
+            chosen = np.union1d(chosen, committed)
+    return dict(items[i] for i in sorted(chosen.tolist()))
 
 
 def _best_cells(scores: NDArray[np.float64], count: int) -> NDArray[np.intp]:

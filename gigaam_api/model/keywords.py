@@ -38,6 +38,9 @@ that carries ``▁``. A phrase earns its boost only once the word after it start
   space. A variant that the tokenizer can only write with the
   unknown piece is dropped; a phrase with no variant left is an error.
 
+A phrase with fewer than ``MIN_LETTERS`` (2) letters is refused: a one-letter word is found
+wherever an unsure model hesitates and gets inserted again and again.
+
 :class:`KeywordError` names the phrase and the reason; the API turns it into a 400.
 """
 
@@ -54,6 +57,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "DEFAULT_BOOST",
+    "MIN_LETTERS",
     "ContextGraph",
     "Keyword",
     "KeywordError",
@@ -66,6 +70,10 @@ __all__ = [
 #: completed phrase may beat an alternative the model found up to about e^4 ≈ 55 times more
 #: likely. Too strong a boost inserts the phrase where it was not said (docs/keywords.md).
 DEFAULT_BOOST: Final = 4.0
+
+#: Letters (or digits) a phrase needs at least: a one-letter word (a preposition) is matched
+#: everywhere an unsure model hesitates, and boosting it inserts it again and again.
+MIN_LETTERS: Final = 2
 
 _WORD_MARK: Final = "▁"
 _DASHES: Final = "-‐‑‒–—―"
@@ -133,6 +141,8 @@ def normalize_phrase(phrase: str, vocabulary: KeywordVocabulary) -> list[list[in
     text = " ".join(unicodedata.normalize("NFC", phrase).split())
     if not text:
         raise KeywordError(phrase, "the phrase is empty")
+    if 0 < sum(ch.isalnum() for ch in text) < MIN_LETTERS:
+        raise KeywordError(phrase, f"a phrase needs at least {MIN_LETTERS} letters")
     if vocabulary.encoder is None:
         return [_char_tokens(phrase, text, vocabulary)]
     return _piece_variants(phrase, text, vocabulary, vocabulary.encoder)
