@@ -11,10 +11,11 @@ one thread, the difference being mostly those threads' spinning, outside the spe
 own time.
 
 The filters are triangles: each row has 1–28 non-zero weights and each FFT bin is in at most
-two rows (383–477 weights in all, against 10–20 thousand in the dense matrix). So the product
-is a gather of those bins, a multiply and a segmented sum (``np.add.reduceat``): plain numpy
-loops on the calling thread, about as fast as the threaded ``gemm`` was, with the same result
-up to the order of the additions.
+two rows (383–477 weights in all, against 8,040 and 20,560 entries in the dense matrices). So
+the product is a gather of those bins, a multiply and a segmented sum (``np.add.reduceat``):
+plain numpy loops on the calling thread, with the same result up to the order of the additions.
+The whole Kaldi fbank of a 1.5 s window took 4.3 ms on its thread plus as much on OpenBLAS's
+with the dense product, and takes 2.6 ms in all this way.
 """
 
 from __future__ import annotations
