@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/diarization.py --skip-der       # cost only
     .venv/bin/python benchmarks/diarization.py --hours 1 10     # bookkeeping at those lengths
     .venv/bin/python benchmarks/diarization.py --hops 0.75 1.5 3  # accuracy per hop (summary)
+    .venv/bin/python benchmarks/diarization.py --plan nearest   # accuracy, another window plan
+    .venv/bin/python benchmarks/diarization.py --profile        # where CAM++'s time goes
 
 1. **Accuracy.** Simulated conversations of distinct corpus voices
    (``tests/speakers_conversations.py``: the plain set — pauses of 0.4–1.2 s between turns —
@@ -20,17 +22,28 @@
    directions plus noise, no network) and reports the peak RSS it adds and the clustering
    time: the part of diarization that grows with the file.
 
+4. **Profile** (``--profile``). Where a CAM++ window's CPU goes: the fbank front end, the
+   network per window at batch sizes 1–64 (thread CPU time, so other processes' load does not
+   count), and ONNX Runtime's own per-operator profile of one batch of 32 windows.
+
+``--plan nearest`` scores the accuracy part with an alternative window plan (:func:`nearest_plan`:
+windows per region the *nearest* whole number of hops rather than the next one up, spread
+evenly), measured 2026-12-07 against the default as a way to embed fewer windows.
+
 Figures are printed; copy them into ``benchmarks/README.md``. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import math
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +52,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gigaam_api.speakers.windows import DEFAULT_HOP  # noqa: E402
+from gigaam_api.speakers.windows import DEFAULT_HOP, MIN_SPEECH, SpeechWindow  # noqa: E402
+
+CAMPPLUS = ROOT / "benchmarks" / ".cache" / "campplus_random.onnx"
 
 
 def _vm_hwm_mb() -> float:
@@ -56,9 +71,40 @@ def _vm_rss_mb() -> float:
     return float("nan")
 
 
-def accuracy(seeds: list[int], hops: list[float]) -> None:
+def nearest_plan(
+    regions: Iterable[tuple[float, float]],
+    *,
+    window: float,
+    hop: float = DEFAULT_HOP,
+    min_speech: float = MIN_SPEECH,
+) -> Iterator[SpeechWindow]:
+    """A window plan measured against the default (``--plan nearest``): a region longer than a
+    window gets ``round((length - window) / hop) + 1`` windows spread evenly from its start to
+    its end (one in the middle when that is one), so the windows hold about as much audio as
+    the speech (the default rounds up and adds a window aligned to the region's end: ~1.2×)."""
+    for start, end in regions:
+        length = end - start
+        if length < min_speech:
+            continue
+        gaps = math.floor((length - window) / hop + 0.5) if length > window else -1
+        if gaps <= 0:
+            middle = start + max(length - window, 0.0) / 2
+            yield SpeechWindow(middle, min(middle + window, end))
+            continue
+        step = (length - window) / gaps
+        for k in range(gaps):
+            yield SpeechWindow(start + k * step, start + k * step + window)
+        yield SpeechWindow(end - window, end)
+
+
+def accuracy(seeds: list[int], hops: list[float], plan: str = "default") -> None:
     """DER and counts per conversation (one hop), or a summary line per hop (several)."""
     import warnings
+
+    if plan == "nearest":
+        import gigaam_api.speakers.diarizer as diarizer_module
+
+        vars(diarizer_module)["plan_windows"] = nearest_plan
 
     warnings.filterwarnings("ignore", category=UserWarning)
     from gigaam_api.speakers.clustering import SpeakerCount
@@ -76,7 +122,7 @@ def accuracy(seeds: list[int], hops: list[float]) -> None:
     embedder = load_embedder(resemblyzer_wheel())
     material = voice_material()
     detailed = len(hops) == 1
-    print("## Accuracy (GE2E weights, collar 0.25 s / no collar)\n")
+    print(f"## Accuracy (GE2E weights, collar 0.25 s / no collar; window plan: {plan})\n")
     for hop in hops:
         for label, pauses in (("plain", PAUSES), ("hard", HARD_PAUSES)):
             rows = []
@@ -144,7 +190,7 @@ def embedding_cost() -> None:
     for threads in (1, 2):
         model = load_embedder(resemblyzer_wheel(), threads=threads)
         report("GE2E 1.6 s (mel + LSTM graph)", threads, model.embed, ge2e_windows)
-    campplus = ROOT / "benchmarks" / ".cache" / "campplus_random.onnx"
+    campplus = CAMPPLUS
     if campplus.is_file():
         for threads in (1, 2):
             model = load_embedder(campplus, threads=threads)
@@ -163,6 +209,63 @@ def embedding_cost() -> None:
             fbank.subtract_mean(fbank.fbank(window))
 
     report("Kaldi fbank 1.5 s alone (the CAM++ front end)", 1, front_end, windows)
+    print()
+
+
+def profile() -> None:
+    """Where one CAM++ window's CPU goes: front end, network by batch size, operators."""
+    import onnxruntime as ort
+
+    from gigaam_api.onnx_session import session_options
+    from gigaam_api.speakers.embedder import FbankOnnxEmbedder
+    from tests.speakers_data import corpus_wav
+
+    if not CAMPPLUS.is_file():
+        raise SystemExit("run benchmarks/campplus_random.py first")
+    speech = corpus_wav("silero_vad/silero_ru.wav")
+    windows = [speech[k : k + 24000] for k in range(0, len(speech) - 24000, 8000)][:64]
+    embedder = FbankOnnxEmbedder(CAMPPLUS)
+
+    def per_window(run: Any, count: int, repeats: int = 3) -> float:
+        run()  # warm-up
+        started = time.thread_time()
+        for _ in range(repeats):
+            run()
+        return (time.thread_time() - started) / repeats / count * 1000
+
+    print("## CAM++ profile (random weights, 1 thread; thread CPU ms per 1.5 s window)\n")
+    front = per_window(lambda: [embedder.features(w) for w in windows], len(windows))
+    print(f"fbank + mean normalisation: {front:.2f} ms")
+    features = np.stack([embedder.features(w) for w in windows])
+    session = embedder._session
+    for size in (1, 8, 32, 64):
+        batch = features[:size]
+        ms = per_window(lambda batch=batch: session.run(None, {"x": batch}), size)
+        print(f"network, batch {size}: {ms:.1f} ms")
+    options = session_options(1)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(CAMPPLUS.with_name("ort_profile"))
+    profiled = ort.InferenceSession(str(CAMPPLUS), options, providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        profiled.run(None, {"x": features[:32]})
+    trace = Path(profiled.end_profiling())
+    by_op: collections.Counter[str] = collections.Counter()
+    by_part: collections.Counter[str] = collections.Counter()
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            by_op[event["args"]["op_name"]] += event["dur"]
+            node = event["name"].removesuffix("_kernel_time").strip("/")
+            by_part["head (FCM, 2-D)" if node.startswith("head") else "D-TDNN (1-D)"] += event[
+                "dur"
+            ]
+    trace.unlink()
+    total = sum(by_op.values())
+    print("\n| operator | share of kernel time |\n|---|---|")
+    for op, spent in by_op.most_common(10):
+        print(f"| {op} | {spent / total:.1%} |")
+    print("\n| part | share |\n|---|---|")
+    for part, spent in by_part.most_common():
+        print(f"| {part} | {spent / total:.1%} |")
     print()
 
 
@@ -293,13 +396,18 @@ def main() -> None:
     parser.add_argument("--hops", type=float, nargs="+", default=[DEFAULT_HOP])
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--skip-der", action="store_true")
+    parser.add_argument("--plan", choices=("default", "nearest"), default="default")
+    parser.add_argument("--profile", action="store_true", help="only the CAM++ profile")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         print(json.dumps(_bookkeeping_child(args.child)))
         return
+    if args.profile:
+        profile()
+        return
     if not args.skip_der:
-        accuracy(args.seeds, args.hops)
+        accuracy(args.seeds, args.hops, args.plan)
     embedding_cost()
     bookkeeping(args.hours)
 

@@ -21,7 +21,9 @@ thread, as the server does), with speaker labelling off and on. Reported, never 
    suffix ``@t2`` runs the speaker model with 2 threads instead of the server's default 1,
    ``@hop3`` windows every 3 s instead of 1.5 s, ``@seq`` embeds each batch on the request's
    thread between the recogniser's calls instead of overlapped with them (the diarizer's
-   ``overlap=False``, how it ran before).
+   ``overlap=False``, how it ran before), ``@dense`` applies the front ends' mel filterbank as
+   the dense matrix product it was before 2026-12-07 (a BLAS call: :class:`DenseBank`)
+   instead of :class:`~gigaam_api.speakers.sparse_bank.SparseBank`.
 2. **Memory, 10 h** (``--memory``). ``benchmarks/memory.py``'s 10 h input and fixture-size
    model (``../shared/golden``), each arm in a fresh process: peak RSS (``VmHWM``) and wall
    time with labelling off and on (GE2E).
@@ -71,6 +73,40 @@ CACHE = ROOT / "benchmarks" / ".cache"
 CAMPPLUS = CACHE / "campplus_random.onnx"
 CAMPPLUS_INT8 = CACHE / "campplus_random_int8.onnx"
 SAMPLE_RATE = 16000
+
+
+class DenseBank:
+    """The filterbank as a dense ``power @ bank.T`` (numpy's BLAS), as before 2026-12-07."""
+
+    def __init__(self, dense: np.ndarray[Any, Any]) -> None:
+        self.dense_t = np.ascontiguousarray(dense.T)
+
+    def apply(self, power: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.asarray(power @ self.dense_t)
+
+
+def dense_banks(on: bool) -> None:
+    """Both front ends' filterbanks dense (``@dense``) or sparse (the code's own)."""
+    from gigaam_api.speakers import fbank, ge2e
+    from gigaam_api.speakers.sparse_bank import SparseBank
+
+    fbank_bank: Any = DenseBank(fbank._BANKS) if on else SparseBank(fbank._BANKS)
+    ge2e_bank: Any = DenseBank(ge2e._FILTERS) if on else SparseBank(ge2e._FILTERS)
+    vars(fbank)["_SPARSE_BANKS"] = fbank_bank
+    vars(ge2e)["_SPARSE_FILTERS"] = ge2e_bank
+
+
+def machine() -> str:
+    """The CPU model, its core count and whether it has AVX-512 / VNNI (int8 dot products)."""
+    info = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "?"
+    )
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []
+    )
+    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{model}, {os.cpu_count()} CPUs, {' '.join(wanted)}"
 
 
 def loadavg() -> str:
@@ -133,6 +169,8 @@ def make_arm(spec: str) -> Arm:
         diarizer["hop"] = 3.0
     if "seq" in flags:
         diarizer["overlap"] = False
+    if "dense" in flags:
+        diarizer["dense"] = True
     if base == "off":
         return Arm(spec, None, {})
     if base == "ge2e":
@@ -162,8 +200,10 @@ def run_session(
     speakers = SpeakerOptions() if embedder is not None else None
     names = vars(session_module)  # the session makes its Diarizer with the defaults
     diarizer = names["Diarizer"]
-    if diarizer_options:
-        names["Diarizer"] = functools.partial(diarizer, **diarizer_options)
+    options = dict(diarizer_options or {})
+    dense_banks(options.pop("dense", False))
+    if options:
+        names["Diarizer"] = functools.partial(diarizer, **options)
     session = Session(
         FileSource(path),
         SessionOptions(speakers=speakers),
@@ -183,6 +223,7 @@ def run_session(
                 raise RuntimeError(f"the session failed: {event}")
     finally:
         names["Diarizer"] = diarizer
+        dense_banks(False)
     return {
         "wall": time.perf_counter() - wall,
         "cpu": time.process_time() - cpu,
@@ -228,7 +269,8 @@ def speed(minutes: float, specs: list[str], rounds: int, threads: int) -> None:
     for arm in arms:
         counting(arm)
     print(
-        f"# {minutes:g} min meeting, v3_ctc int8, {threads} ASR threads; load before {loadavg()}",
+        f"# {minutes:g} min meeting, v3_ctc int8, {threads} ASR threads; {machine()}; "
+        f"load before {loadavg()}",
         flush=True,
     )
     # warm-up (page cache, graph, allocator) on at most 5 minutes of the same meeting

@@ -149,3 +149,20 @@ def test_models_that_do_not_fit_are_refused(tmp_path: Path) -> None:
     _random_model(path, normalize_samples=1, normalize_type="per-utterance-cmvn")
     with pytest.raises(SpeakerModelError, match="feature_normalize_type"):
         load_embedder(path)
+
+
+def test_sparse_bank_equals_the_dense_product() -> None:
+    """The BLAS-free filterbank gives the dense ``power @ bank.T`` for both front ends' banks,
+    and for a bank with empty bands (first, inner, last), which reduceat alone gets wrong."""
+    from gigaam_api.speakers import ge2e
+    from gigaam_api.speakers.sparse_bank import SparseBank
+
+    rng = np.random.default_rng(3)
+    odd = rng.random((6, 9)) * (rng.random((6, 9)) > 0.5)
+    odd[[0, 3, 5]] = 0.0
+    for dense in (fbank._BANKS, ge2e._FILTERS, odd):
+        power = rng.random((2, 7, dense.shape[1])) * 1e3
+        np.testing.assert_allclose(SparseBank(dense).apply(power), power @ dense.T, rtol=1e-12)
+    assert SparseBank(np.zeros((3, 4))).apply(np.ones((2, 4))).shape == (2, 3)
+    with pytest.raises(ValueError, match="bins"):
+        SparseBank(odd).apply(np.ones((2, 4)))

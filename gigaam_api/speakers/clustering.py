@@ -147,7 +147,9 @@ def _merges(
         similarity[j, :] = -np.inf
         similarity[:, j] = -np.inf
         unit[i] = _unit(sums[i])
-        row = unit @ unit[i]
+        # einsum's own loop, not a BLAS gemv: numpy's OpenBLAS splits a product this size
+        # over its threads, which then spin against the recogniser (speakers/sparse_bank.py).
+        row = np.einsum("kd,d->k", unit, unit[i])
         row[~alive] = -np.inf
         row[i] = -np.inf
         similarity[i, :] = row

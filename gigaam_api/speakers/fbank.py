@@ -23,6 +23,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from gigaam_api.speakers.sparse_bank import SparseBank
+
 __all__ = ["FBANK_BINS", "fbank", "num_frames", "subtract_mean"]
 
 Float32Array = NDArray[np.float32]
@@ -62,6 +64,8 @@ def _mel_banks() -> NDArray[np.float64]:
 
 
 _BANKS: Final = _mel_banks()
+#: The same bank applied without BLAS (:mod:`~gigaam_api.speakers.sparse_bank` says why).
+_SPARSE_BANKS: Final = SparseBank(_BANKS)
 #: Kaldi's "povey" window: a Hann window (denominator N − 1) to the power 0.85.
 _WINDOW: Final = (
     0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_LENGTH) / (FRAME_LENGTH - 1))
@@ -103,7 +107,7 @@ def fbank(wave: NDArray[np.floating], *, snip_edges: bool = False) -> Float32Arr
     emphasised[:, 0] -= PREEMPHASIS * windows[:, 0]
     emphasised *= _WINDOW
     power = np.abs(np.fft.rfft(emphasised, n=PADDED, axis=1)) ** 2
-    energies = power @ _BANKS.T
+    energies = _SPARSE_BANKS.apply(power)
     return np.log(np.maximum(energies, _EPSILON)).astype(np.float32)
 
 

@@ -35,6 +35,7 @@ from gigaam_api.speakers.legacy_torch import (
     read_legacy_torch,
     read_legacy_torch_stream,
 )
+from gigaam_api.speakers.sparse_bank import SparseBank
 
 __all__ = [
     "EMBEDDING_SIZE",
@@ -172,6 +173,8 @@ def _mel_filters(sample_rate: int = 16000) -> NDArray[np.float64]:
 
 
 _FILTERS: Final = _mel_filters()
+#: The same bank applied without BLAS (:mod:`~gigaam_api.speakers.sparse_bank` says why).
+_SPARSE_FILTERS: Final = SparseBank(_FILTERS)
 #: ``scipy.signal.get_window("hann", 400)``: the periodic Hann window librosa uses.
 _WINDOW: Final = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)
 
@@ -203,7 +206,7 @@ def mel_frames(wave: Float32Array) -> Float32Array:
     starts = np.arange(FRAMES) * HOP
     frames = padded[starts[:, None] + np.arange(N_FFT)[None, :]] * _WINDOW
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    return (power @ _FILTERS.T).astype(np.float32)
+    return _SPARSE_FILTERS.apply(power).astype(np.float32)
 
 
 # --- graph ----------------------------------------------------------------------------------------
