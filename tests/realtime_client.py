@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from tests.wyoming_client import pcm_of, resampled_wav
 
@@ -26,7 +27,7 @@ Event = dict[str, Any]
 
 
 class LiveClient:
-    def __init__(self, socket: ClientConnection) -> None:
+    def __init__(self, socket: Connection) -> None:
         self.socket = socket
         self.received: list[Event] = []
 

@@ -117,7 +117,7 @@ async def describe(port: int) -> Event:
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Event(type="describe"))
         event = await asyncio.wait_for(client.read_event(), TIMEOUT)
-        assert event is not None
+        assert isinstance(event, Event)
         return event
 
 
