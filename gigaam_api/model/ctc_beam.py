@@ -31,7 +31,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from gigaam_api.model.decoding import Hypothesis
+from gigaam_api.model.decoding import Hypothesis, TokenChain, unwind
 from gigaam_api.model.keywords import ContextGraph
 from gigaam_api.model.tokenizer import DecodingError
 
@@ -45,9 +45,6 @@ BLANK_SKIP: Final = 0.999
 PRUNE: Final = 10.0
 
 _NEG_INF: Final = -math.inf
-
-# A token chain: (token, frame, previous link) — shared by prefixes with a common start.
-_Chain = tuple[int, int, Any] | None
 
 
 def _lse(a: float, b: float) -> float:
@@ -72,7 +69,7 @@ class _Prefix:
         last: int,
         state: int,
         bonus: float,
-        chain: _Chain,
+        chain: TokenChain,
         parent: int | None,
     ) -> None:
         self.parent = parent  # the key of the prefix one label shorter
@@ -210,16 +207,7 @@ def ctc_beam_search(
         hyps.values(),
         key=lambda h: h.score() + (0.0 if context is None else context.final(h.state)),
     )
-    ids: list[int] = []
-    frames: list[int] = []
-    link = best.chain
-    while link is not None:
-        ids.append(link[0])
-        frames.append(link[1])
-        link = link[2]
-    ids.reverse()
-    frames.reverse()
-    return ids, frames
+    return unwind(best.chain)
 
 
 def _prune(new: dict[int, _Prefix], beam: int, context: ContextGraph | None) -> dict[int, _Prefix]:

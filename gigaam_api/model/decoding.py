@@ -36,14 +36,19 @@ __all__ = [
     "Result",
     "RnntStep",
     "StepOutput",
+    "TokenChain",
     "ctc_greedy",
     "make_result",
     "rnnt_greedy",
+    "unwind",
 ]
 
 
 #: One decoded item: token ids and the encoder frame at which each was emitted.
 Hypothesis = tuple[list[int], list[int]]
+#: A beam search's emitted tokens as a linked chain, newest first: (token, frame, previous
+#: link). Hypotheses with a common start share its links, so extending one copies nothing.
+TokenChain = tuple[int, int, Any] | None
 #: What one RNN-T step returns: log-probs [n, C] and the new LSTM state ``h``, ``c``.
 StepOutput = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
 
@@ -286,3 +291,17 @@ def _check_lengths(
     if valid.size and (valid.min() < 0 or valid.max() > n_frames):
         raise DecodingError(f"lengths {valid.tolist()} must lie within [0, {n_frames}]")
     return valid
+
+
+def unwind(chain: TokenChain) -> Hypothesis:
+    """A beam search's winning :data:`TokenChain` as a :data:`Hypothesis`, oldest token first."""
+    ids: list[int] = []
+    frames: list[int] = []
+    link = chain
+    while link is not None:
+        ids.append(link[0])
+        frames.append(link[1])
+        link = link[2]
+    ids.reverse()
+    frames.reverse()
+    return ids, frames

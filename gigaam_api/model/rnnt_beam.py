@@ -33,7 +33,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from gigaam_api.model.decoding import Hypothesis, RnntStep, StepOutput
+from gigaam_api.model.decoding import Hypothesis, RnntStep, StepOutput, TokenChain, unwind
 from gigaam_api.model.keywords import ContextGraph
 from gigaam_api.model.tokenizer import DecodingError
 
@@ -45,14 +45,20 @@ RNNT_BEAM: Final = 4
 PRUNE: Final = 10.0
 
 _NEG_INF: Final = -math.inf
-_Chain = tuple[int, int, Any] | None
 
 
 class _Hyp:
     __slots__ = ("bonus", "chain", "key", "label", "row", "score", "state")
 
     def __init__(
-        self, key: int, label: int, row: int, score: float, state: int, bonus: float, chain: _Chain
+        self,
+        key: int,
+        label: int,
+        row: int,
+        score: float,
+        state: int,
+        bonus: float,
+        chain: TokenChain,
     ) -> None:
         self.key = key
         self.label = label  # the last label (blank: none yet)
@@ -238,16 +244,7 @@ class _Row:
             self.hyps,
             key=lambda x: x.score + x.bonus + (0.0 if context is None else context.final(x.state)),
         )
-        ids: list[int] = []
-        frames: list[int] = []
-        link = best.chain
-        while link is not None:
-            ids.append(link[0])
-            frames.append(link[1])
-            link = link[2]
-        ids.reverse()
-        frames.reverse()
-        return ids, frames
+        return unwind(best.chain)
 
 
 def _merge(into: dict[int, _Hyp], hyp: _Hyp) -> None:
