@@ -29,9 +29,7 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,36 +54,9 @@ DELTA = "conversation.item.input_audio_transcription.delta"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 from random_checkpoint import cached_checkpoint  # noqa: E402
+from serving import free_port, start_server  # noqa: E402
 
 from tests.realtime_client import pcm_at, silence, turn_audio, wav_bytes  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gigaam-api"), "serve"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError("the server exited during start-up")
-        time.sleep(0.5)
-    server.kill()
-    raise RuntimeError("the server did not become healthy")
 
 
 @dataclass
@@ -227,7 +198,7 @@ def main() -> None:
     url = base.replace("http", "ws") + "/v1/realtime?intent=transcription"
     turn = speech + silence(1.0, RATE)
     print(f"cpu: {cpu_description()}")
-    server = start_server(env, port)
+    server = start_server(env, port, new_session=True)
     try:
         http_text(base, wav_bytes(turn, RATE))  # warm-up
         parts = args.parts.split(",")

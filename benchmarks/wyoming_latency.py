@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,33 +44,7 @@ SPEECH = SHARED / "corpus" / "pisets" / "test_sound_ru.wav"
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from random_checkpoint import cached_checkpoint  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(env: dict[str, str], http_port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gigaam-api"), "serve"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError("the server exited during start-up")
-        time.sleep(0.5)
-    server.kill()
-    raise RuntimeError("the server did not become healthy")
+from serving import free_port, start_server  # noqa: E402
 
 
 def http_once(client: httpx.Client, path: Path) -> tuple[float, str]:
@@ -140,7 +112,7 @@ def main() -> None:
         "WYOMING_URI": f"tcp://127.0.0.1:{wyoming_port}",
         "LOG_LEVEL": "WARNING",
     }
-    server = start_server(env, http_port)
+    server = start_server(env, http_port, timeout=600)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=120) as client:
             http_once(client, args.wav)  # warm-up
