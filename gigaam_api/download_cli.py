@@ -2,8 +2,9 @@
 
 The server and ``transcribe`` then start without the network (the compose file's and the
 Kubernetes manifests' preparing step runs it). ``--speakers`` also fetches the speaker
-model that labelling speakers uses. The downloading itself is ``weights.py``'s; this module is
-only the command: its options, the model names checked, the paths printed one per line.
+model that labelling speakers uses, and makes its int8 copy (``DIARIZATION_INT8``). The
+downloading itself is ``weights.py``'s; this module is only the command: its options, the
+model names checked, the paths printed one per line.
 """
 
 from __future__ import annotations
@@ -55,15 +56,24 @@ def run_download(args: argparse.Namespace) -> int:
             if path is not None:
                 print(path)
     if args.speakers:
+        from gigaam_api.speaker_int8 import speaker_model_to_run
         from gigaam_api.speaker_weights import speaker_model_path
         from gigaam_api.speakers import DEFAULT_SPEAKER_MODEL
 
         try:
-            print(
-                speaker_model_path(
-                    settings.diarization_model or DEFAULT_SPEAKER_MODEL, settings.models_dir
-                )
+            path = speaker_model_path(
+                settings.diarization_model or DEFAULT_SPEAKER_MODEL, settings.models_dir
             )
         except WeightsError as exc:
             raise CliError(str(exc)) from None
+        print(path)
+        # The int8 copy is made here too, so that the first request does not wait for it.
+        run = speaker_model_to_run(
+            path,
+            settings.models_dir,
+            int8=settings.diarization_int8,
+            threads=settings.diarization_threads,
+        )
+        if run != path:
+            print(run)
     return EXIT_OK

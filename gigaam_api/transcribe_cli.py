@@ -227,7 +227,10 @@ def _speakers(args: argparse.Namespace, settings: Settings) -> Speakers:
     from gigaam_api.speakers import SpeakerCount
 
     model = SpeakerModel(
-        settings.diarization_model, settings.models_dir, threads=settings.diarization_threads
+        settings.diarization_model,
+        settings.models_dir,
+        threads=settings.diarization_threads,
+        int8=settings.diarization_int8,
     )
     try:
         model.get()

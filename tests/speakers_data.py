@@ -94,3 +94,54 @@ PARITY_CLIPS: Final = (
     ("synthetic_espeak/wav16k/espeak_02_f3.wav", (0.3,)),
     ("speech_to_phrase/stp_ru_gen_02.wav", (0.2,)),
 )
+
+
+def conv_speaker_model(path: Path) -> None:
+    """A small convolutional speaker model of the published models' signature (``x [N, T, 80]``
+    fbank → 64-d embedding, sherpa-onnx's metadata) with random weights: two 1-D convolutions
+    (ReLU), the mean over time, a projection. What the int8 copy is tested on."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+
+    def weight(*shape: int) -> NDArray[np.float32]:
+        fan_in = int(np.prod(shape[1:]))
+        scaled: NDArray[np.float32] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(
+            np.float32
+        )
+        return scaled
+
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["channels"], perm=[0, 2, 1]),
+        helper.make_node("Conv", ["channels", "w1", "b1"], ["c1"], kernel_shape=[3], pads=[1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node(
+            "Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3], pads=[2, 2], dilations=[2]
+        ),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("ReduceMean", ["r2"], ["pooled"], axes=[2], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "w3"], ["embedding"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(weight(64, 80, 3), "w1"),
+        numpy_helper.from_array(np.zeros(64, np.float32), "b1"),
+        numpy_helper.from_array(weight(64, 64, 3), "w2"),
+        numpy_helper.from_array(np.zeros(64, np.float32), "b2"),
+        numpy_helper.from_array(weight(64, 64).T.copy(), "w3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_speaker_model",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", 80])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 64])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    meta = {"framework": "3d-speaker", "sample_rate": "16000", "output_dim": "64"}
+    meta |= {"normalize_samples": "1", "feature_normalize_type": "global-mean"}
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))

@@ -94,6 +94,7 @@ BELOW_THE_CORE = {
     "vad",
     "speakers",
     "speaker_weights",
+    "speaker_int8",
     "model",
     "scheduler",
     "config",
@@ -133,6 +134,8 @@ MAY_IMPORT: dict[str, set[str]] = {
         "constants",
         "onnx_session",
     },
+    # The int8 copy of the speaker model: made in a child process from the calibration clip.
+    "speaker_int8": {"speakers", "audio", "constants", "onnx_session", "transcript", "options"},
     "model": {"constants", "onnx_session", "catalogue", "transcript", "options"},
     "scheduler": {"cancellation", "batching"},
     "config": {"catalogue", "formats", "options", "transcript", "keyword_list"},

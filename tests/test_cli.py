@@ -28,7 +28,7 @@ from gigaam_api.config import Settings
 from tests.file_server import PREFIX, FileServer
 from tests.helpers import wait_until
 from tests.speakers_conversations import build_conversations
-from tests.speakers_data import resemblyzer_wheel, write_wav
+from tests.speakers_data import conv_speaker_model, resemblyzer_wheel, write_wav
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEECH = "constructed_digits/digits_temperature_8k.wav"  # 6.8 s, 8 kHz telephony prompt
@@ -164,18 +164,26 @@ def weights_server(golden_dir: Path) -> Iterator[FileServer]:
     srv.stop()
 
 
-def test_download_fetches_into_models_dir(
-    weights_server: FileServer,
-    golden_dir: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@pytest.fixture
+def served_fixture(
+    weights_server: FileServer, golden_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> bytes:
+    """The fixture checkpoint served as ``v3_ctc.ckpt`` (``WEIGHTS_URL``) and accepted as such:
+    it is not the official file, so its checksum is accepted for this test only."""
     fixture = (golden_dir / "v3_ctc" / "v3_ctc.ckpt").read_bytes()
-    # The fixture is not the official file: accept its checksum for this test only.
     table = {**weights.OFFICIAL_CHECKSUMS, "v3_ctc.ckpt": hashlib.md5(fixture).hexdigest()}
     monkeypatch.setattr(weights, "OFFICIAL_CHECKSUMS", table)
     monkeypatch.setenv("WEIGHTS_URL", weights_server.base_url)
+    return fixture
+
+
+def test_download_fetches_into_models_dir(
+    weights_server: FileServer,
+    served_fixture: bytes,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fixture = served_fixture
     models = tmp_path / "models"
     assert cli.main(["download", "--models-dir", str(models)]) == 0  # default: MODEL=v3_ctc
     assert capsys.readouterr().out.strip() == str(models / "v3_ctc.ckpt")
@@ -183,6 +191,28 @@ def test_download_fetches_into_models_dir(
     # Already there: a second run makes no request.
     assert cli.main(["download", "v3_ctc", "--models-dir", str(models)]) == 0
     assert weights_server.gets("v3_ctc.ckpt") == [None]
+
+
+def test_download_speakers_makes_the_int8_copy_ahead(
+    served_fixture: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--speakers`` with an ONNX speaker model: the file, then its checked int8 copy, so the
+    server's first labelled request does not wait for it."""
+    speaker = tmp_path / "speaker.onnx"
+    conv_speaker_model(speaker)
+    monkeypatch.setenv("DIARIZATION_MODEL", str(speaker))
+    models = tmp_path / "models"
+    assert cli.main(["download", "--speakers", "--models-dir", str(models)]) == 0
+    lines = capsys.readouterr().out.split()
+    assert lines[:2] == [str(models / "v3_ctc.ckpt"), str(speaker)]
+    assert len(lines) == 3 and lines[2].endswith("speaker.int8.onnx")
+    assert Path(lines[2]).is_file() and Path(lines[2]).is_relative_to(models)
+    monkeypatch.setenv("DIARIZATION_INT8", "false")
+    assert cli.main(["download", "--speakers", "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().out.split() == lines[:2]
 
 
 def test_download_rejects_a_file_with_the_wrong_checksum(

@@ -149,7 +149,10 @@ class ModelService:
         self._thread: threading.Thread | None = None
         #: The speaker-embedding model, loaded on the first request that labels speakers.
         self.speakers = SpeakerModel(
-            settings.diarization_model, settings.models_dir, threads=settings.diarization_threads
+            settings.diarization_model,
+            settings.models_dir,
+            threads=settings.diarization_threads,
+            int8=settings.diarization_int8,
         )
         #: The server-wide ``KEYWORDS``, merged into every request's.
         self.keywords: tuple[Keyword, ...] = keywords_of(settings.keyword_specs)

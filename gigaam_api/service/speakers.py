@@ -80,10 +80,14 @@ class SpeakerOptions:
 class SpeakerModel:
     """The speaker-embedding model of one server, loaded once, on first use (thread-safe)."""
 
-    def __init__(self, model: str, models_dir: Path, *, threads: int = 1) -> None:
+    def __init__(
+        self, model: str, models_dir: Path, *, threads: int = 1, int8: bool = False
+    ) -> None:
         self.model = model or DEFAULT_SPEAKER_MODEL
         self.models_dir = models_dir
         self.threads = threads
+        #: Run the checked int8 copy of an ONNX model (``DIARIZATION_INT8``).
+        self.int8 = int8
         self._lock = threading.Lock()
         self._embedder: SpeakerEmbedder | None = None
 
@@ -91,11 +95,15 @@ class SpeakerModel:
         """The embedder; a :class:`ServiceError` (``not_ready``) when it cannot be had now."""
         with self._lock:
             if self._embedder is None:
+                from gigaam_api.speaker_int8 import speaker_model_to_run
                 from gigaam_api.speaker_weights import speaker_model_path
                 from gigaam_api.weights import WeightsError
 
                 try:
                     path = speaker_model_path(self.model, self.models_dir, progress=False)
+                    path = speaker_model_to_run(
+                        path, self.models_dir, int8=self.int8, threads=self.threads
+                    )
                     self._embedder = load_embedder(path, threads=self.threads)
                 except (WeightsError, SpeakerModelError, OSError) as exc:
                     log.error("speaker model %s cannot be loaded: %s", self.model, exc)

@@ -42,6 +42,11 @@ Float32Array = NDArray[np.float32]
 
 #: Windows per ONNX Runtime call: bounds the batch tensor (64 x 1.6 s of fbank ~ 4 MB).
 BATCH: Final = 64
+#: Windows per call of a convolutional fbank model (CAM++, ResNet34). Their activations are
+#: large (CAM++'s 2-D head: 32 channels x 80 bins x 150 frames, ~1.5 MB per window in fp32),
+#: so 64 windows at once held ~100 MB and crowded the recogniser out of the caches beside it;
+#: per window a call of 4 costs what one of 64 does (benchmarks/README.md).
+RUN_BATCH: Final = 4
 
 
 class SpeakerModelError(ValueError):
@@ -108,6 +113,8 @@ class FbankOnnxEmbedder:
             meta.get("output_dim", output[-1] if isinstance(output[-1], int) else 0)
         )
         self.name = path.stem
+        #: Windows per ONNX Runtime call.
+        self.run_batch = RUN_BATCH
         self._lock = threading.Lock()
 
     def features(self, window: NDArray[Any]) -> Float32Array:
@@ -126,8 +133,8 @@ class FbankOnnxEmbedder:
             if len(f):
                 by_length.setdefault(len(f), []).append(index)
         for indices in by_length.values():
-            for start in range(0, len(indices), BATCH):
-                part = indices[start : start + BATCH]
+            for start in range(0, len(indices), self.run_batch):
+                part = indices[start : start + self.run_batch]
                 batch = np.stack([feats[i] for i in part])
                 with self._lock:
                     (result,) = self._session.run(None, {self._input: batch})[:1]
