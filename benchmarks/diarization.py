@@ -195,9 +195,11 @@ def embedding_cost() -> None:
         for threads in (1, 2):
             model = load_embedder(campplus, threads=threads)
             report("CAM++ 1.5 s, random weights (fbank + network)", threads, model.embed, windows)
-        quantized = _static_int8(campplus, windows[:16])
+        from gigaam_api.speaker_int8 import speaker_model_to_run
+
+        quantized = speaker_model_to_run(campplus, campplus.parent, int8=True)  # as served
         model = load_embedder(quantized, threads=1)
-        report("CAM++ 1.5 s, static int8 (ORT QOperator, per-channel)", 1, model.embed, windows)
+        report("CAM++ 1.5 s, int8 copy (DIARIZATION_INT8)", 1, model.embed, windows)
         reference = load_embedder(campplus).embed(windows[:32])
         cosine = float((model.embed(windows[:32]) * reference).sum(axis=1).min())
         print(f"| (int8 vs fp32 on random weights: lowest cosine {cosine:.4f}) |")
@@ -267,53 +269,6 @@ def profile() -> None:
     for part, spent in by_part.most_common():
         print(f"| {part} | {spent / total:.1%} |")
     print()
-
-
-def _static_int8(source: Path, calibration: list[Any]) -> Path:
-    """``source`` quantized to int8 by ONNX Runtime (static, QOperator, per-channel weights,
-    activations calibrated on ``calibration`` windows' features); cached beside it."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from gigaam_api.speakers import fbank
-
-    target = source.with_name(source.stem + "_int8.onnx")
-    if target.is_file():
-        return target
-    features = [fbank.subtract_mean(fbank.fbank(w))[None] for w in calibration]
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.items = iter([{"x": f} for f in features])
-
-        def get_next(self) -> dict[str, Any] | None:
-            return next(self.items, None)
-
-    prepared = source.with_name(source.stem + "_prepared.onnx")
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    quantize_static(
-        str(prepared),
-        str(target),
-        Reader(),
-        quant_format=QuantFormat.QOperator,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
-    prepared.unlink()
-    # The metadata sherpa-onnx wrote must survive quantization for the embedder to read it.
-    import onnx
-
-    model, original = onnx.load(str(target)), onnx.load(str(source))
-    del model.metadata_props[:]
-    model.metadata_props.extend(original.metadata_props)
-    onnx.save(model, str(target))
-    return target
 
 
 def _bookkeeping_child(hours: float) -> dict[str, Any]:

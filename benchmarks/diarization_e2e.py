@@ -17,20 +17,24 @@ thread, as the server does), with speaker labelling off and on. Reported, never 
    Labelling arms (``--arms``): ``ge2e`` (Resemblyzer's trained GE2E weights, the wheel the
    tests use), ``campplus`` (a random-weight CAM++ with 3D-Speaker's architecture —
    ``benchmarks/campplus_random.py`` writes it; cost does not depend on the weights),
-   ``campplus-int8`` (the same, statically quantized by ``benchmarks/diarization.py``); a
+   ``campplus-int8`` (its int8 copy as the server makes it by default, ``DIARIZATION_INT8``:
+   ``gigaam_api/speaker_int8.py``, calibrated on the bundled clip, cached under
+   ``benchmarks/.cache/speaker-int8/``); a
    suffix ``@t2`` runs the speaker model with 2 threads instead of the server's default 1,
    ``@hop3`` windows every 3 s instead of 1.5 s, ``@seq`` embeds each batch on the request's
    thread between the recogniser's calls instead of overlapped with them (the diarizer's
    ``overlap=False``, how it ran before), ``@dense`` applies the front ends' mel filterbank as
    the dense matrix product it was before 2026-12-07 (a BLAS call: :class:`DenseBank`)
-   instead of :class:`~gigaam_api.speakers.sparse_bank.SparseBank`.
+   instead of :class:`~gigaam_api.speakers.sparse_bank.SparseBank`; ``@b64`` (any ``@bN``)
+   runs an ONNX fbank model N windows per call instead of ``RUN_BATCH`` (4; 64 before the
+   evening of 2026-12-07).
 2. **Memory, 10 h** (``--memory``). ``benchmarks/memory.py``'s 10 h input and fixture-size
    model (``../shared/golden``), each arm in a fresh process: peak RSS (``VmHWM``) and wall
-   time with labelling off and on (GE2E).
+   time with labelling off and with each of ``--arms``.
 
     .venv/bin/python benchmarks/diarization_e2e.py --rounds 2
     .venv/bin/python benchmarks/diarization_e2e.py --arms ge2e ge2e@t2 campplus-int8 --rounds 1
-    .venv/bin/python benchmarks/diarization_e2e.py --memory --hours 10
+    .venv/bin/python benchmarks/diarization_e2e.py --memory --hours 10 --arms ge2e campplus-int8
 """
 
 from __future__ import annotations
@@ -66,12 +70,11 @@ from gigaam_api.service.session import (  # noqa: E402
     SpeakersEvent,
 )
 from gigaam_api.service.speakers import SpeakerOptions  # noqa: E402
-from gigaam_api.speakers import SpeakerEmbedder, load_embedder  # noqa: E402
+from gigaam_api.speakers import FbankOnnxEmbedder, SpeakerEmbedder, load_embedder  # noqa: E402
 
 SHARED = Path(os.environ.get("GIGAAM_SHARED_DIR", ROOT.parent / "shared"))
 CACHE = ROOT / "benchmarks" / ".cache"
 CAMPPLUS = CACHE / "campplus_random.onnx"
-CAMPPLUS_INT8 = CACHE / "campplus_random_int8.onnx"
 SAMPLE_RATE = 16000
 
 
@@ -180,12 +183,20 @@ def make_arm(spec: str) -> Arm:
     elif base == "campplus":
         source = CAMPPLUS
     elif base == "campplus-int8":
-        source = CAMPPLUS_INT8
+        from gigaam_api.speaker_int8 import speaker_model_to_run
+
+        source = speaker_model_to_run(CAMPPLUS, CACHE, int8=True)
+        if source == CAMPPLUS:
+            raise SystemExit("the int8 copy was refused: see the log")
     else:
         raise SystemExit(f"unknown arm {spec!r}")
     if not source.is_file():
         raise SystemExit(f"{source.name} is missing: see the module doc for how it is made")
-    return Arm(spec, load_embedder(source, threads=threads), diarizer)
+    embedder = load_embedder(source, threads=threads)
+    for flag in flags:
+        if flag.startswith("b") and flag[1:].isdigit() and isinstance(embedder, FbankOnnxEmbedder):
+            embedder.run_batch = int(flag[1:])
+    return Arm(spec, embedder, diarizer)
 
 
 def run_session(
@@ -314,41 +325,36 @@ def speed(minutes: float, specs: list[str], rounds: int, threads: int) -> None:
         )
 
 
-def _memory_child(path: Path, labelled: bool) -> dict[str, Any]:
+def _memory_child(path: Path, spec: str) -> dict[str, Any]:
     """In a fresh process: the fixture model, the whole file, peak RSS."""
     from gigaam_api.model import load_model
 
     checkpoint = SHARED / "golden" / "v3_ctc" / "v3_ctc.ckpt"
     model = load_model(checkpoint, num_threads=2)
-    embedder = None
-    if labelled:
-        from tests.speakers_data import resemblyzer_wheel
-
-        embedder = load_embedder(resemblyzer_wheel())
+    embedder = make_arm(spec).embedder
     loaded = _status_mb("VmRSS")
     r = run_session(path, model.transcribe, embedder)
     return {**r, "rss_loaded_mb": loaded, "peak_mb": _status_mb("VmHWM")}
 
 
-def memory(hours: list[float]) -> None:
+def memory(hours: list[float], specs: list[str]) -> None:
     from memory import make_input
 
-    print(f"# memory: fixture v3_ctc, labelling off / on (GE2E); load before {loadavg()}\n")
+    print(f"# memory: fixture v3_ctc, labelling off / {' / '.join(specs)}; load {loadavg()}\n")
     print("| audio | labelling | wall | CPU | RSS after load | peak RSS | speakers |")
     print("|---|---|---|---|---|---|---|")
     for h in hours:
         path = make_input(h)
-        for labelled in (False, True):
+        for spec in ["off", *specs]:
             out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(path)]
-                + (["--labelled"] if labelled else []),
+                [sys.executable, __file__, "--memory-child", str(path), "--arms", spec],
                 capture_output=True,
                 text=True,
                 check=True,
             )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(
-                f"| {h:g} h | {'GE2E' if labelled else 'off'} | {r['wall']:.0f} s "
+                f"| {h:g} h | {spec} | {r['wall']:.0f} s "
                 f"| {r['cpu']:.0f} s | {r['rss_loaded_mb']:.0f} MB | {r['peak_mb']:.0f} MB "
                 f"| {r['speakers'] or '—'} |",
                 flush=True,
@@ -365,12 +371,11 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--hours", type=float, nargs="+", default=[10.0])
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--labelled", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child is not None:
-        print(json.dumps(_memory_child(args.memory_child, args.labelled)))
+        print(json.dumps(_memory_child(args.memory_child, args.arms[0])))
     elif args.memory:
-        memory(args.hours)
+        memory(args.hours, args.arms)
     else:
         speed(args.minutes, args.arms, args.rounds, args.threads)
 
