@@ -128,6 +128,21 @@ def busy_decoders() -> list[int]:
     return workers
 
 
+@contextmanager
+def served_jobs_server(golden_dir: Path, workdir: Path, api_key: str) -> Iterator[str]:
+    """A real server on the golden checkpoint with ``API_KEY`` and durable jobs under
+    ``workdir``, its model loaded; yields the base URL (what the jobs CLI tests talk to)."""
+    from gigaam_api.server import create_app
+
+    settings = real_model_settings(
+        golden_dir, workdir / "models", api_key=api_key, jobs_dir=workdir / "jobs"
+    )
+    app = create_app(settings)
+    with serve(app) as base:
+        assert app.state.ctx.service.wait_loaded(120)
+        yield base
+
+
 def real_model_settings(golden_dir: Path, models_dir: Path, **overrides: Any) -> Settings:
     """Settings for a server on the tiny v3_ctc golden checkpoint (random weights: its text is
     nonsense but deterministic, which is all these tests need)."""

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from gigaam_api import cli
-from gigaam_api.server import create_app
-from tests.api_server import real_model_settings, serve
+from tests.api_server import served_jobs_server
 from tests.conftest import CORPUS_DIR
 
 KEY = "cli-jobs-key"
@@ -20,15 +19,7 @@ SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"
 
 @pytest.fixture(scope="module")
 def url(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = real_model_settings(
-        golden_dir,
-        tmp_path_factory.mktemp("models"),
-        api_key=KEY,
-        jobs_dir=tmp_path_factory.mktemp("jobs"),
-    )
-    app = create_app(settings)
-    with serve(app) as base:
-        assert app.state.ctx.service.wait_loaded(120)
+    with served_jobs_server(golden_dir, tmp_path_factory.mktemp("server"), KEY) as base:
         yield base
 
 

@@ -16,8 +16,7 @@ import pytest
 
 from gigaam_api import cli
 from gigaam_api.config import Settings
-from gigaam_api.server import create_app
-from tests.api_server import real_model_settings, serve
+from tests.api_server import served_jobs_server
 from tests.conftest import CORPUS_DIR
 
 SPEECH = CORPUS_DIR / "pisets" / "test_sound_ru.wav"  # 3.2 s, 16 kHz mono
@@ -101,15 +100,7 @@ def test_keywords_the_model_cannot_write_in_the_setting_are_named(
 
 @pytest.fixture(scope="module")
 def url(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = real_model_settings(
-        golden_dir,
-        tmp_path_factory.mktemp("models"),
-        api_key=KEY,
-        jobs_dir=tmp_path_factory.mktemp("jobs"),
-    )
-    app = create_app(settings)
-    with serve(app) as base:
-        assert app.state.ctx.service.wait_loaded(120)
+    with served_jobs_server(golden_dir, tmp_path_factory.mktemp("server"), KEY) as base:
         yield base
 
 
