@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -550,6 +551,76 @@ def test_two_files_at_once_both_finish(
         expect(_row(page, audio.name)).to_have_attribute(
             "data-status", "completed", timeout=TIMEOUT_MS
         )
+
+
+def test_a_listing_older_than_an_upload_or_a_delete_does_not_undo_it(
+    jobs_server: Server, session_factory: Any, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """The page's first GET /v1/jobs may answer after an upload has landed or a delete has
+    been done: that older listing must neither drop the new job (it stayed gone once the job
+    had finished, as nothing polls for finished jobs) nor bring the deleted one back."""
+    earlier = corpus_dir / SECOND_SPEECH
+    with earlier.open("rb") as opened:
+        made = httpx.post(
+            f"{jobs_server.url}/v1/jobs",
+            files={"file": (earlier.name, opened, "audio/wav")},
+            headers=jobs_server.headers(),
+            timeout=60,
+        )
+    assert made.status_code == 202, made.text
+    earlier_id = made.json()["id"]
+    wait_for(
+        lambda: (
+            httpx.get(
+                f"{jobs_server.url}/v1/jobs/{earlier_id}", headers=jobs_server.headers(), timeout=30
+            ).json()["status"]
+            == "completed"
+        ),
+        "the earlier job to finish",
+        timeout=120,
+    )
+
+    session = session_factory()
+    held: list[Any] = []  # the first listing's request, answered when the test says
+
+    def hold_first_listing(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    session.page.route("**/v1/jobs?limit=*", hold_first_listing)
+    page = session.open(f"{jobs_server.url}/")
+    while not held:  # Playwright calls the route's handler only while the test calls it
+        page.wait_for_timeout(20)
+
+    # a job uploaded, opened and deleted here; the listing is taken while it still exists
+    deleted = tmp_path / "deleted-while-listing.wav"  # names no other test uploads
+    shutil.copyfile(corpus_dir / SPEECH, deleted)
+    deleted_row, deleted_id = _upload_and_open(page, deleted, "completed")
+    answer = held[0].fetch()
+    listed = [job["id"] for job in answer.json()["data"]]
+    assert earlier_id in listed and deleted_id in listed
+    page.click("#delete")
+    page.click("#confirm-yes")
+    expect(deleted_row).to_have_count(0)
+    # a job uploaded after the listing was taken
+    audio = tmp_path / "uploaded-while-listing.wav"
+    shutil.copyfile(corpus_dir / SPEECH, audio)
+    _drop(page, audio)
+    row = _row(page, audio.name)
+    expect(row).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    assert row.get_attribute("data-id") not in listed
+
+    held[0].fulfill(response=answer)
+    # the earlier job comes only with the listing: its row is the sign the listing was applied
+    expect(page.locator(f"#jobs li[data-id='{earlier_id}']")).to_have_count(1)
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-status", "completed")
+    expect(page.locator("#jobs li.job").first).to_contain_text(audio.name)  # still on top
+    expect(page.locator(f"#jobs li[data-id='{deleted_id}']")).to_have_count(0)
+    expect(page.locator("#jobs li.job")).to_have_count(len(listed))  # one gone, one new
+    assert session.errors == []
 
 
 def _enter_key(page: Page) -> None:

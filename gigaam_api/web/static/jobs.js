@@ -9,6 +9,7 @@ import {
   addSegment,
   applyPage,
   dropJob,
+  listingStarted,
   putJob,
   replaceSegments,
   setJobApi,
@@ -30,6 +31,7 @@ let openJob = () => {}; // what a click on a row does (set by wireJobs)
 
 export async function loadJobs({ more = false } = {}) {
   const after = more && state.order.length ? `&after=${encodeURIComponent(state.order.at(-1))}` : "";
+  const since = listingStarted();
   let page;
   try {
     page = await api.getJson(`/v1/jobs?limit=${PAGE}${after}`);
@@ -45,7 +47,7 @@ export async function loadJobs({ more = false } = {}) {
   }
   setOffline(false);
   setJobApi(true);
-  applyPage(page.data || [], { more, hasMore: Boolean(page.has_more) });
+  applyPage(page.data || [], { more, hasMore: Boolean(page.has_more), since });
   ensureStreams();
 }
 

@@ -77,12 +77,25 @@ function emitSpeakers(ids) {
   for (const id of ids) if (id) emit("speakers", { id });
 }
 
-/** A page of GET /v1/jobs: the first page replaces the head of the list, `more` appends. */
-export function applyPage(jobs, { more, hasMore }) {
+// A listing is a snapshot of the moment it was asked for: a job added here (an upload) or
+// dropped here (a delete) while it was on its way is newer than the listing, which must not
+// undo it. Every such change is numbered; a listing says which number it was asked after.
+let changeSeq = 0;
+const addedAt = new Map(); // job id -> number of its putJob(first) here
+const droppedAt = new Map(); // job id -> number of its dropJob here
+
+/** The number to pass to applyPage() as `since`: call it just before asking for the list. */
+export function listingStarted() {
+  return changeSeq;
+}
+
+/** A page of GET /v1/jobs asked for after change `since`: the first page replaces the head
+ * of the list, `more` appends. */
+export function applyPage(jobs, { more, hasMore, since = changeSeq }) {
   const ids = [];
   const renamed = [];
   for (const job of jobs) {
-    if (!job || !job.id) continue;
+    if (!job || !job.id || (droppedAt.get(job.id) ?? -1) > since) continue;
     renamed.push(merge(job));
     ids.push(job.id);
   }
@@ -90,10 +103,13 @@ export function applyPage(jobs, { more, hasMore }) {
     data.order.push(...ids.filter((id) => !data.order.includes(id)));
     data.hasMore = hasMore;
   } else {
+    // jobs added here after the listing was asked for stay on top, as putJob() put them
+    const newer = data.order.filter((id) => !ids.includes(id) && (addedAt.get(id) ?? -1) > since);
     // jobs deleted elsewhere disappear; those loaded by "Show more" stay
-    const tail = data.order.slice(PAGE).filter((id) => !ids.includes(id));
-    for (const id of data.order) if (!ids.includes(id) && !tail.includes(id)) data.jobs.delete(id);
-    data.order = [...ids, ...tail];
+    const kept = [...newer, ...ids];
+    const tail = data.order.slice(PAGE).filter((id) => !kept.includes(id));
+    for (const id of data.order) if (!kept.includes(id) && !tail.includes(id)) data.jobs.delete(id);
+    data.order = [...kept, ...tail];
     data.hasMore = hasMore || data.hasMore;
   }
   emit("jobs");
@@ -104,7 +120,10 @@ export function applyPage(jobs, { more, hasMore }) {
 export function putJob(job, { first = false } = {}) {
   if (!job || !job.id) return;
   const renamed = merge(job);
-  if (first && !data.order.includes(job.id)) data.order.unshift(job.id);
+  if (first && !data.order.includes(job.id)) {
+    data.order.unshift(job.id);
+    addedAt.set(job.id, ++changeSeq);
+  }
   emit("jobs");
   emitSpeakers([renamed]);
 }
@@ -119,6 +138,7 @@ export function updateJob(id, changes, event) {
 
 /** A job that is gone (deleted here or elsewhere). */
 export function dropJob(id) {
+  droppedAt.set(id, ++changeSeq);
   data.jobs.delete(id);
   data.segments.delete(id);
   data.order = data.order.filter((other) => other !== id);
