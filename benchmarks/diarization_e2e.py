@@ -27,7 +27,8 @@ thread, as the server does), with speaker labelling off and on. Reported, never 
    the dense matrix product it was before 2026-12-07 (a BLAS call: :class:`DenseBank`)
    instead of :class:`~gigaam_api.speakers.sparse_bank.SparseBank`; ``@b64`` (any ``@bN``)
    runs an ONNX fbank model N windows per call instead of ``RUN_BATCH`` (4; 64 before the
-   evening of 2026-12-07).
+   evening of 2026-12-07); ``@state`` takes the diarization's snapshot at every chunk, as a
+   job does to commit it (``SpeakerOptions.keep_state``).
 2. **Memory, 10 h** (``--memory``). ``benchmarks/memory.py``'s 10 h input and fixture-size
    model (``../shared/golden``), each arm in a fresh process: peak RSS (``VmHWM``) and wall
    time with labelling off and with each of ``--arms``.
@@ -174,6 +175,8 @@ def make_arm(spec: str) -> Arm:
         diarizer["overlap"] = False
     if "dense" in flags:
         diarizer["dense"] = True
+    if "state" in flags:
+        diarizer["keep_state"] = True
     if base == "off":
         return Arm(spec, None, {})
     if base == "ge2e":
@@ -208,10 +211,11 @@ def run_session(
     """One file through the core session; wall and CPU seconds, segments, speakers found."""
     import gigaam_api.service.session as session_module
 
-    speakers = SpeakerOptions() if embedder is not None else None
+    options = dict(diarizer_options or {})
+    keep_state = options.pop("keep_state", False)
+    speakers = SpeakerOptions(keep_state=keep_state) if embedder is not None else None
     names = vars(session_module)  # the session makes its Diarizer with the defaults
     diarizer = names["Diarizer"]
-    options = dict(diarizer_options or {})
     dense_banks(options.pop("dense", False))
     if options:
         names["Diarizer"] = functools.partial(diarizer, **options)

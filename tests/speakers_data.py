@@ -12,9 +12,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import wave
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +31,24 @@ RESEMBLYZER_WHEEL: Final = f"Resemblyzer-{RESEMBLYZER_VERSION}-py3-none-any.whl"
 RESEMBLYZER_SHA256: Final = "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f"
 CACHE_DIR: Final = REPO_ROOT / "tests" / ".cache" / "resemblyzer"
 FIXTURES: Final = REPO_ROOT / "tests" / "fixtures" / "speakers"
+
+
+class GatedEmbedder:
+    """A real speaker model behind a gate: ``embed`` waits until the test opens it (a model
+    that has fallen behind the recogniser)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.window_seconds = inner.window_seconds
+        self.same_speaker_similarity = inner.same_speaker_similarity
+        self.inner = inner
+        self.gate = threading.Event()
+
+    def embed(self, windows: Sequence[NDArray[Any]]) -> NDArray[np.float32]:
+        assert self.gate.wait(120), "the test never opened the gate"
+        embedded: NDArray[np.float32] = self.inner.embed(windows)
+        return embedded
 
 
 def _sha256(path: Path) -> str:

@@ -732,6 +732,23 @@ def test_start_seconds_through_the_decoder_is_the_full_decodes_tail(
     np.testing.assert_array_equal(pcm, whole[round(1.5 * SR) :])
 
 
+@pytest.mark.parametrize("name", ["pisets/test_sound_ru.wav", "edge_cases/pisets.mp3"])
+def test_read_spans_are_those_spans_of_the_whole_decode(corpus_dir: Path, name: str) -> None:
+    """What a resumed job's speaker labelling reads again: the samples of the first run, each
+    stretch on its own however far apart, in one pass."""
+    path = corpus_dir / name
+    whole = audio.load_audio(path)
+    source = audio.FileSource(path)
+    end = len(whole) / SR
+    spans = [(0.3, 1.8), (1.23456, 2.73456), (2.0, 2.0), (2.5, 2.6), (end - 0.5, end + 3.0)]
+    read = audio.read_spans(source, spans)
+    assert len(read) == len(spans)
+    for (start, stop), samples in zip(spans[:-1], read, strict=False):
+        np.testing.assert_array_equal(samples, whole[round(start * SR) : round(stop * SR)])
+    np.testing.assert_array_equal(read[-1], whole[round((end - 0.5) * SR) :])  # to its end
+    assert audio.read_spans(source, []) == []
+
+
 def test_start_seconds_counts_against_the_limit(long_silence: Path) -> None:
     reader = decode_pcm(long_silence, max_seconds=60, start_seconds=50, block_samples=SR)
     with reader:

@@ -29,9 +29,9 @@ from gigaam_api.service.session import (
     SpeakersEvent,
 )
 from gigaam_api.service.speakers import KnownSpeaker, SpeakerOptions
-from gigaam_api.speakers import Diarization, SpeakerEmbedder, load_embedder
+from gigaam_api.speakers import Diarization, Diarizer, SpeakerEmbedder, load_embedder
 from tests.speakers_conversations import Conversation, build_conversations, score
-from tests.speakers_data import resemblyzer_wheel, write_wav
+from tests.speakers_data import GatedEmbedder, resemblyzer_wheel, write_wav
 
 SAMPLE_RATE = 16000
 
@@ -157,21 +157,31 @@ def test_a_bad_reference_fails_naming_the_field(
     assert message in error.message and "Борис" in error.message
 
 
+@pytest.mark.parametrize("model_behind", [False, True], ids=["caught-up", "model-behind"])
 def test_a_job_resumes_from_the_committed_state_with_the_same_labels(
-    model: AsrModel, embedder: SpeakerEmbedder, conversations: list[Conversation], tmp_path: Path
+    model: AsrModel,
+    embedder: SpeakerEmbedder,
+    conversations: list[Conversation],
+    tmp_path: Path,
+    model_behind: bool,
 ) -> None:
     """Stopped after a progress event and resumed from its state: the same speakers, as a job
-    killed mid-way and resumed after its last committed chunk gets."""
+    killed mid-way and resumed after its last committed chunk gets. With the speaker model
+    behind when the state was taken, the windows it had not embedded are read again from the
+    file on resume."""
     conversation = next(c for c in conversations if len(c.speakers) == 3)
     path = write_wav(tmp_path / "c.wav", conversation.audio)
     whole = speakers_of(run(model, embedder, path, SpeakerOptions()))
 
+    gated = GatedEmbedder(embedder)
+    if not model_behind:
+        gated.gate.set()
     first = Session(
         FileSource(path),
         SessionOptions(form="long", speakers=SpeakerOptions(keep_state=True)),
         DirectWorker(model.transcribe),
         "first",
-        speaker_model=lambda: embedder,
+        speaker_model=lambda: gated,  # type: ignore[arg-type,return-value]
     )
     progress: list[ProgressEvent] = []
     segments = 0
@@ -183,8 +193,12 @@ def test_a_job_resumes_from_the_committed_state_with_the_same_labels(
             if event.seconds > conversation.duration / 2:
                 break
     events.close()  # stopped mid-way, after a commit
+    gated.gate.set()
     stop = progress[-1]
     assert stop.speaker_state is not None and stop.seconds < conversation.duration - 5
+    if model_behind:  # nothing was embedded: every window so far is to be read again
+        with pytest.raises(ValueError, match="must be read"):
+            Diarizer.restore(embedder, stop.speaker_state)
     resumed = Session(
         FileSource(path),
         SessionOptions(

@@ -9,15 +9,17 @@ timing; ``benchmarks/diarization.py`` prints the full table with costs.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gigaam_api.speakers.clustering import SpeakerCount
-from gigaam_api.speakers.diarizer import Diarizer, reference_embedding
+from gigaam_api.speakers.diarizer import BACKLOG, Diarizer, reference_embedding
 from gigaam_api.speakers.embedder import SpeakerEmbedder, load_embedder
 from gigaam_api.vad.detector import speech_regions
+from tests.helpers import wait_until
 from tests.speakers_conversations import (
     Conversation,
     Score,
@@ -25,7 +27,7 @@ from tests.speakers_conversations import (
     diarize,
     score,
 )
-from tests.speakers_data import corpus_wav, resemblyzer_wheel
+from tests.speakers_data import GatedEmbedder, corpus_wav, resemblyzer_wheel
 
 pytest.importorskip("pyannote.metrics")
 
@@ -129,35 +131,81 @@ def test_known_speakers_come_out_under_their_names(
     assert others[0] == "A" and len(others) == len(conversation.speakers) - 2
 
 
+def _feed(diarizer: Diarizer, audio: np.ndarray, part: list[tuple[float, float]]) -> None:
+    for start, end in part:
+        diarizer.add_region(start, end, audio[round(start * 16000) : round(end * 16000)])
+
+
 def test_a_resumed_diarization_equals_an_uninterrupted_one(
     embedder: SpeakerEmbedder, conversations: list[Conversation]
 ) -> None:
     """A job killed mid-way keeps a snapshot with its committed chunks; restored, it gives the
-    same speakers and turns as if it had never stopped (so labels already written hold)."""
+    same speakers and turns as if it had never stopped (so labels already written hold). The
+    snapshot does not wait for the model: windows it had not embedded yet are read again."""
     conversation = max(conversations, key=lambda c: c.duration)
     audio = conversation.audio
     regions = list(speech_regions([audio]))
-
-    def feed(diarizer: Diarizer, part: list[tuple[float, float]]) -> None:
-        for start, end in part:
-            diarizer.add_region(start, end, audio[round(start * 16000) : round(end * 16000)])
+    half = len(regions) // 2
 
     whole = Diarizer(embedder)
-    feed(whole, regions)
+    _feed(whole, audio, regions)
     expected = whole.finish()
-    first = Diarizer(embedder)
-    feed(first, regions[: len(regions) // 2])
-    snapshot = first.snapshot()
+
+    behind = GatedEmbedder(embedder)
+    first = Diarizer(behind)  # type: ignore[arg-type]
+    _feed(first, audio, regions[:half])
+    snapshot = first.snapshot()  # nothing embedded yet: every window is to be read again
+    behind.gate.set()
     del first
-    resumed = Diarizer.restore(embedder, snapshot)
-    feed(resumed, regions[len(regions) // 2 :])
-    result = resumed.finish()
-    assert result == expected
+    with pytest.raises(ValueError, match="must be read"):
+        Diarizer.restore(embedder, snapshot)
+    asked: list[list[tuple[float, float]]] = []
+
+    def read(spans: list[tuple[float, float]]) -> list[np.ndarray]:
+        asked.append(spans)
+        return [audio[round(start * 16000) : round(end * 16000)] for start, end in spans]
+
+    resumed = Diarizer.restore(embedder, snapshot, read=read)
+    assert len(asked) == 1  # every window fed before the snapshot, read again in one pass
+    assert asked[0][0][0] >= regions[0][0] and asked[0][-1][1] <= regions[half - 1][1]
+    _feed(resumed, audio, regions[half:])
+    assert resumed.finish() == expected
     assert len(snapshot) < 200_000
     with pytest.raises(ValueError, match="not a diarization snapshot"):
         Diarizer.restore(embedder, b"garbage")
     with pytest.raises(ValueError, match="made with"):
         Diarizer.restore(_Renamed(embedder), snapshot)
+
+
+def test_the_caller_waits_only_when_the_model_is_a_backlog_behind(
+    embedder: SpeakerEmbedder, conversations: list[Conversation]
+) -> None:
+    """The windows' audio waiting for the model is bounded (memory): with the model stalled,
+    the caller stops at :data:`BACKLOG` windows and goes on once the model does."""
+    conversation = max(conversations, key=lambda c: c.duration)
+    audio = conversation.audio
+    regions = list(speech_regions([audio]))
+    stalled = GatedEmbedder(embedder)
+    diarizer = Diarizer(stalled)  # type: ignore[arg-type]
+    repeats = 4
+
+    def produce() -> None:
+        for repeat in range(repeats):  # the conversation again and again, later in the file
+            shift = repeat * conversation.duration
+            for start, end in regions:
+                piece = audio[round(start * 16000) : round(end * 16000)]
+                diarizer.add_region(start + shift, end + shift, piece)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    wait_until(lambda: len(diarizer._waiting) + diarizer._embedding >= BACKLOG, "a full backlog")
+    assert producer.is_alive()  # it has more to add and nothing can be embedded: it waits
+    assert len(diarizer._waiting) + diarizer._embedding == BACKLOG
+    stalled.gate.set()
+    producer.join(120)
+    assert not producer.is_alive()
+    result = diarizer.finish()
+    assert result.windows > BACKLOG
 
 
 class _Renamed:
@@ -227,9 +275,10 @@ class _Failing:
 def test_overlapped_embedding_equals_embedding_in_line_and_raises_on_the_caller(
     embedder: SpeakerEmbedder, conversations: list[Conversation]
 ) -> None:
-    """Full batches are embedded on a thread of their own while the caller goes on (the
-    pipeline's next recogniser call): the result is the same as embedding each batch on the
-    caller's thread, and an error in the speaker model reaches the caller, not a lost thread."""
+    """Windows are embedded on a thread of their own while the caller goes on (the pipeline's
+    next recogniser call): the result is the same as embedding each batch on the caller's
+    thread, and an error in the speaker model reaches the caller, not a lost thread; the
+    diarizer stays broken after it."""
     conversation = max(conversations, key=lambda c: c.duration)
     audio = conversation.audio
     regions = list(speech_regions([audio]))
@@ -249,3 +298,7 @@ def test_overlapped_embedding_equals_embedding_in_line_and_raises_on_the_caller(
         for start, end in regions:
             diarizer.add_region(start, end, audio[round(start * 16000) : round(end * 16000)])
         diarizer.finish()
+    with pytest.raises(RuntimeError, match="broke"):
+        diarizer.finish()
+    with pytest.raises(RuntimeError, match="broke"):
+        diarizer.snapshot()

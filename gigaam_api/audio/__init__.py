@@ -26,7 +26,14 @@ from gigaam_api.audio.errors import (
 from gigaam_api.audio.probe import AudioInfo
 from gigaam_api.audio.pushed import PushedAudio, RawFormat, RawFormatError
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader
-from gigaam_api.audio.source import FileSource, PcmSource, decode_pcm, load_audio, probe
+from gigaam_api.audio.source import (
+    FileSource,
+    PcmSource,
+    decode_pcm,
+    load_audio,
+    probe,
+    read_spans,
+)
 
 __all__ = [
     "DEFAULT_BLOCK_SAMPLES",
@@ -51,4 +58,5 @@ __all__ = [
     "load_audio",
     "pool",
     "probe",
+    "read_spans",
 ]

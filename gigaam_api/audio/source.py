@@ -11,6 +11,7 @@ everything else is described and decoded by FFmpeg in a decoder worker process
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -20,8 +21,9 @@ from numpy.typing import NDArray
 from gigaam_api.audio import decoder
 from gigaam_api.audio.probe import AudioInfo, check_file, read_wav_header
 from gigaam_api.audio.readers import DEFAULT_BLOCK_SAMPLES, PcmStream, WavReader, check_arguments
+from gigaam_api.constants import SAMPLE_RATE
 
-__all__ = ["FileSource", "PcmSource", "decode_pcm", "load_audio", "probe"]
+__all__ = ["FileSource", "PcmSource", "decode_pcm", "load_audio", "probe", "read_spans"]
 
 
 def probe(path: str | os.PathLike[str], *, timeout: float = decoder.PROBE_TIMEOUT_S) -> AudioInfo:
@@ -81,6 +83,33 @@ def load_audio(path: str | os.PathLike[str], *, max_seconds: float = 0.0) -> NDA
     with decode_pcm(path, max_seconds=max_seconds) as reader:
         blocks = list(reader)
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+
+
+def read_spans(source: PcmSource, spans: Sequence[tuple[float, float]]) -> list[NDArray[np.int16]]:
+    """Stretches [start, end) seconds of a source's audio, in time order, 16 kHz mono int16
+    (shorter where the audio ends): what a resumed job's speaker labelling reads again. One
+    pass from the first start, keeping only the stretches (a few windows of speech may lie
+    far apart); exact to the sample, as :meth:`PcmSource.open` is from ``start_seconds``."""
+    if not spans:
+        return []
+    origin = spans[0][0]
+    bounds = [
+        (round((start - origin) * SAMPLE_RATE), round((end - origin) * SAMPLE_RATE))
+        for start, end in spans
+    ]
+    last = max(end for _, end in bounds)
+    parts: list[list[NDArray[np.int16]]] = [[] for _ in spans]
+    position = 0
+    with source.open(start_seconds=origin) as reader:
+        for block in reader:
+            after = position + len(block)
+            for part, (start, end) in zip(parts, bounds, strict=True):
+                if start < after and end > position:
+                    part.append(block[max(start, position) - position : min(end, after) - position])
+            position = after
+            if position >= last:
+                break
+    return [np.concatenate(p) if p else np.zeros(0, dtype=np.int16) for p in parts]
 
 
 @runtime_checkable

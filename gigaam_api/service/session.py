@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gigaam_api import audio, pipeline
-from gigaam_api.audio import PcmSource
+from gigaam_api.audio import PcmSource, read_spans
 from gigaam_api.cancellation import Cancelled
 from gigaam_api.constants import SAMPLE_RATE
 from gigaam_api.model import Result
@@ -391,7 +391,10 @@ class Session:
         embedder = self._speaker_model()
         known = reference_embeddings(embedder, speakers.known)
         if speakers.state is not None:
-            diarizer = Diarizer.restore(embedder, speakers.state)
+            source = self.source
+            diarizer = Diarizer.restore(
+                embedder, speakers.state, read=lambda spans: read_spans(source, spans)
+            )
         else:
             diarizer = Diarizer(embedder)
         return _Labelling(diarizer, speakers, known)

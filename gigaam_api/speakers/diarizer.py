@@ -8,18 +8,22 @@ else of the audio is kept. At the end :meth:`Diarizer.finish` decides the speake
 :class:`~gigaam_api.speakers.clustering.SpeakerCount`), names the ones that match known
 speakers' references and returns the turns (:mod:`~gigaam_api.speakers.turns`).
 
-Time: a full batch is embedded on a thread of its own while the caller goes on (the pipeline
-sends the next chunks to the recogniser), one batch at a time. The speaker model runs on one
-thread; embedded between the recogniser's calls on the request's thread it would leave the
-other core idle for as long as it runs, so on a 2-core machine it added its whole time to the
-wall time. Overlapped, the two models share the cores (``benchmarks/diarization_e2e.py``,
-``docs/speakers.md``). Batches still reach the clusterer in order: a flush first waits for the
-batch before it; :meth:`Diarizer.snapshot` and :meth:`Diarizer.finish` wait for the last one
-(and raise what it raised).
+Time: the windows are embedded on a thread of their own while the caller goes on (the
+pipeline sends the next chunks to the recogniser), as they come, in order. The speaker model
+runs on one thread; embedded between the recogniser's calls on the request's thread it would
+leave the other core idle for as long as it runs, so on a 2-core machine it added its whole
+time to the wall time. Overlapped, the two models share the cores (``benchmarks/
+diarization_e2e.py``, ``docs/speakers.md``). The caller waits only when :data:`BACKLOG`
+windows are waiting for the model; :meth:`Diarizer.finish` waits for the last one (and raises
+what the model raised).
 
-Memory: the windows waiting for a batch and the batch being embedded (at most 2 × :data:`BATCH`
-windows of audio), one clustering block, and per window two floats of timing and one small
-integer.
+A snapshot (what a job commits with each chunk) does not wait either: it holds the clusterer
+as far as the model has got and the timings of the windows still waiting, and
+:meth:`Diarizer.restore` reads those windows' audio again from the file and embeds them
+first. (Waiting for them at every chunk put the model back in line with the recogniser.)
+
+Memory: at most :data:`BACKLOG` windows of audio, one clustering block, and per window two
+floats of timing and one small integer.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from __future__ import annotations
 import io
 import threading
 import zipfile
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,10 +50,19 @@ from gigaam_api.speakers.embedder import SpeakerEmbedder
 from gigaam_api.speakers.turns import SpeakerTurn, build_turns
 from gigaam_api.speakers.windows import DEFAULT_HOP, SpeechWindow, plan_windows
 
-__all__ = ["BATCH", "Diarization", "Diarizer", "reference_embedding"]
+__all__ = ["BACKLOG", "BATCH", "Diarization", "Diarizer", "SpanReader", "reference_embedding"]
 
-#: Windows embedded per model call.
+#: Most windows one ``embed`` call takes (the embedder may split it further: calls of 4 for
+#: the CAM++ network, ``embedder.RUN_BATCH``).
 BATCH: Final = 32
+#: Windows waiting for the speaker model before :meth:`Diarizer.add_region` waits for it: the
+#: speech of one recogniser batch (4 chunks of up to 22 s) fits, so the pipeline goes on; their
+#: audio is at most 64 × 1.5 s of float32, 6 MB.
+BACKLOG: Final = 64
+
+#: Reads stretches (start, end) of the file again in seconds, 16 kHz mono, one array each
+#: (:meth:`Diarizer.restore`).
+SpanReader = Callable[[list[tuple[float, float]]], list[NDArray[Any]]]
 
 
 @dataclass(frozen=True)
@@ -73,16 +87,22 @@ class Diarizer:
     ) -> None:
         self.embedder = embedder
         self.hop = hop
-        #: Embed full batches on a thread of their own (module doc); False: on the caller's.
+        #: Embed on a thread of its own (module doc); False: on the caller's, :data:`BATCH`
+        #: windows at a time.
         self.overlap = overlap
-        self._job: threading.Thread | None = None
-        self._error: BaseException | None = None
         self._clusterer = SpeakerClusterer(
             threshold=embedder.same_speaker_similarity if threshold is None else threshold
         )
         self._regions: list[tuple[float, float]] = []
         self._windows: list[SpeechWindow] = []
-        self._pending: list[NDArray[np.float32]] = []
+        # What the caller and the embedding thread share, under ``_state``: the windows'
+        # audio waiting for the model, how many the model is embedding now, the thread (None
+        # when nothing waits), and the error that stopped it (kept: a broken run stays broken).
+        self._state = threading.Condition()
+        self._waiting: deque[NDArray[np.float32]] = deque()
+        self._embedding = 0
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def add_region(self, start: float, end: float, samples: NDArray[Any]) -> None:
         """One speech region (seconds in the file) with its 16 kHz samples, in time order.
@@ -91,77 +111,102 @@ class Diarizer:
         """
         if self._regions and start < self._regions[-1][1] - 1e-6:
             raise ValueError("regions must be added in time order without overlap")
-        wave = np.asarray(samples)
-        if wave.dtype == np.int16:
-            wave = wave.astype(np.float32) / 32768.0
-        wave = wave.astype(np.float32, copy=False)
+        wave = _as_float(samples)
         self._regions.append((start, end))
         for window in plan_windows(
             [(start, end)], window=self.embedder.window_seconds, hop=self.hop
         ):
-            first = max(0, round((window.start - start) * SAMPLE_RATE))
-            last = min(len(wave), round((window.end - start) * SAMPLE_RATE))
             self._windows.append(window)
-            self._pending.append(wave[first:last])
-            if len(self._pending) >= BATCH:
-                self._flush()
+            self._submit(_cut(wave, start, window))
 
-    def _flush(self) -> None:
-        """Embed the pending windows: on a thread of their own once the batch before is in."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        self._wait()
+    def _submit(self, window: NDArray[np.float32]) -> None:
+        """Queue one window's audio for the model (waiting while :data:`BACKLOG` do)."""
+        with self._state:
+            while len(self._waiting) + self._embedding >= BACKLOG and self._error is None:
+                self._state.wait()
+            self._raise_error()
+            self._waiting.append(window)
+            if not self.overlap:
+                if len(self._waiting) >= BATCH:
+                    self._embed_waiting()
+                return
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._embed_waiting, name="diarizer-embed", daemon=True
+                )
+                self._worker.start()
+
+    def _embed_waiting(self) -> None:
+        """Embed the waiting windows in order until none wait: the embedding thread's whole
+        life (it ends when the queue is empty; the next window starts another), or the
+        caller's turn without overlap."""
+        while True:
+            with self._state:
+                if not self._waiting or self._error is not None:
+                    self._worker = None
+                    self._state.notify_all()
+                    return
+                batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
+                self._embedding = len(batch)
+            try:
+                rows = self.embedder.embed(batch)
+            except BaseException as exc:  # raised again on the caller's thread
+                with self._state:
+                    self._error = exc
+                    self._waiting.clear()
+                    self._embedding = 0
+                    self._worker = None
+                    self._state.notify_all()
+                return
+            with self._state:
+                self._clusterer.add(rows)
+                self._embedding = 0
+                self._state.notify_all()
+
+    def _drain(self) -> None:
+        """Until every window is in the clusterer; raise what embedding raised."""
         if not self.overlap:
-            self._embed(batch)
-            self._wait()
-            return
-        self._job = threading.Thread(
-            target=self._embed, args=(batch,), name="diarizer-embed", daemon=True
-        )
-        self._job.start()
+            self._embed_waiting()
+        with self._state:
+            while (self._waiting or self._embedding) and self._error is None:
+                self._state.wait()
+            self._raise_error()
 
-    def _embed(self, batch: list[NDArray[np.float32]]) -> None:
-        try:
-            self._clusterer.add(self.embedder.embed(batch))
-        except BaseException as exc:  # raised again on the caller's thread by _wait
-            self._error = exc
-
-    def _wait(self) -> None:
-        """Until the batch being embedded is in the clusterer; raise what embedding raised."""
-        if self._job is not None:
-            self._job.join()
-            self._job = None
+    def _raise_error(self) -> None:
         if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            raise self._error
 
     def snapshot(self) -> bytes:
         """The diarization so far, as bytes a resumed job keeps with its committed chunks.
 
-        Windows still waiting for a batch are embedded first, so the snapshot holds no audio:
-        the regions and windows (timings), the clusterer's state (micro-cluster sums, one
-        integer per window, the open block's embeddings) and which model made them. About
-        4 KB per micro-cluster (CAM++) plus 20 bytes per window.
+        It does not wait for the model (module doc) and holds no audio: the regions and windows
+        (timings), the clusterer's state as far as the model has got (micro-cluster sums, one
+        integer per embedded window, the open block's embeddings) and which model made them;
+        the windows after the embedded ones are those :meth:`restore` reads again. About 4 KB
+        per micro-cluster (CAM++) plus 20 bytes per window.
         """
-        self._flush()
-        self._wait()
-        arrays = {
-            **{f"clusterer_{k}": v for k, v in self._clusterer.state().items()},
-            "regions": np.array(self._regions, dtype=np.float64).reshape(-1, 2),
-            "windows": np.array(self._windows, dtype=np.float64).reshape(-1, 2),
-            "hop": np.array(self.hop),
-            "model": np.array(f"{self.embedder.name}/{self.embedder.dimension}"),
-        }
-        buffer = io.BytesIO()
-        np.savez(buffer, allow_pickle=False, **arrays)
+        with self._state:
+            self._raise_error()
+            arrays = {
+                **{f"clusterer_{k}": v for k, v in self._clusterer.state().items()},
+                "regions": np.array(self._regions, dtype=np.float64).reshape(-1, 2),
+                "windows": np.array(self._windows, dtype=np.float64).reshape(-1, 2),
+                "hop": np.array(self.hop),
+                "model": np.array(f"{self.embedder.name}/{self.embedder.dimension}"),
+            }
+            buffer = io.BytesIO()
+            np.savez(buffer, allow_pickle=False, **arrays)
         return buffer.getvalue()
 
     @classmethod
-    def restore(cls, embedder: SpeakerEmbedder, data: bytes) -> Diarizer:
+    def restore(
+        cls, embedder: SpeakerEmbedder, data: bytes, read: SpanReader | None = None
+    ) -> Diarizer:
         """A diarizer that goes on from :meth:`snapshot`'s bytes: add the regions after the
-        last one it had, then finish as if it had never stopped. Raises ValueError for bytes
-        that are not a snapshot, or one made with another model."""
+        last one it had, then finish as if it had never stopped. The windows the model had not
+        embedded when the snapshot was taken are read again with ``read`` and queued first.
+        Raises ValueError for bytes that are not a snapshot, one made with another model, or
+        one with windows to read again and no ``read``."""
         if not data.startswith(b"PK"):
             raise ValueError("not a diarization snapshot: the bytes are not an npz archive")
         try:
@@ -178,8 +223,17 @@ class Diarizer:
             diarizer._windows = [SpeechWindow(float(a), float(b)) for a, b in arrays["windows"]]
         except (OSError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as exc:
             raise ValueError(f"not a diarization snapshot: {exc}") from exc
-        if len(diarizer._windows) != diarizer._clusterer.windows:
+        if len(diarizer._windows) < diarizer._clusterer.windows:
             raise ValueError("inconsistent diarization snapshot")
+        unembedded = diarizer._windows[diarizer._clusterer.windows :]
+        if unembedded:
+            if read is None:
+                raise ValueError("the snapshot has windows to embed: their audio must be read")
+            waves = read([(window.start, window.end) for window in unembedded])
+            if len(waves) != len(unembedded):
+                raise ValueError("the windows to embed could not all be read again")
+            for wave in waves:
+                diarizer._submit(_as_float(wave))
         return diarizer
 
     def finish(
@@ -188,14 +242,28 @@ class Diarizer:
         known: Sequence[tuple[str, NDArray[Any]]] = (),
     ) -> Diarization:
         """Speakers and turns; ``known`` are (name, :func:`reference_embedding`) pairs."""
-        self._flush()
-        self._wait()
+        self._drain()
         clustering = self._clusterer.finish(count)
         names = name_speakers(clustering.centroids, known, threshold=self._clusterer.threshold)
         labels = speaker_labels(clustering.speakers, names)
         speakers = [labels[int(k)] for k in clustering.labels]
         turns = build_turns(self._regions, self._windows, speakers)
         return Diarization(turns, labels, len(self._windows))
+
+
+def _as_float(samples: NDArray[Any]) -> NDArray[np.float32]:
+    """16 kHz samples as float32: int16 scaled to [-1, 1], floats as they are."""
+    wave = np.asarray(samples)
+    if wave.dtype == np.int16:
+        return wave.astype(np.float32) / 32768.0
+    return wave.astype(np.float32, copy=False)
+
+
+def _cut(wave: NDArray[np.float32], start: float, window: SpeechWindow) -> NDArray[np.float32]:
+    """``window``'s samples out of ``wave``, which starts at ``start`` seconds in the file."""
+    first = max(0, round((window.start - start) * SAMPLE_RATE))
+    last = min(len(wave), round((window.end - start) * SAMPLE_RATE))
+    return wave[first:last]
 
 
 def reference_embedding(
