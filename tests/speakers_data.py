@@ -33,22 +33,33 @@ CACHE_DIR: Final = REPO_ROOT / "tests" / ".cache" / "resemblyzer"
 FIXTURES: Final = REPO_ROOT / "tests" / "fixtures" / "speakers"
 
 
-class GatedEmbedder:
+class WrappedEmbedder:
+    """A real speaker model seen through a wrapper: the same name, size and windows, and
+    ``embed`` passed on; subclasses change what they test (a model that stalls or breaks)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.name: str = inner.name
+        self.dimension: int = inner.dimension
+        self.window_seconds: float = inner.window_seconds
+        self.same_speaker_similarity: float = inner.same_speaker_similarity
+        self.inner = inner
+
+    def embed(self, windows: Sequence[NDArray[Any]]) -> NDArray[np.float32]:
+        embedded: NDArray[np.float32] = self.inner.embed(windows)
+        return embedded
+
+
+class GatedEmbedder(WrappedEmbedder):
     """A real speaker model behind a gate: ``embed`` waits until the test opens it (a model
     that has fallen behind the recogniser)."""
 
     def __init__(self, inner: Any) -> None:
-        self.name = inner.name
-        self.dimension = inner.dimension
-        self.window_seconds = inner.window_seconds
-        self.same_speaker_similarity = inner.same_speaker_similarity
-        self.inner = inner
+        super().__init__(inner)
         self.gate = threading.Event()
 
     def embed(self, windows: Sequence[NDArray[Any]]) -> NDArray[np.float32]:
         assert self.gate.wait(120), "the test never opened the gate"
-        embedded: NDArray[np.float32] = self.inner.embed(windows)
-        return embedded
+        return super().embed(windows)
 
 
 def _sha256(path: Path) -> str:

@@ -10,6 +10,7 @@ timing; ``benchmarks/diarization.py`` prints the full table with costs.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from tests.speakers_conversations import (
     diarize,
     score,
 )
-from tests.speakers_data import GatedEmbedder, corpus_wav, resemblyzer_wheel
+from tests.speakers_data import GatedEmbedder, WrappedEmbedder, corpus_wav, resemblyzer_wheel
 
 pytest.importorskip("pyannote.metrics")
 
@@ -208,15 +209,12 @@ def test_the_caller_waits_only_when_the_model_is_a_backlog_behind(
     assert result.windows > BACKLOG
 
 
-class _Renamed:
+class _Renamed(WrappedEmbedder):
     """The same model under another name: a snapshot must not be resumed with it."""
 
     def __init__(self, inner: SpeakerEmbedder) -> None:
+        super().__init__(inner)
         self.name = "other"
-        self.dimension = inner.dimension
-        self.window_seconds = inner.window_seconds
-        self.same_speaker_similarity = inner.same_speaker_similarity
-        self.embed = inner.embed
 
 
 def test_int16_regions_equal_float_ones_and_order_is_checked(
@@ -249,27 +247,21 @@ def test_no_speech_long_enough_gives_no_speakers(embedder: SpeakerEmbedder) -> N
     assert (result.turns, result.speakers, result.windows) == ([], [], 0)
 
 
-class _Failing:
+class _Failing(WrappedEmbedder):
     """The real model until its ``fail_at``-th batch, which raises (a model that breaks)."""
 
     def __init__(self, inner: SpeakerEmbedder, fail_at: int) -> None:
-        self.name = inner.name
-        self.dimension = inner.dimension
-        self.window_seconds = inner.window_seconds
-        self.same_speaker_similarity = inner.same_speaker_similarity
-        self.inner = inner
+        super().__init__(inner)
         self.fail_at = fail_at
         self.batches = 0
         self.threads: set[str] = set()
 
-    def embed(self, windows: list[np.ndarray]) -> np.ndarray:
-        import threading
-
+    def embed(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         self.threads.add(threading.current_thread().name)
         self.batches += 1
         if self.batches == self.fail_at:
             raise RuntimeError("the speaker model broke")
-        return self.inner.embed(windows)
+        return super().embed(windows)
 
 
 def test_overlapped_embedding_equals_embedding_in_line_and_raises_on_the_caller(
